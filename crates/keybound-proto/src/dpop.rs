@@ -1,0 +1,243 @@
+//! DPoP proofs (RFC 9449 §4): building, strict parsing and the pure checks.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::jws::{self, Jws, Signer};
+use crate::{ProtoError, PublicJwk, b64, normalize_htu};
+
+/// The `typ` of a DPoP proof.
+pub const PROOF_TYP: &str = "dpop+jwt";
+
+/// Default limit on the size of a proof or access token, in bytes.
+pub const MAX_JWS_LEN: usize = 8 * 1024;
+
+/// `ath`: base64url(SHA-256(access token)).
+pub fn access_token_hash(access_token: &str) -> String {
+    b64::encode(Sha256::digest(access_token.as_bytes()))
+}
+
+/// The claims of a DPoP proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofClaims {
+    /// Unique id of this proof (replay protection).
+    pub jti: String,
+    /// HTTP method of the request.
+    pub htm: String,
+    /// HTTP URL of the request, without query and fragment.
+    pub htu: String,
+    /// Creation time, seconds since the epoch.
+    pub iat: i64,
+    /// Hash of the access token sent with the proof, if any.
+    pub ath: Option<String>,
+    /// Server-provided nonce, if any.
+    pub nonce: Option<String>,
+}
+
+/// A parsed DPoP proof: structure, header and claim types checked; request binding,
+/// time and signature are checked by the methods below, in the order the verifier uses.
+#[derive(Clone, Debug)]
+pub struct DpopProof {
+    jwk: PublicJwk,
+    claims: ProofClaims,
+    jws: Jws,
+}
+
+impl DpopProof {
+    /// Parses a proof with the default size limit ([`MAX_JWS_LEN`]).
+    pub fn parse(text: &str) -> Result<Self, ProtoError> {
+        Self::parse_with_limit(text, MAX_JWS_LEN)
+    }
+
+    /// Parses a proof: compact JWS, `alg` exactly `EdDSA`, `typ` `dpop+jwt`, no `crit`,
+    /// a public Ed25519 `jwk` header without private members, and the required claims
+    /// `jti` (at least 16 characters), `htm`, `htu`, `iat` with the right types.
+    pub fn parse_with_limit(text: &str, max_len: usize) -> Result<Self, ProtoError> {
+        let jws = Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP)?;
+        let jwk = match jws.header.get("jwk") {
+            None => return Err(ProtoError::MissingClaim { name: "jwk" }),
+            Some(value) => PublicJwk::from_json(value)?,
+        };
+        let p = &jws.payload;
+        let jti = jws::str_member(p, "jti")?;
+        if jti.len() < 16 {
+            return Err(ProtoError::InvalidClaim { name: "jti" });
+        }
+        let claims = ProofClaims {
+            jti: jti.to_owned(),
+            htm: jws::str_member(p, "htm")?.to_owned(),
+            htu: jws::str_member(p, "htu")?.to_owned(),
+            iat: jws::int_member(p, "iat")?,
+            ath: jws::opt_str_member(p, "ath")?.map(str::to_owned),
+            nonce: jws::opt_str_member(p, "nonce")?.map(str::to_owned),
+        };
+        Ok(Self { jwk, claims, jws })
+    }
+
+    /// The proof's claims (not yet verified).
+    pub fn claims(&self) -> &ProofClaims {
+        &self.claims
+    }
+
+    /// The public key from the proof's header.
+    pub fn jwk(&self) -> &PublicJwk {
+        &self.jwk
+    }
+
+    /// RFC 7638 thumbprint of the proof key.
+    pub fn thumbprint(&self) -> String {
+        self.jwk.thumbprint()
+    }
+
+    /// The compact proof text.
+    pub fn as_str(&self) -> &str {
+        self.jws.text()
+    }
+
+    /// `htm` must equal `method` exactly; `htu` must equal `request_htu` after both are
+    /// normalised (the caller passes the request URL as the service sees it publicly).
+    pub fn check_request(&self, method: &str, request_htu: &str) -> Result<(), ProtoError> {
+        if self.claims.htm != method {
+            return Err(ProtoError::HtmMismatch);
+        }
+        let claimed = normalize_htu(&self.claims.htu).map_err(|_| ProtoError::HtuMismatch)?;
+        if claimed != normalize_htu(request_htu)? {
+            return Err(ProtoError::HtuMismatch);
+        }
+        Ok(())
+    }
+
+    /// `iat` must lie within `max_skew_secs` of `now` (seconds since the epoch).
+    pub fn check_iat(&self, now: i64, max_skew_secs: u64) -> Result<(), ProtoError> {
+        let skew = i64::try_from(max_skew_secs).unwrap_or(i64::MAX);
+        if self.claims.iat < now.saturating_sub(skew) {
+            return Err(ProtoError::IatTooOld);
+        }
+        if self.claims.iat > now.saturating_add(skew) {
+            return Err(ProtoError::IatInFuture);
+        }
+        Ok(())
+    }
+
+    /// With an access token, `ath` must be present and equal its hash.
+    pub fn check_ath(&self, access_token: Option<&str>) -> Result<(), ProtoError> {
+        let Some(token) = access_token else {
+            return Ok(());
+        };
+        let Some(ath) = &self.claims.ath else {
+            return Err(ProtoError::AthMissing);
+        };
+        let expected = access_token_hash(token);
+        if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
+            return Err(ProtoError::AthMismatch);
+        }
+        Ok(())
+    }
+
+    /// Verifies the proof's signature with its own `jwk` (`verify_strict`).
+    pub fn verify_signature(&self) -> Result<(), ProtoError> {
+        self.jws.verify(&self.jwk.verifying_key()?)
+    }
+}
+
+/// Compares two byte strings without an early exit on the first difference.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Builds a DPoP proof. Synchronous signers call [`sign`](Self::sign); asynchronous
+/// ones (WebCrypto) take [`signing_input`](Self::signing_input), sign it themselves and
+/// call [`finish`](Self::finish).
+///
+/// ```
+/// use keybound_proto::{DpopProof, ProofBuilder, Signer};
+/// let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+/// let proof = ProofBuilder::new(key.public_jwk(), "GET", "https://api.example/x", 1_700_000_000, [1u8; 16])
+///     .unwrap()
+///     .sign(&key)
+///     .unwrap();
+/// let parsed = DpopProof::parse(&proof).unwrap();
+/// parsed.check_request("GET", "https://api.example/x").unwrap();
+/// parsed.verify_signature().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ProofBuilder {
+    jwk: PublicJwk,
+    claims: ProofClaims,
+}
+
+impl ProofBuilder {
+    /// Starts a proof for `method` and `url` (normalised into `htu`) at time `iat`, with
+    /// `jti` made from 16 random bytes the caller supplies (this crate has no randomness).
+    pub fn new(
+        jwk: PublicJwk,
+        method: &str,
+        url: &str,
+        iat: i64,
+        jti_random: [u8; 16],
+    ) -> Result<Self, ProtoError> {
+        Ok(Self {
+            jwk,
+            claims: ProofClaims {
+                jti: b64::encode(jti_random),
+                htm: method.to_owned(),
+                htu: normalize_htu(url)?,
+                iat,
+                ath: None,
+                nonce: None,
+            },
+        })
+    }
+
+    /// Binds the proof to an access token (`ath`).
+    pub fn access_token(mut self, access_token: &str) -> Self {
+        self.claims.ath = Some(access_token_hash(access_token));
+        self
+    }
+
+    /// Includes a server-provided nonce.
+    pub fn nonce(mut self, nonce: &str) -> Self {
+        self.claims.nonce = Some(nonce.to_owned());
+        self
+    }
+
+    /// The claims this builder will sign.
+    pub fn claims(&self) -> &ProofClaims {
+        &self.claims
+    }
+
+    /// The JWS signing input (`header.payload`) to be signed with Ed25519.
+    pub fn signing_input(&self) -> String {
+        let header = json!({"typ": PROOF_TYP, "alg": "EdDSA", "jwk": self.jwk.to_json()});
+        let mut payload = json!({
+            "jti": self.claims.jti,
+            "htm": self.claims.htm,
+            "htu": self.claims.htu,
+            "iat": self.claims.iat,
+        });
+        if let Value::Object(map) = &mut payload {
+            if let Some(ath) = &self.claims.ath {
+                map.insert("ath".into(), Value::String(ath.clone()));
+            }
+            if let Some(nonce) = &self.claims.nonce {
+                map.insert("nonce".into(), Value::String(nonce.clone()));
+            }
+        }
+        jws::signing_input(&header, &payload)
+    }
+
+    /// Completes the proof with a signature over [`signing_input`](Self::signing_input).
+    pub fn finish(&self, signature: &[u8; 64]) -> String {
+        jws::finish(&self.signing_input(), signature)
+    }
+
+    /// Signs with a synchronous signer and returns the compact proof.
+    pub fn sign(&self, signer: &impl Signer) -> Result<String, ProtoError> {
+        let input = self.signing_input();
+        let signature = signer.sign(input.as_bytes())?;
+        Ok(jws::finish(&input, &signature))
+    }
+}

@@ -1,0 +1,159 @@
+//! The one error type of the protocol core, with stable machine codes.
+
+use thiserror::Error;
+
+/// Why a token, proof, key or URL was rejected by the protocol core.
+///
+/// Every variant has a stable snake_case [`code`](ProtoError::code) that is part of
+/// keybound's public contract: the server sends it as `error_code`, the CLI prints it,
+/// and the browser SDK exposes it as `err.code`. Descriptions never contain token text.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtoError {
+    /// The compact JWS is larger than the configured limit.
+    #[error("the JWS is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes that was exceeded.
+        limit: usize,
+    },
+    /// The text is not a compact JWS of three non-empty base64url parts.
+    #[error("not a compact JWS of three non-empty base64url parts")]
+    MalformedJws,
+    /// A part is not canonical unpadded base64url (padding, bad alphabet, stray bits).
+    #[error("{part} is not canonical unpadded base64url")]
+    InvalidBase64 {
+        /// Which part of the JWS was bad (`header`, `payload`, `signature`, a JWK member).
+        part: &'static str,
+    },
+    /// A part does not decode to a JSON object.
+    #[error("{part} is not a JSON object")]
+    InvalidJson {
+        /// Which part was bad.
+        part: &'static str,
+    },
+    /// A JSON object contains the same member twice.
+    #[error("{part} contains a duplicate JSON member")]
+    DuplicateMember {
+        /// Which part was bad.
+        part: &'static str,
+    },
+    /// The `alg` header is missing or is not exactly `EdDSA` (this includes `none`).
+    #[error("unsupported alg: only EdDSA is accepted")]
+    UnsupportedAlg,
+    /// The `typ` header is missing or wrong for this kind of JWT.
+    #[error("typ must be {expected}")]
+    InvalidTyp {
+        /// The `typ` that was expected.
+        expected: &'static str,
+    },
+    /// The header has a `crit` member; keybound understands no JWS extensions.
+    #[error("crit header names extensions that are not understood")]
+    UnknownCrit,
+    /// The `jwk` header is missing or is not an Ed25519 public key.
+    #[error("invalid jwk: {reason}")]
+    InvalidJwk {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The `jwk` header carries private key material.
+    #[error("jwk contains private key members")]
+    PrivateKeyInJwk,
+    /// The public key is of small order (or otherwise weak).
+    #[error("the public key is weak (small order)")]
+    WeakKey,
+    /// A required claim or header member is absent.
+    #[error("missing claim: {name}")]
+    MissingClaim {
+        /// The claim's name.
+        name: &'static str,
+    },
+    /// A claim has the wrong type or an unusable value.
+    #[error("invalid claim: {name}")]
+    InvalidClaim {
+        /// The claim's name.
+        name: &'static str,
+    },
+    /// The proof's `htm` does not match the request method.
+    #[error("htm does not match the request method")]
+    HtmMismatch,
+    /// The proof's `htu` does not match the request URL.
+    #[error("htu does not match the request URL")]
+    HtuMismatch,
+    /// A URL is not an absolute http(s) URL keybound can normalise.
+    #[error("invalid URL: {reason}")]
+    InvalidUrl {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The proof's `iat` is older than the allowed window.
+    #[error("proof iat is too old")]
+    IatTooOld,
+    /// The proof's `iat` is further in the future than the allowed window.
+    #[error("proof iat is too far in the future")]
+    IatInFuture,
+    /// An access token was sent but the proof has no `ath`.
+    #[error("proof has no ath but an access token was sent")]
+    AthMissing,
+    /// The proof's `ath` is not the hash of the access token sent.
+    #[error("ath does not match the access token")]
+    AthMismatch,
+    /// The access token is bound to another key than the proof's.
+    #[error("the access token is bound to a different key")]
+    JktMismatch,
+    /// The signature's S component is not below the group order.
+    #[error("non-canonical signature (S >= L)")]
+    NonCanonicalSignature,
+    /// The signature does not verify.
+    #[error("signature verification failed")]
+    InvalidSignature,
+    /// The access token names a key id the server does not know.
+    #[error("unknown kid")]
+    UnknownKid,
+    /// The access token has expired.
+    #[error("the access token has expired")]
+    TokenExpired,
+    /// The access token was issued in the future.
+    #[error("the access token is not valid yet")]
+    TokenNotYetValid,
+    /// A signer failed to produce a signature.
+    #[error("signing failed: {reason}")]
+    SigningFailed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl ProtoError {
+    /// The stable snake_case code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::MalformedJws => "malformed_jws",
+            Self::InvalidBase64 { .. } => "invalid_base64",
+            Self::InvalidJson { .. } => "invalid_json",
+            Self::DuplicateMember { .. } => "duplicate_json_member",
+            Self::UnsupportedAlg => "unsupported_alg",
+            Self::InvalidTyp { .. } => "invalid_typ",
+            Self::UnknownCrit => "unknown_crit",
+            Self::InvalidJwk { .. } => "invalid_jwk",
+            Self::PrivateKeyInJwk => "private_key_in_jwk",
+            Self::WeakKey => "weak_key",
+            Self::MissingClaim { .. } => "missing_claim",
+            Self::InvalidClaim { .. } => "invalid_claim",
+            Self::HtmMismatch => "htm_mismatch",
+            Self::HtuMismatch => "htu_mismatch",
+            Self::InvalidUrl { .. } => "invalid_url",
+            Self::IatTooOld => "iat_too_old",
+            Self::IatInFuture => "iat_in_future",
+            Self::AthMissing => "ath_missing",
+            Self::AthMismatch => "ath_mismatch",
+            Self::JktMismatch => "jkt_mismatch",
+            Self::NonCanonicalSignature => "non_canonical_signature",
+            Self::InvalidSignature => "invalid_signature",
+            Self::UnknownKid => "unknown_kid",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::SigningFailed { .. } => "signing_failed",
+        }
+    }
+}

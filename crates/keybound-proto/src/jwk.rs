@@ -1,0 +1,143 @@
+//! Ed25519 public keys as JWKs (RFC 8037) and their RFC 7638 thumbprints.
+
+use ed25519_dalek::VerifyingKey;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{ProtoError, b64};
+
+/// JWK members that carry private key material in any key type (RFC 7517/7518/8037).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// An Ed25519 public key in JWK form: `{"crv":"Ed25519","kty":"OKP","x":…}`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PublicJwk {
+    x: [u8; 32],
+}
+
+impl PublicJwk {
+    /// Wraps the 32 raw bytes of an Ed25519 public key.
+    pub fn from_bytes(x: [u8; 32]) -> Self {
+        Self { x }
+    }
+
+    /// The public key of an ed25519-dalek verifying key.
+    pub fn from_verifying_key(key: &VerifyingKey) -> Self {
+        Self { x: key.to_bytes() }
+    }
+
+    /// Reads a public JWK strictly: `kty` must be `OKP`, `crv` `Ed25519`, `x` 32 bytes of
+    /// canonical base64url, and no private members (`d` and friends) may be present.
+    /// Small-order keys are rejected with [`ProtoError::WeakKey`].
+    pub fn from_json(value: &Value) -> Result<Self, ProtoError> {
+        let obj = value.as_object().ok_or(ProtoError::InvalidJwk {
+            reason: "not a JSON object",
+        })?;
+        Self::from_map(obj)
+    }
+
+    /// [`from_json`](Self::from_json) on an already extracted JSON object.
+    pub fn from_map(obj: &Map<String, Value>) -> Result<Self, ProtoError> {
+        if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
+            return Err(ProtoError::PrivateKeyInJwk);
+        }
+        if obj.get("kty").and_then(Value::as_str) != Some("OKP") {
+            return Err(ProtoError::InvalidJwk {
+                reason: "kty must be OKP",
+            });
+        }
+        if obj.get("crv").and_then(Value::as_str) != Some("Ed25519") {
+            return Err(ProtoError::InvalidJwk {
+                reason: "crv must be Ed25519",
+            });
+        }
+        let x = obj
+            .get("x")
+            .and_then(Value::as_str)
+            .ok_or(ProtoError::InvalidJwk {
+                reason: "x is missing",
+            })?;
+        let x = b64::decode_array::<32>(x, "jwk x")?;
+        let jwk = Self { x };
+        let key = jwk.verifying_key()?;
+        if key.is_weak() {
+            return Err(ProtoError::WeakKey);
+        }
+        Ok(jwk)
+    }
+
+    /// The raw 32-byte public key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.x
+    }
+
+    /// The key as ed25519-dalek's verifying key (fails for bytes that are not a point).
+    pub fn verifying_key(&self) -> Result<VerifyingKey, ProtoError> {
+        VerifyingKey::from_bytes(&self.x).map_err(|_| ProtoError::InvalidJwk {
+            reason: "x is not a valid Ed25519 point",
+        })
+    }
+
+    /// The JWK as JSON, members in RFC 7638 canonical order.
+    pub fn to_json(&self) -> Value {
+        json!({"crv": "Ed25519", "kty": "OKP", "x": b64::encode(self.x)})
+    }
+
+    /// The RFC 7638 thumbprint (`jkt`): base64url(SHA-256 of the canonical JWK).
+    pub fn thumbprint(&self) -> String {
+        let canonical = format!(
+            r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+            b64::encode(self.x)
+        );
+        b64::encode(Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8037_a3_thumbprint() {
+        let jwk = PublicJwk::from_json(&json!({
+            "kty": "OKP", "crv": "Ed25519",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        }))
+        .unwrap();
+        assert_eq!(
+            jwk.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn rejects_private_members_and_wrong_types() {
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let d = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+        assert_eq!(
+            PublicJwk::from_json(&json!({"kty":"OKP","crv":"Ed25519","x":x,"d":d})),
+            Err(ProtoError::PrivateKeyInJwk)
+        );
+        assert!(matches!(
+            PublicJwk::from_json(&json!({"kty":"EC","crv":"Ed25519","x":x})),
+            Err(ProtoError::InvalidJwk { .. })
+        ));
+        assert!(matches!(
+            PublicJwk::from_json(&json!({"kty":"OKP","crv":"X25519","x":x})),
+            Err(ProtoError::InvalidJwk { .. })
+        ));
+        assert!(matches!(
+            PublicJwk::from_json(&json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"})),
+            Err(ProtoError::InvalidBase64 { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_small_order_keys() {
+        // The identity point encodes as 0x01 followed by zeros: order 1.
+        let mut x = [0u8; 32];
+        x[0] = 1;
+        let value = json!({"kty":"OKP","crv":"Ed25519","x": b64::encode(x)});
+        assert_eq!(PublicJwk::from_json(&value), Err(ProtoError::WeakKey));
+    }
+}

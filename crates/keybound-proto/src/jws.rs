@@ -1,0 +1,186 @@
+//! Strict compact JWS for `alg: EdDSA` (RFC 7515, RFC 8037): parsing, signing input,
+//! and signing through the [`Signer`] trait.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde_json::{Map, Value};
+
+use crate::{ProtoError, b64, json};
+
+/// The group order L of edwards25519, little-endian; a signature's S must be below it.
+const ORDER_L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// Something that can produce Ed25519 signatures for a public key.
+///
+/// Implemented for [`ed25519_dalek::SigningKey`]. Signers whose signing is asynchronous
+/// (WebCrypto in the browser) use the two-step form instead:
+/// [`crate::ProofBuilder::signing_input`] then [`crate::ProofBuilder::finish`].
+pub trait Signer {
+    /// The public key that verifies this signer's signatures.
+    fn public_jwk(&self) -> crate::PublicJwk;
+    /// Signs `message` with Ed25519 (pure, no pre-hash).
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], ProtoError>;
+}
+
+impl Signer for ed25519_dalek::SigningKey {
+    fn public_jwk(&self) -> crate::PublicJwk {
+        crate::PublicJwk::from_verifying_key(&self.verifying_key())
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], ProtoError> {
+        Ok(ed25519_dalek::Signer::sign(self, message).to_bytes())
+    }
+}
+
+/// A compact JWS whose structure and header were checked, signature not yet verified.
+#[derive(Clone, Debug)]
+pub(crate) struct Jws {
+    pub(crate) header: Map<String, Value>,
+    pub(crate) payload: Map<String, Value>,
+    signing_input_len: usize,
+    compact: String,
+    signature: [u8; 64],
+}
+
+impl Jws {
+    /// Parses `text`, requiring `alg: EdDSA`, `typ` equal to one of `typs`, no `crit`,
+    /// canonical base64url everywhere, JSON objects without duplicate members and a
+    /// canonical (S < L) 64-byte signature.
+    pub(crate) fn parse(
+        text: &str,
+        max_len: usize,
+        typs: &[&str],
+        typ_name: &'static str,
+    ) -> Result<Self, ProtoError> {
+        if text.len() > max_len {
+            return Err(ProtoError::TooLarge { limit: max_len });
+        }
+        let mut parts = text.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ProtoError::MalformedJws);
+        };
+        if h.is_empty() || p.is_empty() || s.is_empty() {
+            return Err(ProtoError::MalformedJws);
+        }
+        let header = json::parse_object(&b64::decode(h, "header")?, "header")?;
+        match header.get("alg").and_then(Value::as_str) {
+            Some("EdDSA") => {}
+            _ => return Err(ProtoError::UnsupportedAlg),
+        }
+        if header.contains_key("crit") {
+            return Err(ProtoError::UnknownCrit);
+        }
+        match header.get("typ").and_then(Value::as_str) {
+            Some(typ) if typs.contains(&typ) => {}
+            _ => return Err(ProtoError::InvalidTyp { expected: typ_name }),
+        }
+        let signature = b64::decode_array::<64>(s, "signature")?;
+        if !scalar_is_canonical(&signature[32..]) {
+            return Err(ProtoError::NonCanonicalSignature);
+        }
+        let payload = json::parse_object(&b64::decode(p, "payload")?, "payload")?;
+        Ok(Self {
+            header,
+            payload,
+            signing_input_len: h.len() + 1 + p.len(),
+            compact: text.to_owned(),
+            signature,
+        })
+    }
+
+    /// The bytes the signature covers: `base64url(header) "." base64url(payload)`.
+    pub(crate) fn signing_input(&self) -> &[u8] {
+        &self.compact.as_bytes()[..self.signing_input_len]
+    }
+
+    /// Verifies the signature with RFC 8032 strict rules (`verify_strict`: rejects
+    /// small-order keys and non-canonical R as well).
+    pub(crate) fn verify(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
+        let signature = Signature::from_bytes(&self.signature);
+        key.verify_strict(self.signing_input(), &signature)
+            .map_err(|_| ProtoError::InvalidSignature)
+    }
+
+    /// The full compact text.
+    pub(crate) fn text(&self) -> &str {
+        &self.compact
+    }
+}
+
+/// Whether the little-endian scalar is below the group order L.
+fn scalar_is_canonical(s: &[u8]) -> bool {
+    for i in (0..32).rev() {
+        let (a, b) = (s[i], ORDER_L[i]);
+        if a != b {
+            return a < b;
+        }
+    }
+    false
+}
+
+/// Builds the signing input for `header` and `payload` (both JSON objects).
+pub(crate) fn signing_input(header: &Value, payload: &Value) -> String {
+    format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(payload.to_string())
+    )
+}
+
+/// Appends a signature to a signing input, giving the compact JWS.
+pub(crate) fn finish(signing_input: &str, signature: &[u8; 64]) -> String {
+    format!("{signing_input}.{}", b64::encode(signature))
+}
+
+/// Reads a required string member.
+pub(crate) fn str_member<'a>(
+    map: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<&'a str, ProtoError> {
+    match map.get(name) {
+        None => Err(ProtoError::MissingClaim { name }),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(ProtoError::InvalidClaim { name }),
+    }
+}
+
+/// Reads an optional string member.
+pub(crate) fn opt_str_member<'a>(
+    map: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, ProtoError> {
+    match map.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ProtoError::InvalidClaim { name }),
+    }
+}
+
+/// Reads a required integer member (seconds since the epoch).
+pub(crate) fn int_member(map: &Map<String, Value>, name: &'static str) -> Result<i64, ProtoError> {
+    match map.get(name) {
+        None => Err(ProtoError::MissingClaim { name }),
+        Some(v) => v.as_i64().ok_or(ProtoError::InvalidClaim { name }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_comparison() {
+        assert!(!scalar_is_canonical(&ORDER_L));
+        let mut below = ORDER_L;
+        below[0] -= 1;
+        assert!(scalar_is_canonical(&below));
+        let mut above = ORDER_L;
+        above[31] = 0x11;
+        assert!(!scalar_is_canonical(&above));
+        assert!(scalar_is_canonical(&[0u8; 32]));
+    }
+}
