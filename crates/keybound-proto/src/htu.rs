@@ -100,7 +100,7 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), ProtoError> 
         });
     }
     match port {
-        Some(p) if p.is_empty() => Ok((host, None)),
+        Some("") => Ok((host, None)),
         Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
             let trimmed = p.trim_start_matches('0');
             Ok((host, Some(if trimmed.is_empty() { "0" } else { trimmed })))
