@@ -19,6 +19,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod b64;
+mod check;
 mod dpop;
 mod error;
 mod htu;
@@ -28,6 +29,7 @@ mod jws;
 mod token;
 mod wire;
 
+pub use check::{CheckError, CheckedRequest, Credential, RequestContext, check_request};
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;
 pub use htu::normalize_htu;

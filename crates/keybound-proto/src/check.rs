@@ -1,0 +1,106 @@
+//! The pure checks of one DPoP-protected request, in keybound's fixed order (cheap
+//! first; signatures before anything is written). Stateful checks (replay, nonce,
+//! session state) come after this and live in the server.
+
+use crate::{AccessToken, DpopProof, ProtoError};
+
+/// What the checked request looked like to the service.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestContext<'a> {
+    /// HTTP method, e.g. `GET`.
+    pub method: &'a str,
+    /// The request URL as the service is reached publicly (configured origin plus path);
+    /// query and fragment are ignored.
+    pub url: &'a str,
+    /// The current time, seconds since the epoch.
+    pub now: i64,
+    /// Allowed distance between the proof's `iat` and `now`, in seconds.
+    pub max_skew_secs: u64,
+    /// Size limit for the proof and the access token, in bytes.
+    pub max_jws_len: usize,
+}
+
+/// Which credential a check failed on; decides `invalid_dpop_proof` vs `invalid_token`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// The `DPoP` proof.
+    Proof,
+    /// The access token.
+    AccessToken,
+}
+
+/// A failed check and the credential it concerns.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct CheckError {
+    /// The credential that failed.
+    pub credential: Credential,
+    /// The precise failure.
+    pub error: ProtoError,
+}
+
+impl CheckError {
+    fn proof(error: ProtoError) -> Self {
+        Self {
+            credential: Credential::Proof,
+            error,
+        }
+    }
+
+    fn token(error: ProtoError) -> Self {
+        Self {
+            credential: Credential::AccessToken,
+            error,
+        }
+    }
+}
+
+/// A request whose proof (and access token, if any) passed every pure check.
+#[derive(Clone, Debug)]
+pub struct CheckedRequest {
+    /// The verified proof.
+    pub proof: DpopProof,
+    /// The verified access token, when one was sent.
+    pub token: Option<AccessToken>,
+    /// Thumbprint of the proof key.
+    pub jkt: String,
+}
+
+/// Runs the pure checks in order: JOSE parsing of proof and token → `htm`/`htu` →
+/// `iat` window → `ath` → `cnf.jkt` equals the proof key's thumbprint → access-token
+/// signature (through `verify_token`, which resolves `kid` and may consult a cache) and
+/// expiry → proof signature (`verify_strict`).
+///
+/// `verify_token` must verify the token's signature; it returns
+/// [`ProtoError::UnknownKid`] for a key it does not know.
+pub fn check_request(
+    ctx: &RequestContext<'_>,
+    proof: &str,
+    access_token: Option<&str>,
+    verify_token: impl FnOnce(&AccessToken) -> Result<(), ProtoError>,
+) -> Result<CheckedRequest, CheckError> {
+    let proof = DpopProof::parse_with_limit(proof, ctx.max_jws_len).map_err(CheckError::proof)?;
+    let token = access_token
+        .map(|t| AccessToken::parse_with_limit(t, ctx.max_jws_len))
+        .transpose()
+        .map_err(CheckError::token)?;
+    proof
+        .check_request(ctx.method, ctx.url)
+        .map_err(CheckError::proof)?;
+    proof
+        .check_iat(ctx.now, ctx.max_skew_secs)
+        .map_err(CheckError::proof)?;
+    proof.check_ath(access_token).map_err(CheckError::proof)?;
+    let jkt = proof.thumbprint();
+    if let Some(token) = &token {
+        if token.claims().jkt != jkt {
+            return Err(CheckError::token(ProtoError::JktMismatch));
+        }
+        verify_token(token).map_err(CheckError::token)?;
+        token
+            .check_time(ctx.now, ctx.max_skew_secs)
+            .map_err(CheckError::token)?;
+    }
+    proof.verify_signature().map_err(CheckError::proof)?;
+    Ok(CheckedRequest { proof, token, jkt })
+}
