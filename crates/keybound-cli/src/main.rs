@@ -15,7 +15,8 @@ use keybound_proto::{
     decode_unverified, normalize_htu,
 };
 use keybound_server::{KeyRing, ServerKey};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 mod error;
@@ -461,8 +462,8 @@ fn verify(
         token,
     };
     match verify::verify(&input) {
-        Ok(verified) => {
-            emit(&pretty(&verified)?)?;
+        Ok(checked) => {
+            emit(&pretty(&verify::Verified::new(&checked))?)?;
             Ok(Outcome::Done)
         }
         Err(body) => {
@@ -474,15 +475,24 @@ fn verify(
     }
 }
 
+/// What `keybound inspect` prints, the warning first.
+#[derive(Serialize)]
+struct Inspected {
+    verified: bool,
+    warning: &'static str,
+    header: Value,
+    claims: Value,
+}
+
 fn inspect(arg: &str) -> Result<Outcome, CliError> {
     let jwt = read_jws(arg, "JWT")?;
     let (header, claims) = decode_unverified(&jwt).map_err(|e| CliError::invalid("JWT", e))?;
-    let out = json!({
-        "verified": false,
-        "warning": "NOT VERIFIED: decoded only; signature, key and claims were not checked",
-        "header": header,
-        "claims": claims,
-    });
+    let out = Inspected {
+        verified: false,
+        warning: "NOT VERIFIED: decoded only; signature, key and claims were not checked",
+        header,
+        claims,
+    };
     note("NOT VERIFIED: decoded only; use `keybound verify` to check a proof or token");
     emit(&pretty(&out)?)?;
     Ok(Outcome::Done)
@@ -513,7 +523,7 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn pretty(value: &Value) -> Result<String, CliError> {
+fn pretty(value: &impl Serialize) -> Result<String, CliError> {
     serde_json::to_string_pretty(value).map_err(|e| CliError::invalid("output", e.to_string()))
 }
 

@@ -7,7 +7,7 @@ use keybound_proto::ed25519_dalek::VerifyingKey;
 use keybound_proto::{
     CheckError, CheckedRequest, Credential, ErrorBody, ProtoError, RequestContext, check_request,
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 /// What to verify and against what.
 pub(crate) struct VerifyInput<'a> {
@@ -19,18 +19,17 @@ pub(crate) struct VerifyInput<'a> {
     pub(crate) token: Option<(&'a str, &'a HashMap<String, VerifyingKey>)>,
 }
 
-/// Runs the checks: `Ok` with the verified claims as JSON, or the error body.
-pub(crate) fn verify(input: &VerifyInput<'_>) -> Result<Value, ErrorBody> {
+/// Runs the checks: `Ok` with the request that passed them, or the error body.
+pub(crate) fn verify(input: &VerifyInput<'_>) -> Result<CheckedRequest, ErrorBody> {
     let access_token = input.token.map(|(token, _)| token);
     let keys = input.token.map(|(_, keys)| keys);
-    let checked = check_request(&input.ctx, input.proof, access_token, |token| {
+    check_request(&input.ctx, input.proof, access_token, |token| {
         let key = keys
             .and_then(|keys| keys.get(token.kid()))
             .ok_or(ProtoError::UnknownKid)?;
         token.verify_signature(key)
     })
-    .map_err(|e| error_body(&e))?;
-    Ok(verified_json(&checked))
+    .map_err(|e| error_body(&e))
 }
 
 /// Maps a failed check to keybound's JSON error body: `error` is the RFC 9449 / RFC 6750
@@ -48,39 +47,72 @@ pub(crate) fn error_body(err: &CheckError) -> ErrorBody {
     }
 }
 
-/// The verified claims: the proof key's thumbprint, the proof's claims and, when a
-/// token was sent, the token's `kid` and claims.
-pub(crate) fn verified_json(checked: &CheckedRequest) -> Value {
-    let p = checked.proof.claims();
-    let mut proof = Map::new();
-    proof.insert("jti".into(), json!(p.jti));
-    proof.insert("htm".into(), json!(p.htm));
-    proof.insert("htu".into(), json!(p.htu));
-    proof.insert("iat".into(), json!(p.iat));
-    if let Some(ath) = &p.ath {
-        proof.insert("ath".into(), json!(ath));
-    }
-    if let Some(nonce) = &p.nonce {
-        proof.insert("nonce".into(), json!(nonce));
-    }
-    let mut out = Map::new();
-    out.insert("jkt".into(), json!(checked.jkt));
-    out.insert("proof".into(), Value::Object(proof));
-    if let Some(token) = &checked.token {
-        let c = token.claims();
-        out.insert(
-            "access_token".into(),
-            json!({
-                "kid": token.kid(),
-                "iss": c.iss,
-                "sub": c.sub,
-                "sid": c.sid,
-                "jti": c.jti,
-                "iat": c.iat,
-                "exp": c.exp,
-                "cnf": {"jkt": c.jkt},
+/// The verified claims, as `keybound verify` prints them: the proof key's thumbprint,
+/// the proof's claims and, when a token was sent, the token's `kid` and claims.
+#[derive(Debug, Serialize)]
+pub(crate) struct Verified<'a> {
+    jkt: &'a str,
+    proof: VerifiedProof<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<VerifiedToken<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct VerifiedProof<'a> {
+    jti: &'a str,
+    htm: &'a str,
+    htu: &'a str,
+    iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ath: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct VerifiedToken<'a> {
+    kid: &'a str,
+    iss: &'a str,
+    sub: &'a str,
+    sid: &'a str,
+    jti: &'a str,
+    iat: i64,
+    exp: i64,
+    cnf: Cnf<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct Cnf<'a> {
+    jkt: &'a str,
+}
+
+impl<'a> Verified<'a> {
+    /// The printable view of a request that passed the checks.
+    pub(crate) fn new(checked: &'a CheckedRequest) -> Self {
+        let p = checked.proof.claims();
+        Self {
+            jkt: &checked.jkt,
+            proof: VerifiedProof {
+                jti: &p.jti,
+                htm: &p.htm,
+                htu: &p.htu,
+                iat: p.iat,
+                ath: p.ath.as_deref(),
+                nonce: p.nonce.as_deref(),
+            },
+            access_token: checked.token.as_ref().map(|token| {
+                let c = token.claims();
+                VerifiedToken {
+                    kid: token.kid(),
+                    iss: &c.iss,
+                    sub: &c.sub,
+                    sid: &c.sid,
+                    jti: &c.jti,
+                    iat: c.iat,
+                    exp: c.exp,
+                    cnf: Cnf { jkt: &c.jkt },
+                }
             }),
-        );
+        }
     }
-    Value::Object(out)
 }
