@@ -214,8 +214,8 @@ invalid_dpop_proof or invalid_token and error_code is keybound's precise code.",
     /// Decode a JWT's header and claims WITHOUT verifying anything.
     #[command(
         long_about = "Decode a compact JWT (a proof or an access token) and print its header \
-and claims as JSON. NOTHING IS VERIFIED: not the signature, not the key, not the claims. \
-Use `verify` to check.",
+and claims as JSON, labelled NOT VERIFIED: nothing is checked, not the signature, not \
+the key, not the claims. Use `verify` to check.",
         after_help = "Example:\n  keybound inspect \"$PROOF\""
     )]
     Inspect {
