@@ -970,3 +970,61 @@ fn oversized_and_non_utf8_files_are_refused() {
     let err = bad_input(&["thumbprint", &format!("@{}", dir.path().display())]);
     assert!(err.contains("cannot read"), "{err}");
 }
+
+// ---------------------------------------------------------------- shared vectors
+
+fn vector_cases(file: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/vectors")
+        .join(file);
+    let v: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+fn vector_args(case: &Value) -> Vec<String> {
+    let r = &case["request"];
+    let mut args: Vec<String> = vec![
+        "verify".into(),
+        "--method".into(),
+        r["method"].as_str().unwrap().into(),
+        "--url".into(),
+        r["url"].as_str().unwrap().into(),
+        "--proof".into(),
+        case["proof"].as_str().unwrap().into(),
+        "--now".into(),
+        r["now"].to_string(),
+        "--max-skew".into(),
+        r["max_skew"].to_string(),
+    ];
+    if let Some(token) = case.get("access_token") {
+        args.extend([
+            "--access-token".into(),
+            token.as_str().unwrap().into(),
+            "--jwks".into(),
+            case["jwks"].to_string(),
+        ]);
+    }
+    args
+}
+
+#[test]
+fn verify_agrees_with_every_shared_vector() {
+    for case in vector_cases("valid.json") {
+        let args = vector_args(&case);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out: Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(out, case["expect"]["verified"], "{}", case["name"]);
+    }
+    for case in vector_cases("invalid.json") {
+        let args = vector_args(&case);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let body = rejected(&args);
+        let expect = &case["expect"];
+        assert_eq!(
+            (&body["error"], &body["error_code"]),
+            (&expect["error"], &expect["error_code"]),
+            "{}",
+            case["name"]
+        );
+    }
+}
