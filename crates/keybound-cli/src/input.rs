@@ -33,7 +33,9 @@ pub(crate) fn read_text(arg: &str, what: &'static str) -> Result<Zeroizing<Strin
         path: path.to_owned(),
         source,
     };
-    let mut raw = Zeroizing::new(Vec::new());
+    // Room for any key or token up front, so the buffer is not reallocated (which would
+    // leave unwiped copies behind).
+    let mut raw = Zeroizing::new(Vec::with_capacity(16 * 1024));
     if path == "-" {
         io::stdin()
             .lock()

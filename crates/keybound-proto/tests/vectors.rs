@@ -200,8 +200,20 @@ fn invalid_vectors_fail_with_their_code() {
 
 #[test]
 fn vector_files_match_the_generator() {
-    let files = generate();
     let regen = std::env::var("KEYBOUND_REGEN_VECTORS").is_ok_and(|v| v == "1");
+    // The vectors were made with serde_json's sorted maps. If a dependency turns on its
+    // `preserve_order` feature for the whole build, JSON members keep insertion order,
+    // the generated JWS texts change (they stay valid) and a comparison would depend on
+    // which crates happen to be built together.
+    if json!({"b": 1, "a": 2}).to_string() != r#"{"a":2,"b":1}"# {
+        assert!(
+            !regen,
+            "regenerate the vectors without serde_json's preserve_order feature"
+        );
+        eprintln!("serde_json preserves member order in this build; skipping the comparison");
+        return;
+    }
+    let files = generate();
     for (name, value) in files {
         let path = vectors_dir().join(name);
         let text = format!("{}\n", serde_json::to_string_pretty(&value).unwrap());
