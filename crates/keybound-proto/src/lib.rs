@@ -12,10 +12,10 @@
 //! pass `now` and random bytes. It compiles for `wasm32-unknown-unknown` (the browser
 //! SDK) and natively (the server), so both sides run the same code.
 //!
-//! Parsing is strict: only `EdDSA`, exact `typ`, no `crit`, canonical unpadded
-//! base64url, no duplicate JSON members, no private members in `jwk`, canonical
-//! signatures (S < L), no small-order keys. Every failure is a [`ProtoError`] with a
-//! stable [`code`](ProtoError::code).
+//! Parsing is strict: only `EdDSA` (or its RFC 9864 name `Ed25519`), exact `typ`, no
+//! `crit`, canonical unpadded base64url, no duplicate JSON members, no private members
+//! in `jwk`, canonical signatures (S < L), no small-order keys. Every failure is a
+//! [`ProtoError`] with a stable [`code`](ProtoError::code).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod b64;
