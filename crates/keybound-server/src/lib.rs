@@ -70,6 +70,7 @@ use std::pin::Pin;
 mod clock;
 mod keys;
 mod nonce;
+mod proof_keys;
 mod rejection;
 mod replay;
 mod session_check;

@@ -90,7 +90,7 @@ const SWEEP_INTERVAL_SECS: u32 = 1;
 ///
 /// * Each entry is 20 bytes of table space (the first 16 bytes of the key and the expiry
 ///   as whole seconds, rounded up so an entry is never forgotten early): 600,000 live
-///   entries take about 25 MB (see `BENCHMARKS.md`).
+///   entries take about 23 MiB (see `BENCHMARKS.md`).
 /// * Expired entries are removed incrementally: a shard sweeps itself, at most once a
 ///   second, when an insert finds that its earliest expiry has passed, and
 ///   [`sweep`](ReplayStore::sweep) sweeps every shard (for a background task).
@@ -169,7 +169,7 @@ impl Shard {
 }
 
 impl MemoryReplayStore {
-    /// The default capacity: one million live entries (about 44 MB at most).
+    /// The default capacity: one million live entries (about 45 MiB at most).
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
     /// A store with [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) reading time from `clock`.

@@ -149,6 +149,11 @@ impl TokenCache {
         }
     }
 
+    /// Whether the cache holds anything at all (capacity above 0).
+    pub fn is_enabled(&self) -> bool {
+        self.shard_capacity > 0
+    }
+
     /// The number of cached tokens.
     pub fn len(&self) -> usize {
         self.shards

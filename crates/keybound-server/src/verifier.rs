@@ -16,10 +16,11 @@ use http::header::{AUTHORIZATION, HeaderName};
 use http::{HeaderMap, Method, Uri};
 use keybound_proto::{
     AccessToken, CheckedRequest, Credential, DpopProof, ProofClaims, ProtoError, PublicJwk,
-    RequestContext, check_request, normalize_htu,
+    RequestContext, check_request, check_request_with_decoder, normalize_htu,
 };
 use serde_json::{Value, json};
 
+use crate::proof_keys::ProofKeyCache;
 use crate::replay::{MemoryReplayStore, ReplayStore, replay_key};
 use crate::session_check::{AcceptAllSessions, SessionCheck};
 use crate::token_cache::TokenCache;
@@ -172,6 +173,7 @@ struct Inner {
     max_header_len: usize,
     nonces: Option<Nonces>,
     token_cache: TokenCache,
+    proof_keys: ProofKeyCache,
 }
 
 /// Configures a [`Verifier`]. Required: [`public_origin`](Self::public_origin) and the
@@ -187,6 +189,7 @@ pub struct VerifierBuilder {
     max_header_len: usize,
     nonces: Option<Nonces>,
     token_cache_capacity: usize,
+    proof_key_cache_capacity: usize,
 }
 
 impl std::fmt::Debug for VerifierBuilder {
@@ -267,6 +270,15 @@ impl VerifierBuilder {
         self
     }
 
+    /// How many decoded device keys to remember (default 16,384; 0 turns this off).
+    /// Decoding a key costs about a tenth of a signature check, and a client signs
+    /// every request with the same key; a remembered key is exactly what decoding
+    /// again would give.
+    pub fn proof_key_cache_capacity(mut self, capacity: usize) -> Self {
+        self.proof_key_cache_capacity = capacity;
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, VerifierConfigError> {
         let origin = self.origin.ok_or(VerifierConfigError::MissingOrigin)?;
@@ -286,6 +298,7 @@ impl VerifierBuilder {
                 max_header_len: self.max_header_len,
                 nonces: self.nonces,
                 token_cache: TokenCache::new(self.token_cache_capacity),
+                proof_keys: ProofKeyCache::new(self.proof_key_cache_capacity),
             }),
         })
     }
@@ -320,6 +333,7 @@ impl Verifier {
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             nonces: None,
             token_cache_capacity: TokenCache::DEFAULT_CAPACITY,
+            proof_key_cache_capacity: 16_384,
         }
     }
 
@@ -400,6 +414,13 @@ impl Verifier {
     }
 }
 
+/// A token whose signature just verified, to be cached once the whole check passed.
+struct ToCache {
+    hash: [u8; 32],
+    exp: i64,
+    key: [u8; 32],
+}
+
 impl Inner {
     async fn verify(
         &self,
@@ -416,11 +437,17 @@ impl Inner {
 
         // Written to the cache only once every signature verified.
         let mut verified_token = None;
-        let checked = check_request(&ctx, proof, Some(token), |at| {
-            verified_token = self.verify_token(at, now)?;
-            Ok(())
-        })?;
-        if let Some((hash, exp, key)) = verified_token {
+        let checked = check_request_with_decoder(
+            &ctx,
+            proof,
+            Some(token),
+            |at| {
+                verified_token = self.verify_token(at, now)?;
+                Ok(())
+            },
+            &self.proof_keys,
+        )?;
+        if let Some(ToCache { hash, exp, key }) = verified_token {
             self.token_cache.insert(hash, exp, key, now);
         }
 
@@ -448,7 +475,13 @@ impl Inner {
         let now_ms = self.clock.now_ms();
         let url = self.request_url(uri);
         let ctx = self.context(method, &url, now_ms.div_euclid(1000));
-        let checked = check_request(&ctx, proof, None, |_| Err(ProtoError::UnknownKid))?;
+        let checked = check_request_with_decoder(
+            &ctx,
+            proof,
+            None,
+            |_| Err(ProtoError::UnknownKid),
+            &self.proof_keys,
+        )?;
         self.check_replay(&checked, now_ms).await?;
         self.check_nonce(checked.proof.claims(), now_ms)?;
         let jwk = *checked.proof.jwk();
@@ -535,24 +568,27 @@ impl Inner {
 
     /// Resolves the token's `kid` in the key ring and verifies its signature, unless
     /// the cache already holds it as verified by that same key. Returns what to cache.
-    #[allow(clippy::type_complexity)]
-    fn verify_token(
-        &self,
-        token: &AccessToken,
-        now: i64,
-    ) -> Result<Option<([u8; 32], i64, [u8; 32])>, ProtoError> {
+    fn verify_token(&self, token: &AccessToken, now: i64) -> Result<Option<ToCache>, ProtoError> {
         let key: VerifyingKey = *self
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .verifying_key(token.kid())
             .ok_or(ProtoError::UnknownKid)?;
+        if !self.token_cache.is_enabled() {
+            token.verify_signature(&key)?;
+            return Ok(None);
+        }
         let hash = TokenCache::hash(token.as_str());
         if self.token_cache.get(&hash, now) == Some(key.to_bytes()) {
             return Ok(None);
         }
         token.verify_signature(&key)?;
-        Ok(Some((hash, token.claims().exp, key.to_bytes())))
+        Ok(Some(ToCache {
+            hash,
+            exp: token.claims().exp,
+            key: key.to_bytes(),
+        }))
     }
 
     async fn check_replay(&self, checked: &CheckedRequest, now_ms: i64) -> Result<(), Rejection> {
