@@ -2,6 +2,9 @@
 //!
 //! * `raw_verify_strict`: `VerifyingKey::verify_strict` of one 200-byte message, the
 //!   floor any DPoP verifier pays per request (one proof signature);
+//! * `raw_verify_strict_fresh`: the same over 1,024 different messages and signatures
+//!   in turn, as a verifier sees them (a signature checked again and again lets the CPU
+//!   predict the scalar multiplication's data-dependent branches);
 //! * `verifier_cached`: `Verifier::verify` of a full request whose access token is
 //!   already in the token cache (the proof's signature is the only one checked);
 //! * `verifier_cold`: the same with the token cache off, so both signatures are checked.
@@ -126,6 +129,22 @@ fn verification(c: &mut Criterion) {
             public
                 .verify_strict(black_box(&message), black_box(&signature))
                 .unwrap()
+        })
+    });
+    // The same check on 1,024 different messages and signatures, cycled (a verifier
+    // never sees one signature twice; a repeated one lets the CPU learn its branches).
+    let fresh: Vec<([u8; 200], ed25519_dalek::Signature)> = (0..1024u32)
+        .map(|i| {
+            let mut m = [0x42u8; 200];
+            m[..4].copy_from_slice(&i.to_le_bytes());
+            (m, ed25519_dalek::Signer::sign(server.signing_key(), &m))
+        })
+        .collect();
+    let mut fresh_it = fresh.iter().cycle();
+    group.bench_function("raw_verify_strict_fresh", |b| {
+        b.iter(|| {
+            let (m, sig) = fresh_it.next().unwrap();
+            public.verify_strict(black_box(m), black_box(sig)).unwrap()
         })
     });
     group.bench_function("verifier_cached", |b| {

@@ -443,6 +443,55 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_inserts_of_one_key_succeed_once() {
+        let (_clock, store) = store(1_000);
+        let store = Arc::new(store);
+        for round in 0..50 {
+            let k = key(round);
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let store = store.clone();
+                    std::thread::spawn(move || store.insert_once_now(&k, T0 + 60_000).unwrap())
+                })
+                .collect();
+            let fresh = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|fresh| *fresh)
+                .count();
+            assert_eq!(fresh, 1, "round {round}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The store answers like a plain map of key to expiry (rounded up to whole
+        /// seconds), whatever the order of inserts and clock moves.
+        #[test]
+        fn behaves_like_a_map_with_expiry(
+            ops in proptest::collection::vec((0u32..12, 1i64..5_000, 0u64..1_500), 1..200)
+        ) {
+            let (clock, store) = store(10_000);
+            let mut model: std::collections::HashMap<u32, i64> = Default::default();
+            for (k, ttl_ms, advance_ms) in ops {
+                clock.advance(Duration::from_millis(advance_ms));
+                let now = clock_now(&clock);
+                let expires = now + ttl_ms;
+                let live = model.get(&k).is_some_and(|exp_s| *exp_s * 1000 > now);
+                let got = store.insert_once_now(&key(k), expires).unwrap();
+                proptest::prop_assert_eq!(got, !live);
+                if !live {
+                    model.insert(k, i64::from(secs_ceil(expires)));
+                }
+            }
+        }
+    }
+
+    fn clock_now(clock: &ManualClock) -> i64 {
+        use crate::Clock;
+        clock.now_ms()
+    }
+
+    #[test]
     fn replay_keys_separate_jkt_and_jti() {
         assert_ne!(replay_key("ab", "c"), replay_key("a", "bc"));
         assert_ne!(replay_key("k1", "jti"), replay_key("k2", "jti"));
