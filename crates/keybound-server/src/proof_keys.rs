@@ -18,7 +18,8 @@ const SHARDS: usize = 16;
 type Shard = Mutex<HashMap<[u8; 32], VerifyingKey, RandomState>>;
 
 /// A bounded map from a key's bytes to its decoded form. Only keys that decoded
-/// successfully are kept; a full shard is emptied (the cache only saves work).
+/// successfully are kept; a full shard drops an arbitrary entry (hash order, so in
+/// effect a random one) to make room.
 pub(crate) struct ProofKeyCache {
     shards: Box<[Shard]>,
     shard_capacity: usize,
@@ -57,7 +58,9 @@ impl KeyDecoder for ProofKeyCache {
         let key = DecodeEveryTime.decode(x)?;
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= self.shard_capacity {
-            map.clear();
+            if let Some(old) = map.keys().next().copied() {
+                map.remove(&old);
+            }
         }
         map.insert(*x, key);
         Ok(key)

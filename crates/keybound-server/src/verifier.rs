@@ -270,7 +270,8 @@ impl VerifierBuilder {
         self
     }
 
-    /// How many decoded device keys to remember (default 16,384; 0 turns this off).
+    /// How many decoded device keys to remember (default 8,192, about 4 MiB when full;
+    /// 0 turns this off).
     /// Decoding a key costs about a tenth of a signature check, and a client signs
     /// every request with the same key; a remembered key is exactly what decoding
     /// again would give.
@@ -333,7 +334,7 @@ impl Verifier {
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             nonces: None,
             token_cache_capacity: TokenCache::DEFAULT_CAPACITY,
-            proof_key_cache_capacity: 16_384,
+            proof_key_cache_capacity: 8_192,
         }
     }
 

@@ -235,6 +235,17 @@ async fn valid_request_is_verified() {
     );
 }
 
+#[test]
+fn verifier_and_its_futures_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+    let fx = Fx::new();
+    assert_send_sync(&fx.verifier);
+    let request = parts("GET", "/orders", &[]);
+    assert_send(&fx.verifier.verify(&request));
+    assert_send(&fx.verifier.verify_proof(&request));
+}
+
 #[tokio::test]
 async fn host_header_and_request_authority_are_not_trusted() {
     let fx = Fx::new();
