@@ -29,11 +29,14 @@ mod jws;
 mod token;
 mod wire;
 
-pub use check::{CheckError, CheckedRequest, Credential, RequestContext, check_request};
+pub use check::{
+    CheckError, CheckedRequest, Credential, RequestContext, check_request,
+    check_request_with_decoder,
+};
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;
 pub use htu::normalize_htu;
-pub use jwk::PublicJwk;
+pub use jwk::{DecodeEveryTime, KeyDecoder, PublicJwk};
 pub use jws::Signer;
 pub use token::{ACCESS_TOKEN_TYP, AccessToken, AccessTokenClaims, sign_access_token};
 pub use wire::{ErrorBody, TokenResponse, decode_unverified};
