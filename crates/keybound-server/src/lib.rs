@@ -6,11 +6,14 @@ use std::pin::Pin;
 
 mod clock;
 mod keys;
+pub mod lifecycle;
 mod session_check;
+pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use keybound_proto as proto;
 pub use keys::{KeyError, KeyRing, ServerKey};
+pub use lifecycle::{LifecycleError, SessionService};
 pub use session_check::{AcceptAllSessions, SessionCheck, SessionDenied};
 
 /// A boxed, sendable future, used by the object-safe async traits of this crate
