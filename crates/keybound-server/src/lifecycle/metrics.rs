@@ -1,4 +1,4 @@
-//! The lifecycle's metrics, recorded through the [`metrics`](::metrics) facade (install
+//! The lifecycle's metrics, recorded through the `metrics` crate's facade (install
 //! any recorder, e.g. `metrics-exporter-prometheus`, to collect them).
 //!
 //! | name | kind | labels | meaning |
