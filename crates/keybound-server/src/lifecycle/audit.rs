@@ -112,11 +112,21 @@ impl AuditEvent {
 pub trait AuditSink: Send + Sync + 'static {
     /// Records one event.
     fn record(&self, event: &AuditEvent);
+
+    /// Whether the sink would keep an event now; when no sink would, the service does
+    /// not build the event at all. Default: always.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 impl<S: AuditSink + ?Sized> AuditSink for std::sync::Arc<S> {
     fn record(&self, event: &AuditEvent) {
         (**self).record(event);
+    }
+
+    fn enabled(&self) -> bool {
+        (**self).enabled()
     }
 }
 
@@ -126,6 +136,10 @@ impl<S: AuditSink + ?Sized> AuditSink for std::sync::Arc<S> {
 pub struct TracingSink;
 
 impl AuditSink for TracingSink {
+    fn enabled(&self) -> bool {
+        tracing::enabled!(target: "keybound::audit", tracing::Level::INFO)
+    }
+
     fn record(&self, e: &AuditEvent) {
         tracing::info!(
             target: "keybound::audit",
@@ -217,6 +231,10 @@ impl BroadcastSink {
 }
 
 impl AuditSink for BroadcastSink {
+    fn enabled(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     fn record(&self, event: &AuditEvent) {
         // An error only means nobody listens right now.
         let _ = self.sender.send(event.clone());

@@ -459,6 +459,9 @@ impl SessionService {
         reason: Option<&Reason>,
         actor: &Actor,
     ) {
+        if !self.inner.audit.iter().any(|sink| sink.enabled()) {
+            return;
+        }
         let event = AuditEvent {
             ts: self.inner.clock.now_ms(),
             event: kind,
@@ -500,8 +503,9 @@ impl SessionService {
     }
 
     pub(super) fn swept(&self, swept: &SweptSession, kind: AuditEventKind) {
-        self.invalidate(&swept.id);
+        // Purged sessions ended long ago and are no longer cached.
         if kind == AuditEventKind::Expired {
+            self.invalidate(&swept.id);
             metrics::expired(&swept.reason);
         }
         self.emit(kind, swept.into(), Some(&swept.reason), &Actor::System);

@@ -874,7 +874,7 @@ pub mod cases {
         batches
             .iter()
             .flat_map(|b| b.swept.iter())
-            .filter(|s| s.user_id == user_id)
+            .filter(|s| &*s.user_id == user_id)
             .cloned()
             .collect()
     }
@@ -902,7 +902,7 @@ pub mod cases {
             assert_eq!(expired.len(), 1);
             assert_eq!(expired[0].id, idle.id);
             assert_eq!(expired[0].reason, Reason::IDLE_TIMEOUT);
-            assert_eq!(expired[0].user_id, alice);
+            assert_eq!(&*expired[0].user_id, alice.as_str());
             assert_eq!(expired[0].jkt, idle.jkt);
             assert_eq!(purged.len(), 1);
             assert_eq!(purged[0].id, old.id);

@@ -2,6 +2,7 @@
 //! for tests and for a single process that may forget its sessions on restart.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,13 +22,15 @@ const HAS_PREVIOUS: u8 = 1;
 const HAS_GRACE: u8 = 2;
 const HAS_USER_AGENT: u8 = 4;
 
-/// A session kept compactly: fixed-size arrays instead of optional hashes, the user
-/// id shared with the user index, and the rarely present end details boxed, so an
-/// active session costs about 200 bytes plus its map slot.
+/// A session kept compactly: fixed-size arrays instead of optional hashes, flags
+/// instead of options, the user id shared with the user index. The end state sits
+/// inline so a sweep decides without following a pointer. About 240 bytes.
 struct Slot {
+    id: SessionId,
     user: Arc<str>,
     device_label: Option<Box<str>>,
-    end: Option<Box<Ended>>,
+    /// Set exactly when the session is terminal.
+    reason: Option<Reason>,
     jkt: [u8; 32],
     current: [u8; 32],
     previous: [u8; 32],
@@ -36,23 +39,22 @@ struct Slot {
     idle_expires_at: i64,
     absolute_expires_at: i64,
     grace_until: i64,
+    ended_at: i64,
     generation: u64,
     user_agent_hash: [u8; 8],
-    flags: u8,
-}
-
-struct Ended {
     state: SessionState,
-    reason: Reason,
-    at: i64,
+    flags: u8,
+    /// Which user-index shard lists this session (saves hashing the user id again).
+    user_shard: u16,
 }
 
 impl Slot {
-    fn from_record(record: &SessionRecord, user: Arc<str>) -> Self {
+    fn from_record(record: &SessionRecord, user: Arc<str>, user_shard: u16) -> Self {
         let mut slot = Self {
+            id: record.id,
             user,
             device_label: record.device_label.as_deref().map(Box::from),
-            end: None,
+            reason: None,
             jkt: *record.jkt.as_bytes(),
             current: [0; 32],
             previous: [0; 32],
@@ -61,8 +63,11 @@ impl Slot {
             idle_expires_at: 0,
             absolute_expires_at: 0,
             grace_until: 0,
+            ended_at: 0,
             generation: 0,
             user_agent_hash: record.user_agent_hash.unwrap_or_default(),
+            state: SessionState::Active,
+            user_shard,
             flags: if record.user_agent_hash.is_some() {
                 HAS_USER_AGENT
             } else {
@@ -92,23 +97,18 @@ impl Slot {
         if record.grace_until.is_some() {
             self.flags |= HAS_GRACE;
         }
-        self.end = match (record.state.is_terminal(), &record.reason, record.ended_at) {
-            (true, Some(reason), Some(at)) => Some(Box::new(Ended {
-                state: record.state,
-                reason: reason.clone(),
-                at,
-            })),
-            (true, _, _) => Some(Box::new(Ended {
-                state: record.state,
-                reason: Reason::RETENTION,
-                at: record.last_seen_at,
-            })),
-            (false, _, _) => None,
-        };
+        self.state = record.state;
+        if record.state.is_terminal() {
+            self.reason = Some(record.reason.clone().unwrap_or(Reason::RETENTION));
+            self.ended_at = record.ended_at.unwrap_or(record.last_seen_at);
+        } else {
+            self.reason = None;
+            self.ended_at = 0;
+        }
     }
 
-    fn state(&self) -> SessionState {
-        self.end.as_ref().map_or(SessionState::Active, |e| e.state)
+    fn is_terminal(&self) -> bool {
+        self.state.is_terminal()
     }
 
     fn deadline(&self) -> i64 {
@@ -125,7 +125,7 @@ impl Slot {
 
     fn view(&self) -> RotationView {
         RotationView {
-            state: self.state(),
+            state: self.state,
             idle_expires_at: self.idle_expires_at,
             absolute_expires_at: self.absolute_expires_at,
             generation: self.generation,
@@ -136,9 +136,10 @@ impl Slot {
         }
     }
 
-    fn to_record(&self, id: SessionId) -> SessionRecord {
+    fn to_record(&self) -> SessionRecord {
+        let terminal = self.is_terminal();
         SessionRecord {
-            id,
+            id: self.id,
             user_id: self.user.to_string(),
             jkt: Jkt::from_bytes(self.jkt),
             device_label: self.device_label.as_deref().map(str::to_owned),
@@ -151,49 +152,184 @@ impl Slot {
             current_hash: TokenHash::from_bytes(self.current),
             previous_hash: self.previous(),
             grace_until: self.grace_until(),
-            state: self.state(),
-            reason: self.end.as_ref().map(|e| e.reason.clone()),
-            ended_at: self.end.as_ref().map(|e| e.at),
+            state: self.state,
+            reason: self.reason.clone(),
+            ended_at: terminal.then_some(self.ended_at),
         }
     }
 
     /// Makes a passed deadline durable; returns whether it did.
     fn expire_if_due(&mut self, now: i64) -> bool {
-        if self.end.is_some() || now < self.deadline() {
+        if self.is_terminal() || now < self.deadline() {
             return false;
         }
-        self.end = Some(Box::new(Ended {
-            state: SessionState::Expired,
-            reason: Reason::for_expiry(self.idle_expires_at, self.absolute_expires_at),
-            at: self.deadline(),
-        }));
+        let reason = Reason::for_expiry(self.idle_expires_at, self.absolute_expires_at);
+        self.finish(SessionState::Expired, reason, self.deadline());
         true
     }
 
     fn finish(&mut self, state: SessionState, reason: Reason, at: i64) {
-        self.end = Some(Box::new(Ended { state, reason, at }));
+        self.state = state;
+        self.reason = Some(reason);
+        self.ended_at = at;
     }
 
-    fn swept(&self, action: SweepAction, id: SessionId) -> SweptSession {
+    fn swept(&self, action: SweepAction) -> SweptSession {
         SweptSession {
             action,
-            id,
-            user_id: self.user.to_string(),
+            id: self.id,
+            user_id: Arc::clone(&self.user),
             jkt: Jkt::from_bytes(self.jkt),
             generation: self.generation,
             reason: match action {
                 SweepAction::Purged => Reason::RETENTION,
-                SweepAction::Expired => self
-                    .end
-                    .as_ref()
-                    .map_or(Reason::IDLE_TIMEOUT, |e| e.reason.clone()),
+                SweepAction::Expired => self.reason.clone().unwrap_or(Reason::IDLE_TIMEOUT),
             },
         }
     }
 }
 
-type SessionShard = Mutex<HashMap<SessionId, Slot>>;
-type UserShard = Mutex<HashMap<Arc<str>, Vec<SessionId>>>;
+/// One shard of sessions: the slots densely in a vector (only used capacity is ever
+/// touched, so it costs no more than its length), found through a small id → position
+/// map. Removal swaps the last slot into the gap.
+#[derive(Default)]
+struct Shard {
+    positions: IdMap<u32>,
+    slots: Vec<Slot>,
+}
+
+impl Shard {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn get(&self, id: &SessionId) -> Option<&Slot> {
+        let pos = *self.positions.get(id)?;
+        self.slots.get(pos as usize)
+    }
+
+    fn get_mut(&mut self, id: &SessionId) -> Option<&mut Slot> {
+        let pos = *self.positions.get(id)?;
+        self.slots.get_mut(pos as usize)
+    }
+
+    /// Inserts unless the id is taken; `false` if it was.
+    fn insert(&mut self, slot: Slot) -> Result<(), StoreError> {
+        let Ok(pos) = u32::try_from(self.slots.len()) else {
+            return Err(StoreError::Unavailable {
+                reason: "a memory store shard is full".into(),
+            });
+        };
+        match self.positions.entry(slot.id) {
+            Entry::Occupied(_) => Err(StoreError::Duplicate),
+            Entry::Vacant(entry) => {
+                entry.insert(pos);
+                self.slots.push(slot);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives memory back after a mass purge (keeping room to grow again).
+    fn shrink_if_sparse(&mut self) {
+        let len = self.slots.len();
+        if self.slots.capacity() > 4 * len.max(256) {
+            self.slots.shrink_to(2 * len);
+            self.positions.shrink_to(2 * len);
+        }
+    }
+
+    /// Brings the position map up to date after slots were swap-removed: `removed`
+    /// are the ids gone, `moved` the positions that received another slot. After a
+    /// mass purge, rebuilding from the survivors is cheaper than removing each id.
+    fn reindex(&mut self, removed: &[SessionId], moved: &[usize]) {
+        if removed.len() > self.slots.len() {
+            self.positions.clear();
+            for (pos, slot) in self.slots.iter().enumerate() {
+                // Positions fit in u32 (see `insert`).
+                self.positions.insert(slot.id, pos as u32);
+            }
+        } else {
+            for id in removed {
+                self.positions.remove(id);
+            }
+            for &pos in moved {
+                if let Some(slot) = self.slots.get(pos) {
+                    self.positions.insert(slot.id, pos as u32);
+                }
+            }
+        }
+        self.shrink_if_sparse();
+    }
+}
+
+/// The sessions of one user: one inline (the common case), more boxed.
+enum UserSessions {
+    One(SessionId),
+    Many(Box<[SessionId]>),
+}
+
+impl UserSessions {
+    fn ids(&self) -> Vec<SessionId> {
+        match self {
+            Self::One(id) => vec![*id],
+            Self::Many(ids) => ids.to_vec(),
+        }
+    }
+
+    fn with(&self, id: SessionId) -> Self {
+        let mut ids = self.ids();
+        ids.push(id);
+        Self::Many(ids.into_boxed_slice())
+    }
+
+    /// Removes one occurrence of `id`; returns whether nothing is left.
+    fn remove(&mut self, id: &SessionId) -> bool {
+        match self {
+            Self::One(one) => one == id,
+            Self::Many(ids) => {
+                let Some(pos) = ids.iter().position(|x| x == id) else {
+                    return false;
+                };
+                *self = match **ids {
+                    [a, b] => Self::One(if pos == 0 { b } else { a }),
+                    _ => {
+                        let mut rest = ids.to_vec();
+                        rest.swap_remove(pos);
+                        Self::Many(rest.into_boxed_slice())
+                    }
+                };
+                false
+            }
+        }
+    }
+}
+
+/// Hashes session ids, which are 128 uniformly random bits: folding and one
+/// multiplication spread them over the whole word (a keyed hash would only cost
+/// time here).
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+type IdMap<V> = HashMap<SessionId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+type SessionShard = Mutex<Shard>;
+type UserShard = Mutex<HashMap<Arc<str>, UserSessions>>;
 
 struct Inner {
     sessions: Box<[SessionShard]>,
@@ -208,7 +344,7 @@ struct Inner {
 ///
 /// Sessions live in sharded hash maps (by session id) with a second sharded index by
 /// user; each operation holds one shard's mutex briefly and never two locks at once.
-/// An active session costs roughly 400 bytes (see `BENCHMARKS.md`).
+/// An active session costs about 400 bytes of memory (see `BENCHMARKS.md`).
 ///
 /// ```
 /// use keybound_server::store::{MemoryStore, SessionStore};
@@ -248,10 +384,10 @@ impl MemoryStore {
         Self::with_shards(DEFAULT_SHARDS)
     }
 
-    /// An empty store with `shards` shards (rounded up to a power of two, at least 1).
+    /// An empty store with `shards` shards (rounded up to a power of two, 1 to 65 536).
     /// More shards mean less contention and shorter sweep batches per lock.
     pub fn with_shards(shards: usize) -> Self {
-        let shards = shards.max(1).next_power_of_two();
+        let shards = shards.clamp(1, 1 << 16).next_power_of_two();
         Self {
             inner: Arc::new(Inner {
                 sessions: (0..shards).map(|_| Mutex::default()).collect(),
@@ -283,9 +419,13 @@ impl MemoryStore {
         &self.inner.sessions[n & (self.inner.sessions.len() - 1)]
     }
 
-    fn user_shard(&self, user_id: &str) -> &UserShard {
+    fn user_shard_index(&self, user_id: &str) -> usize {
         let n = self.inner.user_hasher.hash_one(user_id) as usize;
-        &self.inner.users[n & (self.inner.users.len() - 1)]
+        n & (self.inner.users.len() - 1)
+    }
+
+    fn user_shard(&self, user_id: &str) -> &UserShard {
+        &self.inner.users[self.user_shard_index(user_id)]
     }
 
     fn active_delta(&self, delta: i64) {
@@ -295,28 +435,29 @@ impl MemoryStore {
     fn create_sync(&self, record: &SessionRecord) -> Result<(), StoreError> {
         // Index first, record second: a concurrent `end_user_sessions` that misses the
         // new session also ran before it became visible.
+        let user_shard = self.user_shard_index(&record.user_id);
         let user = {
-            let mut users = lock(self.user_shard(&record.user_id));
+            let mut users = lock(&self.inner.users[user_shard]);
             let key = match users.get_key_value(record.user_id.as_str()) {
                 Some((key, _)) => Arc::clone(key),
                 None => Arc::from(record.user_id.as_str()),
             };
-            users.entry(Arc::clone(&key)).or_default().push(record.id);
+            let next = match users.get(&key) {
+                Some(existing) => existing.with(record.id),
+                None => UserSessions::One(record.id),
+            };
+            users.insert(Arc::clone(&key), next);
             key
         };
-        let inserted = {
-            let mut sessions = lock(self.session_shard(&record.id));
-            match sessions.entry(record.id) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Slot::from_record(record, user));
-                    true
-                }
-            }
-        };
-        if !inserted {
+        let inserted = lock(self.session_shard(&record.id)).insert(Slot::from_record(
+            record,
+            user,
+            // Shard counts are at most 2^16 (see `with_shards`).
+            user_shard as u16,
+        ));
+        if let Err(e) = inserted {
             self.unindex(&record.user_id, &[record.id]);
-            return Err(StoreError::Duplicate);
+            return Err(e);
         }
         if record.state == SessionState::Active {
             self.active_delta(1);
@@ -327,18 +468,14 @@ impl MemoryStore {
     /// Removes one index entry per id from the user's list.
     fn unindex(&self, user_id: &str, ids: &[SessionId]) {
         let mut users = lock(self.user_shard(user_id));
-        let now_empty = match users.get_mut(user_id) {
-            Some(list) => {
-                for id in ids {
-                    if let Some(pos) = list.iter().position(|x| x == id) {
-                        list.swap_remove(pos);
-                    }
-                }
-                list.is_empty()
-            }
-            None => false,
-        };
-        if now_empty {
+        for id in ids {
+            Self::unindex_in(&mut users, user_id, id);
+        }
+    }
+
+    fn unindex_in(users: &mut HashMap<Arc<str>, UserSessions>, user_id: &str, id: &SessionId) {
+        let emptied = users.get_mut(user_id).is_some_and(|s| s.remove(id));
+        if emptied {
             users.remove(user_id);
         }
     }
@@ -363,7 +500,7 @@ impl MemoryStore {
             match decide_rotation(&slot.view(), request) {
                 RotationDecision::NotActive => (
                     RotateOutcome::NotActive {
-                        record: slot.to_record(id),
+                        record: slot.to_record(),
                         newly_expired: false,
                     },
                     0,
@@ -372,24 +509,22 @@ impl MemoryStore {
                     slot.expire_if_due(request.now);
                     (
                         RotateOutcome::NotActive {
-                            record: slot.to_record(id),
+                            record: slot.to_record(),
                             newly_expired: true,
                         },
                         -1,
                     )
                 }
                 RotationDecision::Rotate => {
-                    let mut record = slot.to_record(id);
+                    let mut record = slot.to_record();
                     record.apply_rotation(request);
                     slot.sync_from(&record);
                     (RotateOutcome::Rotated(record), 0)
                 }
-                RotationDecision::GraceReplay => {
-                    (RotateOutcome::GraceReplay(slot.to_record(id)), 0)
-                }
+                RotationDecision::GraceReplay => (RotateOutcome::GraceReplay(slot.to_record()), 0),
                 RotationDecision::Reuse => {
                     slot.finish(SessionState::Revoked, Reason::REFRESH_REUSE, request.now);
-                    (RotateOutcome::ReuseDetected(slot.to_record(id)), -1)
+                    (RotateOutcome::ReuseDetected(slot.to_record()), -1)
                 }
                 RotationDecision::KeyMismatch => (RotateOutcome::KeyMismatch, 0),
                 RotationDecision::Unknown => (RotateOutcome::Unknown, 0),
@@ -405,8 +540,8 @@ impl MemoryStore {
         apply: impl FnOnce(&mut SessionRecord),
     ) -> UpdateOutcome {
         self.with_slot(id, UpdateOutcome::NotFound, |slot| {
-            if slot.state().is_terminal() {
-                let record = slot.to_record(id);
+            if slot.is_terminal() {
+                let record = slot.to_record();
                 return (
                     UpdateOutcome::NotActive {
                         record,
@@ -416,7 +551,7 @@ impl MemoryStore {
                 );
             }
             if slot.expire_if_due(now) {
-                let record = slot.to_record(id);
+                let record = slot.to_record();
                 return (
                     UpdateOutcome::NotActive {
                         record,
@@ -428,7 +563,7 @@ impl MemoryStore {
             if jkt.is_some_and(|jkt| jkt.as_bytes() != &slot.jkt) {
                 return (UpdateOutcome::KeyMismatch, 0);
             }
-            let mut record = slot.to_record(id);
+            let mut record = slot.to_record();
             apply(&mut record);
             slot.sync_from(&record);
             (UpdateOutcome::Updated(record), 0)
@@ -441,21 +576,21 @@ impl MemoryStore {
             if request.owner.as_deref().is_some_and(|o| o != &*slot.user) {
                 return (EndOutcome::NotOwner, 0);
             }
-            if slot.state().is_terminal() {
-                return (EndOutcome::AlreadyEnded(slot.to_record(id)), 0);
+            if slot.is_terminal() {
+                return (EndOutcome::AlreadyEnded(slot.to_record()), 0);
             }
             if slot.expire_if_due(request.now) {
-                return (EndOutcome::Expired(slot.to_record(id)), -1);
+                return (EndOutcome::Expired(slot.to_record()), -1);
             }
             slot.finish(request.state.into(), request.reason.clone(), request.now);
-            (EndOutcome::Ended(slot.to_record(id)), -1)
+            (EndOutcome::Ended(slot.to_record()), -1)
         })
     }
 
     fn user_ids(&self, user_id: &str) -> Vec<SessionId> {
         lock(self.user_shard(user_id))
             .get(user_id)
-            .cloned()
+            .map(UserSessions::ids)
             .unwrap_or_default()
     }
 
@@ -487,15 +622,19 @@ impl MemoryStore {
                 sessions
                     .get(&id)
                     .filter(|slot| &*slot.user == user_id)
-                    .map(|slot| slot.to_record(id))
+                    .map(|slot| slot.to_record())
             })
             .collect()
     }
 
     fn sweep_sync(&self, request: &SweepRequest) -> SweepBatch {
         let shards = self.inner.sessions.len();
-        let mut batch = SweepBatch::default();
-        let mut purged: Vec<(Arc<str>, SessionId)> = Vec::new();
+        let mut batch = SweepBatch {
+            swept: Vec::with_capacity(request.limit.min(1 << 16)),
+            ..SweepBatch::default()
+        };
+        let mut purged: Vec<(u16, Arc<str>, SessionId)> =
+            Vec::with_capacity(request.limit.min(1 << 16));
         let mut budget = request.limit;
         let mut shard = usize::try_from(request.cursor).unwrap_or(shards);
         let mut active_delta = 0i64;
@@ -503,33 +642,45 @@ impl MemoryStore {
         while shard < shards && budget > 0 {
             {
                 let mut sessions = lock(&self.inner.sessions[shard]);
-                sessions.retain(|id, slot| {
-                    let expirable = slot.end.is_none() && request.now >= slot.deadline();
+                let (mut removed, mut moved) = (Vec::new(), Vec::new());
+                // From the back: purging the last slot is a plain pop, and a slot
+                // swapped into a gap has already been looked at.
+                let mut pos = sessions.len();
+                while pos > 0 {
+                    pos -= 1;
+                    let Some(slot) = sessions.slots.get_mut(pos) else {
+                        break;
+                    };
+                    let expirable = !slot.is_terminal() && request.now >= slot.deadline();
                     let purgeable = |slot: &Slot| {
-                        slot.end
-                            .as_ref()
-                            .is_some_and(|e| e.at <= request.purge_ended_before)
+                        slot.is_terminal() && slot.ended_at <= request.purge_ended_before
                     };
                     if !expirable && !purgeable(slot) {
-                        return true;
+                        continue;
                     }
                     if budget == 0 {
                         more = true;
-                        return true;
+                        break;
                     }
                     budget -= 1;
                     if expirable {
                         slot.expire_if_due(request.now);
                         active_delta -= 1;
-                        batch.swept.push(slot.swept(SweepAction::Expired, *id));
+                        batch.swept.push(slot.swept(SweepAction::Expired));
                     }
                     if purgeable(slot) {
-                        batch.swept.push(slot.swept(SweepAction::Purged, *id));
-                        purged.push((Arc::clone(&slot.user), *id));
-                        return false;
+                        let gone = sessions.slots.swap_remove(pos);
+                        if pos < sessions.slots.len() {
+                            moved.push(pos);
+                        }
+                        removed.push(gone.id);
+                        batch.swept.push(gone.swept(SweepAction::Purged));
+                        purged.push((gone.user_shard, gone.user, gone.id));
                     }
-                    true
-                });
+                }
+                if !removed.is_empty() {
+                    sessions.reindex(&removed, &moved);
+                }
             }
             if more {
                 break;
@@ -539,10 +690,17 @@ impl MemoryStore {
         if active_delta != 0 {
             self.active_delta(active_delta);
         }
-        purged.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // One lock per user shard for the whole batch.
+        purged.sort_unstable_by_key(|(shard, _, _)| *shard);
         for group in purged.chunk_by(|a, b| a.0 == b.0) {
-            let ids: Vec<SessionId> = group.iter().map(|(_, id)| *id).collect();
-            self.unindex(&group[0].0, &ids);
+            let mut users = lock(&self.inner.users[usize::from(group[0].0)]);
+            for (_, user, id) in group {
+                if let Entry::Occupied(mut entry) = users.entry(Arc::clone(user)) {
+                    if entry.get_mut().remove(id) {
+                        entry.remove();
+                    }
+                }
+            }
         }
         batch.done = shard >= shards;
         batch.cursor = if batch.done { 0 } else { shard as u64 };
@@ -562,7 +720,7 @@ impl SessionStore for MemoryStore {
     fn load(&self, id: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>> {
         let record = lock(self.session_shard(&id))
             .get(&id)
-            .map(|slot| slot.to_record(id));
+            .map(|slot| slot.to_record());
         ready(Ok(record))
     }
 
@@ -621,10 +779,7 @@ mod tests {
     fn a_slot_stays_compact() {
         // The budget is 512 bytes per active session including the map slot and
         // the user index; the slot itself must stay well below that.
-        assert!(
-            std::mem::size_of::<Slot>() <= 216,
-            "{}",
-            std::mem::size_of::<Slot>()
-        );
+        let size = std::mem::size_of::<Slot>();
+        assert!(size <= 240, "{size}");
     }
 }

@@ -476,7 +476,7 @@ pub struct SweptSession {
     /// The session.
     pub id: SessionId,
     /// Its user.
-    pub user_id: String,
+    pub user_id: Arc<str>,
     /// Its key.
     pub jkt: Jkt,
     /// Its last generation.

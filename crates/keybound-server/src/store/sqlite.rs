@@ -526,7 +526,7 @@ fn sweep_in(tx: &Transaction<'_>, request: &SweepRequest) -> Result<SweepBatch, 
         batch.swept.push(SweptSession {
             action: SweepAction::Expired,
             id: record.id,
-            user_id: record.user_id,
+            user_id: record.user_id.into(),
             jkt: record.jkt,
             generation: record.generation,
             reason: record.reason.unwrap_or(Reason::IDLE_TIMEOUT),
@@ -548,7 +548,7 @@ fn sweep_in(tx: &Transaction<'_>, request: &SweepRequest) -> Result<SweepBatch, 
             batch.swept.push(SweptSession {
                 action: SweepAction::Purged,
                 id: SessionId::from_bytes(blob(row, 0, "session id")?),
-                user_id: row.get(1).map_err(map_err)?,
+                user_id: row.get::<_, String>(1).map_err(map_err)?.into(),
                 jkt: Jkt::from_bytes(blob(row, 2, "key thumbprint")?),
                 generation: u64::try_from(row.get::<_, i64>(3).map_err(map_err)?)
                     .map_err(|_| corrupt("generation"))?,
