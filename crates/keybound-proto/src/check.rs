@@ -2,6 +2,7 @@
 //! first; signatures before anything is written). Stateful checks (replay, nonce,
 //! session state) come after this and live in the server.
 
+use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::{AccessToken, DpopProof, ProtoError};
 
 /// What the checked request looked like to the service.
@@ -79,7 +80,20 @@ pub fn check_request(
     access_token: Option<&str>,
     verify_token: impl FnOnce(&AccessToken) -> Result<(), ProtoError>,
 ) -> Result<CheckedRequest, CheckError> {
-    let proof = DpopProof::parse_with_limit(proof, ctx.max_jws_len).map_err(CheckError::proof)?;
+    check_request_with_decoder(ctx, proof, access_token, verify_token, &DecodeEveryTime)
+}
+
+/// [`check_request`], decoding the proof's `jwk` through `decoder` (a server may
+/// remember the keys of returning clients; the checks and their order are the same).
+pub fn check_request_with_decoder(
+    ctx: &RequestContext<'_>,
+    proof: &str,
+    access_token: Option<&str>,
+    verify_token: impl FnOnce(&AccessToken) -> Result<(), ProtoError>,
+    decoder: &dyn KeyDecoder,
+) -> Result<CheckedRequest, CheckError> {
+    let proof = DpopProof::parse_with_decoder(proof, ctx.max_jws_len, decoder)
+        .map_err(CheckError::proof)?;
     let token = access_token
         .map(|t| AccessToken::parse_with_limit(t, ctx.max_jws_len))
         .transpose()

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::jws::{self, Jws, Signer};
 use crate::{ProtoError, PublicJwk, b64, normalize_htu};
 
@@ -39,6 +40,9 @@ pub struct ProofClaims {
 #[derive(Clone, Debug)]
 pub struct DpopProof {
     jwk: PublicJwk,
+    /// `jwk` as a decoded curve point, kept so the signature check does not decode it
+    /// a second time.
+    key: ed25519_dalek::VerifyingKey,
     claims: ProofClaims,
     jws: Jws,
 }
@@ -53,10 +57,20 @@ impl DpopProof {
     /// a public Ed25519 `jwk` header without private members, and the required claims
     /// `jti` (at least 16 characters), `htm`, `htu`, `iat` with the right types.
     pub fn parse_with_limit(text: &str, max_len: usize) -> Result<Self, ProtoError> {
+        Self::parse_with_decoder(text, max_len, &DecodeEveryTime)
+    }
+
+    /// [`parse_with_limit`](Self::parse_with_limit), decoding the `jwk` through
+    /// `decoder` (which may remember keys it decoded before).
+    pub fn parse_with_decoder(
+        text: &str,
+        max_len: usize,
+        decoder: &dyn KeyDecoder,
+    ) -> Result<Self, ProtoError> {
         let jws = Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP)?;
-        let jwk = match jws.header.get("jwk") {
+        let (jwk, key) = match jws.header.get("jwk") {
             None => return Err(ProtoError::MissingClaim { name: "jwk" }),
-            Some(value) => PublicJwk::from_json(value)?,
+            Some(value) => PublicJwk::from_json_with_key(value, decoder)?,
         };
         let p = &jws.payload;
         let jti = jws::str_member(p, "jti")?;
@@ -71,12 +85,22 @@ impl DpopProof {
             ath: jws::opt_str_member(p, "ath")?.map(str::to_owned),
             nonce: jws::opt_str_member(p, "nonce")?.map(str::to_owned),
         };
-        Ok(Self { jwk, claims, jws })
+        Ok(Self {
+            jwk,
+            key,
+            claims,
+            jws,
+        })
     }
 
     /// The proof's claims (not yet verified).
     pub fn claims(&self) -> &ProofClaims {
         &self.claims
+    }
+
+    /// The claims, consuming the proof (no copy).
+    pub fn into_claims(self) -> ProofClaims {
+        self.claims
     }
 
     /// The public key from the proof's header.
@@ -136,7 +160,7 @@ impl DpopProof {
 
     /// Verifies the proof's signature with its own `jwk` (`verify_strict`).
     pub fn verify_signature(&self) -> Result<(), ProtoError> {
-        self.jws.verify(&self.jwk.verifying_key()?)
+        self.jws.verify(&self.key)
     }
 }
 

@@ -37,8 +37,9 @@ pub enum ProtoError {
         /// Which part was bad.
         part: &'static str,
     },
-    /// The `alg` header is missing or is not exactly `EdDSA` (this includes `none`).
-    #[error("unsupported alg: only EdDSA is accepted")]
+    /// The `alg` header is missing or is neither `EdDSA` nor its RFC 9864 name
+    /// `Ed25519` (this includes `none`).
+    #[error("unsupported alg: only EdDSA (Ed25519) is accepted")]
     UnsupportedAlg,
     /// The `typ` header is missing or wrong for this kind of JWT.
     #[error("typ must be {expected}")]

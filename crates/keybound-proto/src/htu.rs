@@ -99,6 +99,13 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), ProtoError> 
             reason: "host is missing",
         });
     }
+    // Only a bracketed IPv6 literal may contain ':'; otherwise `a:b:80` would become
+    // `a:b`, which no longer parses the same way (normalising must be idempotent).
+    if !host.starts_with('[') && host.contains(':') {
+        return Err(ProtoError::InvalidUrl {
+            reason: "host contains ':' outside an IPv6 literal",
+        });
+    }
     match port {
         Some("") => Ok((host, None)),
         Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
@@ -182,6 +189,9 @@ mod tests {
             "https://example.com:123456/",
             "https://[::1/",
             "https://ex ample.com/",
+            "http://::",
+            "http://a:b:80/",
+            "http://::1/",
         ] {
             assert!(normalize_htu(bad).is_err(), "{bad}");
         }

@@ -9,6 +9,27 @@ use crate::{ProtoError, b64};
 /// JWK members that carry private key material in any key type (RFC 7517/7518/8037).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// Turns the 32 bytes of a proof's `jwk` into a checked verifying key.
+///
+/// Decoding a point costs about a tenth of a signature check. A server that sees the
+/// same device keys again and again may remember decoded keys (decoding is a pure
+/// function of the bytes); the protocol core itself remembers nothing and uses
+/// [`DecodeEveryTime`].
+pub trait KeyDecoder {
+    /// Must return exactly what [`PublicJwk::decode`] returns for `x`.
+    fn decode(&self, x: &[u8; 32]) -> Result<VerifyingKey, ProtoError>;
+}
+
+/// The [`KeyDecoder`] that decodes every key ([`PublicJwk::decode`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeEveryTime;
+
+impl KeyDecoder for DecodeEveryTime {
+    fn decode(&self, x: &[u8; 32]) -> Result<VerifyingKey, ProtoError> {
+        PublicJwk::from_bytes(*x).decode()
+    }
+}
+
 /// An Ed25519 public key in JWK form: `{"crv":"Ed25519","kty":"OKP","x":…}`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct PublicJwk {
@@ -30,14 +51,29 @@ impl PublicJwk {
     /// canonical base64url, and no private members (`d` and friends) may be present.
     /// Small-order keys are rejected with [`ProtoError::WeakKey`].
     pub fn from_json(value: &Value) -> Result<Self, ProtoError> {
+        Self::from_json_with_key(value, &DecodeEveryTime).map(|(jwk, _)| jwk)
+    }
+
+    /// [`from_json`](Self::from_json), also returning the decoded key.
+    pub(crate) fn from_json_with_key(
+        value: &Value,
+        decoder: &dyn KeyDecoder,
+    ) -> Result<(Self, VerifyingKey), ProtoError> {
         let obj = value.as_object().ok_or(ProtoError::InvalidJwk {
             reason: "not a JSON object",
         })?;
-        Self::from_map(obj)
+        Self::from_map_with_key(obj, decoder)
     }
 
     /// [`from_json`](Self::from_json) on an already extracted JSON object.
     pub fn from_map(obj: &Map<String, Value>) -> Result<Self, ProtoError> {
+        Self::from_map_with_key(obj, &DecodeEveryTime).map(|(jwk, _)| jwk)
+    }
+
+    fn from_map_with_key(
+        obj: &Map<String, Value>,
+        decoder: &dyn KeyDecoder,
+    ) -> Result<(Self, VerifyingKey), ProtoError> {
         if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
             return Err(ProtoError::PrivateKeyInJwk);
         }
@@ -58,12 +94,8 @@ impl PublicJwk {
                 reason: "x is missing",
             })?;
         let x = b64::decode_array::<32>(x, "jwk x")?;
-        let jwk = Self { x };
-        let key = jwk.verifying_key()?;
-        if key.is_weak() {
-            return Err(ProtoError::WeakKey);
-        }
-        Ok(jwk)
+        let key = decoder.decode(&x)?;
+        Ok((Self { x }, key))
     }
 
     /// The raw 32-byte public key.
@@ -76,6 +108,17 @@ impl PublicJwk {
         VerifyingKey::from_bytes(&self.x).map_err(|_| ProtoError::InvalidJwk {
             reason: "x is not a valid Ed25519 point",
         })
+    }
+
+    /// The key as a verifying key fit for proofs: a valid point
+    /// ([`ProtoError::InvalidJwk`] otherwise) that is not of small order
+    /// ([`ProtoError::WeakKey`]).
+    pub fn decode(&self) -> Result<VerifyingKey, ProtoError> {
+        let key = self.verifying_key()?;
+        if key.is_weak() {
+            return Err(ProtoError::WeakKey);
+        }
+        Ok(key)
     }
 
     /// The JWK as JSON, members in RFC 7638 canonical order.
@@ -133,11 +176,42 @@ mod tests {
     }
 
     #[test]
+    fn decoders_are_consulted_for_proof_keys() {
+        struct Refuse;
+        impl KeyDecoder for Refuse {
+            fn decode(&self, _x: &[u8; 32]) -> Result<VerifyingKey, ProtoError> {
+                Err(ProtoError::WeakKey)
+            }
+        }
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+        let proof = crate::ProofBuilder::new(
+            crate::Signer::public_jwk(&key),
+            "GET",
+            "https://a.example/",
+            1,
+            [0u8; 16],
+        )
+        .unwrap()
+        .sign(&key)
+        .unwrap();
+        assert!(crate::DpopProof::parse_with_decoder(&proof, 8192, &DecodeEveryTime).is_ok());
+        assert_eq!(
+            crate::DpopProof::parse_with_decoder(&proof, 8192, &Refuse).unwrap_err(),
+            ProtoError::WeakKey
+        );
+        assert_eq!(
+            DecodeEveryTime.decode(key.verifying_key().as_bytes()),
+            Ok(key.verifying_key())
+        );
+    }
+
+    #[test]
     fn rejects_small_order_keys() {
         // The identity point encodes as 0x01 followed by zeros: order 1.
         let mut x = [0u8; 32];
         x[0] = 1;
         let value = json!({"kty":"OKP","crv":"Ed25519","x": b64::encode(x)});
         assert_eq!(PublicJwk::from_json(&value), Err(ProtoError::WeakKey));
+        assert_eq!(PublicJwk::from_bytes(x).decode(), Err(ProtoError::WeakKey));
     }
 }

@@ -45,7 +45,7 @@ pub(crate) struct Jws {
 }
 
 impl Jws {
-    /// Parses `text`, requiring `alg: EdDSA`, `typ` equal to one of `typs`, no `crit`,
+    /// Parses `text`, requiring `alg: EdDSA` (or its RFC 9864 name `Ed25519`), `typ` equal to one of `typs`, no `crit`,
     /// canonical base64url everywhere, JSON objects without duplicate members and a
     /// canonical (S < L) 64-byte signature.
     pub(crate) fn parse(
@@ -68,7 +68,10 @@ impl Jws {
         }
         let header = json::parse_object(&b64::decode(h, "header")?, "header")?;
         match header.get("alg").and_then(Value::as_str) {
-            Some("EdDSA") => {}
+            // `Ed25519` is RFC 9864's fully specified name for exactly what keybound
+            // accepts as `EdDSA` (the key is always an Ed25519 `OKP`); panva's `dpop`
+            // 2.x signs Ed25519 proofs with it.
+            Some("EdDSA" | "Ed25519") => {}
             _ => return Err(ProtoError::UnsupportedAlg),
         }
         if header.contains_key("crit") {

@@ -12,10 +12,10 @@
 //! pass `now` and random bytes. It compiles for `wasm32-unknown-unknown` (the browser
 //! SDK) and natively (the server), so both sides run the same code.
 //!
-//! Parsing is strict: only `EdDSA`, exact `typ`, no `crit`, canonical unpadded
-//! base64url, no duplicate JSON members, no private members in `jwk`, canonical
-//! signatures (S < L), no small-order keys. Every failure is a [`ProtoError`] with a
-//! stable [`code`](ProtoError::code).
+//! Parsing is strict: only `EdDSA` (or its RFC 9864 name `Ed25519`), exact `typ`, no
+//! `crit`, canonical unpadded base64url, no duplicate JSON members, no private members
+//! in `jwk`, canonical signatures (S < L), no small-order keys. Every failure is a
+//! [`ProtoError`] with a stable [`code`](ProtoError::code).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod b64;
@@ -29,11 +29,14 @@ mod jws;
 mod token;
 mod wire;
 
-pub use check::{CheckError, CheckedRequest, Credential, RequestContext, check_request};
+pub use check::{
+    CheckError, CheckedRequest, Credential, RequestContext, check_request,
+    check_request_with_decoder,
+};
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;
 pub use htu::normalize_htu;
-pub use jwk::PublicJwk;
+pub use jwk::{DecodeEveryTime, KeyDecoder, PublicJwk};
 pub use jws::Signer;
 pub use token::{ACCESS_TOKEN_TYP, AccessToken, AccessTokenClaims, sign_access_token};
 pub use wire::{ErrorBody, TokenResponse, decode_unverified};

@@ -27,8 +27,8 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-fn keys() -> Arc<KeyRing> {
-    Arc::new(KeyRing::new(ServerKey::from_seed(&[42; 32])))
+fn keys() -> KeyRing {
+    KeyRing::new(ServerKey::from_seed(&[42; 32]))
 }
 
 fn service(store: impl SessionStore, clock: &ManualClock) -> SessionService {
@@ -89,7 +89,7 @@ fn bench_refresh(c: &mut Criterion) {
     let rt = runtime();
     let mut refresh_on = |name: &str, store: Arc<dyn SessionStore>| {
         let clock = ManualClock::new(T0_MS);
-        let service = SessionService::builder_shared(store, keys.clone())
+        let service = SessionService::builder_shared(store, self::keys())
             .clock(clock.clone())
             .refresh_secret(RefreshSecret::from_bytes([5; 32]))
             .build()

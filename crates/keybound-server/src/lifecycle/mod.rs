@@ -8,7 +8,6 @@
 //! each request's session is still active.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use keybound_server::{KeyRing, ManualClock, SessionCheck};
 //! use keybound_server::lifecycle::{Actor, OpenRequest, Reason, RequestSignals, SessionService};
@@ -18,7 +17,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000_000);
-//! let service = SessionService::builder(MemoryStore::new(), Arc::new(KeyRing::generate()?))
+//! let service = SessionService::builder(MemoryStore::new(), KeyRing::generate()?)
 //!     .issuer("https://api.example")
 //!     .clock(clock.clone())
 //!     .build()?;

@@ -151,10 +151,9 @@ pub trait RiskPolicy: Send + Sync + 'static {
 /// compare only the browser family.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use keybound_server::lifecycle::{SessionService, UserAgentChangePolicy};
 /// use keybound_server::{KeyRing, store::MemoryStore};
-/// let service = SessionService::builder(MemoryStore::new(), Arc::new(KeyRing::generate().unwrap()))
+/// let service = SessionService::builder(MemoryStore::new(), KeyRing::generate().unwrap())
 ///     .risk_policy(UserAgentChangePolicy)
 ///     .build()
 ///     .unwrap();

@@ -1,6 +1,6 @@
 //! [`SessionService`]: the application's entry point to the session lifecycle.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use keybound_proto::{AccessTokenClaims, TokenResponse, b64};
@@ -21,7 +21,9 @@ use crate::store::{
     EndOutcome, EndRequest, EndState, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
     RotateRequest, SessionRecord, SessionStore, SweptSession, TouchRequest, UpdateOutcome,
 };
-use crate::{BoxFuture, Clock, KeyRing, SessionCheck, SessionDenied, SystemClock};
+use crate::{
+    BoxFuture, Clock, KeyRing, ReplayStore, SessionCheck, SessionDenied, SharedKeyRing, SystemClock,
+};
 
 const MAX_USER_ID_LEN: usize = 256;
 const MAX_DEVICE_LABEL_LEN: usize = 128;
@@ -134,7 +136,7 @@ impl EndResult {
 
 pub(super) struct Inner {
     pub(super) store: Arc<dyn SessionStore>,
-    keys: Arc<KeyRing>,
+    keys: SharedKeyRing,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) policy: Policy,
     issuer: String,
@@ -173,7 +175,7 @@ impl std::fmt::Debug for SessionService {
 #[must_use]
 pub struct SessionServiceBuilder {
     store: Arc<dyn SessionStore>,
-    keys: Arc<KeyRing>,
+    keys: SharedKeyRing,
     clock: Arc<dyn Clock>,
     policy: Policy,
     issuer: String,
@@ -254,11 +256,17 @@ impl SessionServiceBuilder {
         self
     }
 
-    /// A hook run at the end of each sweep with the time in milliseconds: the replay
-    /// store's cleanup. Any `Fn(i64) + Send + Sync` closure works.
+    /// A hook run at the end of each sweep with the time in milliseconds, for a
+    /// replay store's cleanup. Any `Fn(i64) + Send + Sync` closure works.
     pub fn replay_cleanup(mut self, hook: impl SweepHook) -> Self {
         self.replay_cleanup = Some(Arc::new(hook));
         self
+    }
+
+    /// Sweeps the verifier's replay store at the end of each sweep (the usual
+    /// [`replay_cleanup`](Self::replay_cleanup)): pass `verifier.replay_store().clone()`.
+    pub fn replay_store(self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay_cleanup(ReplaySweep(store))
     }
 
     /// Validates the policy and builds the service.
@@ -297,6 +305,31 @@ impl SessionServiceBuilder {
                 replay_cleanup: self.replay_cleanup,
             }),
         })
+    }
+}
+
+/// Sweeps a [`ReplayStore`] as a [`SweepHook`].
+struct ReplaySweep(Arc<dyn ReplayStore>);
+
+impl SweepHook for ReplaySweep {
+    fn run(&self, _now_ms: i64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            match self.0.sweep().await {
+                Ok(removed) => {
+                    tracing::debug!(target: "keybound::lifecycle", removed, "replay store swept");
+                }
+                Err(e) => {
+                    tracing::warn!(target: "keybound::lifecycle", error = %e, "sweeping the replay store failed");
+                }
+            }
+        })
+    }
+}
+
+/// Lets a plain [`KeyRing`] be handed to [`SessionService::builder`].
+impl From<KeyRing> for SharedKeyRing {
+    fn from(keys: KeyRing) -> Self {
+        Arc::new(RwLock::new(keys))
     }
 }
 
@@ -399,19 +432,24 @@ fn clean_device_label(label: Option<&str>) -> Option<String> {
 }
 
 impl SessionService {
-    /// Starts configuring a service on `store`, signing access tokens with `keys`.
-    pub fn builder(store: impl SessionStore, keys: Arc<KeyRing>) -> SessionServiceBuilder {
+    /// Starts configuring a service on `store`, signing access tokens with `keys`:
+    /// a [`KeyRing`], or the verifier's [`SharedKeyRing`] (`verifier.key_ring().clone()`)
+    /// so a key rotation applies to both.
+    pub fn builder(
+        store: impl SessionStore,
+        keys: impl Into<SharedKeyRing>,
+    ) -> SessionServiceBuilder {
         Self::builder_shared(Arc::new(store), keys)
     }
 
     /// [`builder`](Self::builder) with a store that is already shared.
     pub fn builder_shared(
         store: Arc<dyn SessionStore>,
-        keys: Arc<KeyRing>,
+        keys: impl Into<SharedKeyRing>,
     ) -> SessionServiceBuilder {
         SessionServiceBuilder {
             store,
-            keys,
+            keys: keys.into(),
             clock: Arc::new(SystemClock),
             policy: Policy::default(),
             issuer: "keybound".into(),
@@ -553,6 +591,8 @@ impl SessionService {
         let access_token = self
             .inner
             .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .sign(&claims)
             .map_err(LifecycleError::Signing)?;
         Ok(TokenResponse {
