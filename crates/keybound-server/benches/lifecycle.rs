@@ -1,0 +1,219 @@
+//! Lifecycle benchmarks: refreshes per second on each store next to the crypto a
+//! refresh needs, and large sweeps. `cargo bench -p keybound-server --bench lifecycle`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use keybound_server::lifecycle::{
+    OpenRequest, Reason, RefreshSecret, RequestSignals, SessionId, SessionService, SessionState,
+    TokenHash,
+};
+use keybound_server::proto::ed25519_dalek::SigningKey;
+use keybound_server::proto::{AccessTokenClaims, DpopProof, ProofBuilder, PublicJwk, Signer};
+use keybound_server::store::{MemoryStore, SessionRecord, SessionStore};
+use keybound_server::{KeyRing, ManualClock, ServerKey};
+use tokio::runtime::Runtime;
+
+const T0_MS: i64 = 1_700_000_000_000;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn keys() -> KeyRing {
+    KeyRing::new(ServerKey::from_seed(&[42; 32]))
+}
+
+fn service(store: impl SessionStore, clock: &ManualClock) -> SessionService {
+    SessionService::builder(store, keys())
+        .clock(clock.clone())
+        .refresh_secret(RefreshSecret::from_bytes([5; 32]))
+        .build()
+        .unwrap()
+}
+
+/// The device's proof on a refresh request, and its key's thumbprint.
+fn device_proof() -> (String, String) {
+    let device = SigningKey::from_bytes(&[7; 32]);
+    let jkt = PublicJwk::from_verifying_key(&device.verifying_key()).thumbprint();
+    let proof = ProofBuilder::new(
+        device.public_jwk(),
+        "POST",
+        "https://api.example/session/refresh",
+        T0_MS / 1000,
+        [1; 16],
+    )
+    .unwrap()
+    .sign(&device)
+    .unwrap();
+    (proof, jkt)
+}
+
+/// What the verifier does with the proof of a refresh request: parse, thumbprint,
+/// `verify_strict`.
+fn verify_proof(proof: &str) -> String {
+    let parsed = DpopProof::parse(proof).unwrap();
+    parsed.verify_signature().unwrap();
+    parsed.thumbprint()
+}
+
+fn bench_refresh(c: &mut Criterion) {
+    let (proof, jkt) = device_proof();
+    let mut group = c.benchmark_group("refresh");
+    group.measurement_time(Duration::from_secs(10));
+
+    let keys = keys();
+    group.bench_function("crypto_only", |b| {
+        b.iter(|| {
+            let jkt = verify_proof(black_box(&proof));
+            let claims = AccessTokenClaims {
+                iss: "keybound".into(),
+                sub: "alice".into(),
+                sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                iat: T0_MS / 1000,
+                exp: T0_MS / 1000 + 300,
+                jkt,
+            };
+            black_box(keys.sign(&claims).unwrap())
+        });
+    });
+
+    let rt = runtime();
+    let mut refresh_on = |name: &str, store: Arc<dyn SessionStore>| {
+        let clock = ManualClock::new(T0_MS);
+        let service = SessionService::builder_shared(store, self::keys())
+            .clock(clock.clone())
+            .refresh_secret(RefreshSecret::from_bytes([5; 32]))
+            .build()
+            .unwrap();
+        let mut token = rt
+            .block_on(service.open_session("alice", &jkt, OpenRequest::new()))
+            .unwrap()
+            .refresh_token;
+        let signals = RequestSignals::new();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let jkt = verify_proof(black_box(&proof));
+                let tokens = rt
+                    .block_on(service.refresh(&token, &jkt, &signals))
+                    .unwrap();
+                token = tokens.refresh_token;
+                black_box(tokens.access_token)
+            });
+        });
+    };
+    refresh_on("memory_store", Arc::new(MemoryStore::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_store = rt.block_on(sqlite(&dir.path().join("refresh.db")));
+    refresh_on("sqlite_store", Arc::new(sqlite_store));
+    group.finish();
+}
+
+async fn sqlite(path: &Path) -> keybound_server::store::SqliteStore {
+    keybound_server::store::SqliteStore::open(path)
+        .await
+        .unwrap()
+}
+
+/// A session that ended long ago, ready to be purged.
+fn terminal(n: u64) -> SessionRecord {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_le_bytes());
+    id[8..].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    let t0 = T0_MS / 1000;
+    let mut record = SessionRecord {
+        id: SessionId::from_bytes(id),
+        user_id: format!("user-{:06}", n / 2),
+        jkt: keybound_server::lifecycle::Jkt::from_bytes([7; 32]),
+        device_label: Some("Firefox on Linux".into()),
+        user_agent_hash: Some([1; 8]),
+        created_at: t0,
+        last_seen_at: t0,
+        idle_expires_at: t0 + 1800,
+        absolute_expires_at: t0 + 43_200,
+        generation: 3,
+        current_hash: TokenHash::from_bytes([9; 32]),
+        previous_hash: Some(TokenHash::from_bytes([8; 32])),
+        grace_until: Some(t0 + 30),
+        state: SessionState::Active,
+        reason: None,
+        ended_at: None,
+    };
+    record.finish(SessionState::Revoked, Reason::USER_REVOKED, t0 + 60);
+    record
+}
+
+/// The clock eight days later: everything above is past retention.
+fn later_clock() -> ManualClock {
+    ManualClock::new(T0_MS + 8 * 24 * 3600 * 1000)
+}
+
+fn bench_sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sweep");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(30));
+    let rt = runtime();
+
+    const MEMORY_SESSIONS: u64 = 1_000_000;
+    group.bench_function("memory_purge_1m", |b| {
+        b.iter_batched(
+            || {
+                let store = MemoryStore::new();
+                rt.block_on(async {
+                    for n in 0..MEMORY_SESSIONS {
+                        store.create(terminal(n)).await.unwrap();
+                    }
+                });
+                service(store, &later_clock())
+            },
+            |service| {
+                let report = rt.block_on(service.sweep_once()).unwrap();
+                assert_eq!(report.purged, MEMORY_SESSIONS);
+                service
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    const SQLITE_SESSIONS: u64 = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template.db");
+    rt.block_on(async {
+        let store = sqlite(&template).await;
+        for n in 0..SQLITE_SESSIONS {
+            store.create(terminal(n)).await.unwrap();
+        }
+    });
+    // The last connection closed: the WAL is checkpointed into the main file.
+    let mut copies = 0u32;
+    group.bench_function("sqlite_purge_100k", |b| {
+        b.iter_batched(
+            || {
+                copies += 1;
+                let path: PathBuf = dir.path().join(format!("copy{copies}.db"));
+                std::fs::copy(&template, &path).unwrap();
+                let store = rt.block_on(sqlite(&path));
+                service(store, &later_clock())
+            },
+            |service| {
+                let report = rt.block_on(service.sweep_once()).unwrap();
+                assert_eq!(report.purged, SQLITE_SESSIONS);
+                service
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_refresh, bench_sweep);
+criterion_main!(benches);
