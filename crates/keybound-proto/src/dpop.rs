@@ -79,6 +79,11 @@ impl DpopProof {
         &self.claims
     }
 
+    /// The claims, consuming the proof (no copy).
+    pub fn into_claims(self) -> ProofClaims {
+        self.claims
+    }
+
     /// The public key from the proof's header.
     pub fn jwk(&self) -> &PublicJwk {
         &self.jwk

@@ -81,6 +81,11 @@ impl AccessToken {
         &self.claims
     }
 
+    /// The claims, consuming the token (no copy).
+    pub fn into_claims(self) -> AccessTokenClaims {
+        self.claims
+    }
+
     /// The compact token text.
     pub fn as_str(&self) -> &str {
         self.jws.text()

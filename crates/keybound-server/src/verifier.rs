@@ -1,0 +1,775 @@
+//! The request verifier: every check of DESIGN §3, in order, for any `http`-based
+//! framework.
+//!
+//! Order (cheap first; nothing is written before every signature verified):
+//! size limits and header shape → JOSE parsing of proof and token → `htm`/`htu` →
+//! `iat` window → `ath` → `cnf.jkt` → access-token signature (or the token cache) and
+//! `exp` → proof signature (`verify_strict`) → `jti` replay → nonce (when enabled) →
+//! session state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use http::header::{AUTHORIZATION, HeaderName};
+use http::{HeaderMap, Method, Uri};
+use keybound_proto::{
+    AccessToken, CheckedRequest, Credential, DpopProof, ProofClaims, ProtoError, PublicJwk,
+    RequestContext, check_request, normalize_htu,
+};
+use serde_json::{Value, json};
+
+use crate::replay::{MemoryReplayStore, ReplayStore, replay_key};
+use crate::session_check::{AcceptAllSessions, SessionCheck};
+use crate::token_cache::TokenCache;
+use crate::{Clock, KeyRing, Nonces, Rejection, SystemClock};
+
+/// The `DPoP` request header.
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// Default allowed distance between a proof's `iat` and the server's clock: 60 s.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(60);
+
+/// Default limit on the `DPoP` and `Authorization` header values: 8 KiB.
+pub const DEFAULT_MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// Counter of verifications, labelled `result` = the rejection code or `ok`.
+pub const METRIC_VERIFICATIONS: &str = "keybound_verifications_total";
+/// Histogram of the time one verification takes, in seconds.
+pub const METRIC_VERIFICATION_SECONDS: &str = "keybound_verification_seconds";
+/// Gauge of the entries held by the replay store.
+pub const METRIC_REPLAY_ENTRIES: &str = "keybound_replay_entries";
+
+/// A key ring shared between the verifier and whoever rotates keys.
+pub type SharedKeyRing = Arc<RwLock<KeyRing>>;
+
+/// The identity of a verified protected request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedRequest {
+    /// The user id (`sub` of the access token).
+    pub sub: String,
+    /// The session id (`sid` of the access token).
+    pub sid: String,
+    /// Thumbprint of the device key that signed the proof (equals the token's `cnf.jkt`).
+    pub jkt: String,
+    /// The access token's `exp`, seconds since the epoch.
+    pub token_expires_at: i64,
+    /// The access token's `jti`.
+    pub token_jti: String,
+}
+
+/// A verified proof of a request that carries no access token (login, refresh).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedProof {
+    /// Thumbprint of the proof key: the key a new session is bound to.
+    pub jkt: String,
+    /// The proof key.
+    pub jwk: PublicJwk,
+    /// The proof's claims.
+    pub claims: ProofClaims,
+}
+
+/// Why a [`VerifierBuilder`] could not build a verifier.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifierConfigError {
+    /// No public origin was set.
+    #[error("the verifier needs the service's public origin (e.g. https://api.example.com)")]
+    MissingOrigin,
+    /// The public origin is not an absolute http(s) URL without query or fragment.
+    #[error("invalid public origin: {0}")]
+    InvalidOrigin(&'static str),
+    /// No key ring was set.
+    #[error("the verifier needs the server's key ring")]
+    MissingKeys,
+}
+
+/// Verifies DPoP-protected requests. Cheap to clone (one `Arc`); share one per service.
+///
+/// Built with [`Verifier::builder`]. Input is the request's method, URI and headers;
+/// the URL the proof must name is the configured public origin followed by the
+/// request's path (the `Host` header and any authority in the request target are never
+/// trusted). Output is the verified identity or a [`Rejection`] that renders the exact
+/// HTTP error response.
+///
+/// Without axum, with a plain `http::Request`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use keybound_proto::{AccessTokenClaims, ProofBuilder, Signer};
+/// use keybound_server::{KeyRing, ManualClock, ServerKey, Verifier};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let now = 1_700_000_000;
+/// let clock = ManualClock::new(now * 1000);
+/// let keys = KeyRing::new(ServerKey::from_seed(&[1u8; 32]));
+///
+/// // What the client holds: a device key and an access token bound to it.
+/// let device = ed25519_dalek::SigningKey::from_bytes(&[2u8; 32]);
+/// let jkt = device.public_jwk().thumbprint();
+/// let token = keys.sign(&AccessTokenClaims {
+///     iss: "https://api.example.com".into(), sub: "alice".into(), sid: "s1".into(),
+///     jti: "t1".into(), iat: now, exp: now + 300, jkt,
+/// }).unwrap();
+///
+/// let verifier = Verifier::builder()
+///     .public_origin("https://api.example.com")
+///     .keys(keys)
+///     .clock(Arc::new(clock))
+///     .build()
+///     .unwrap();
+///
+/// // The client signs `GET https://api.example.com/orders` ...
+/// let proof = ProofBuilder::new(device.public_jwk(), "GET", "https://api.example.com/orders", now, [3u8; 16])
+///     .unwrap()
+///     .access_token(&token)
+///     .sign(&device)
+///     .unwrap();
+/// // ... and the request reaches the service behind a proxy.
+/// let request = http::Request::get("/orders?page=2")
+///     .header("host", "10.0.0.7:8080")
+///     .header("authorization", format!("DPoP {token}"))
+///     .header("dpop", proof.as_str())
+///     .body(())
+///     .unwrap();
+/// let caller = verifier.verify_request(&request).await.unwrap();
+/// assert_eq!((caller.sub.as_str(), caller.sid.as_str()), ("alice", "s1"));
+///
+/// // The same proof again is a replay: the rejection renders the HTTP answer.
+/// let rejection = verifier.verify_request(&request).await.unwrap_err();
+/// assert_eq!(rejection.code(), "replayed_jti");
+/// let response = rejection.into_http_response();
+/// assert_eq!(response.status(), 401);
+/// assert!(response.headers()["www-authenticate"]
+///     .to_str().unwrap().starts_with(r#"DPoP error="invalid_dpop_proof""#));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("origin", &self.inner.origin)
+            .field("max_skew_secs", &self.inner.max_skew_secs)
+            .field("max_header_len", &self.inner.max_header_len)
+            .field("nonces", &self.inner.nonces.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    /// Normalised origin (and optional base path) without a trailing `/`.
+    origin: String,
+    keys: SharedKeyRing,
+    clock: Arc<dyn Clock>,
+    replay: Arc<dyn ReplayStore>,
+    sessions: Arc<dyn SessionCheck>,
+    max_skew_secs: u64,
+    max_header_len: usize,
+    nonces: Option<Nonces>,
+    token_cache: TokenCache,
+}
+
+/// Configures a [`Verifier`]. Required: [`public_origin`](Self::public_origin) and the
+/// keys ([`keys`](Self::keys) or [`key_ring`](Self::key_ring)).
+#[must_use]
+pub struct VerifierBuilder {
+    origin: Option<String>,
+    keys: Option<SharedKeyRing>,
+    clock: Arc<dyn Clock>,
+    replay: Option<Arc<dyn ReplayStore>>,
+    sessions: Arc<dyn SessionCheck>,
+    max_skew: Duration,
+    max_header_len: usize,
+    nonces: Option<Nonces>,
+    token_cache_capacity: usize,
+}
+
+impl std::fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// The origin clients use to reach the service, e.g. `https://api.example.com`
+    /// (scheme, host, port if not the default). It may end in a base path
+    /// (`https://example.com/api`) when a proxy strips that prefix before the request
+    /// reaches the service. The request's path is appended to it to form the URL the
+    /// proof's `htu` must match.
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// The server's keys, shared with whoever rotates them (`KeyRing::rotate`,
+    /// `KeyRing::retire` take effect on the next request).
+    pub fn key_ring(mut self, keys: SharedKeyRing) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The server's keys, owned by the verifier (reach them later with
+    /// [`Verifier::key_ring`]).
+    pub fn keys(self, keys: KeyRing) -> Self {
+        self.key_ring(Arc::new(RwLock::new(keys)))
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The replay store (default: a [`MemoryReplayStore`] of default capacity on the
+    /// verifier's clock).
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay = Some(store);
+        self
+    }
+
+    /// The session-state check (default: [`AcceptAllSessions`]).
+    pub fn session_check(mut self, check: Arc<dyn SessionCheck>) -> Self {
+        self.sessions = check;
+        self
+    }
+
+    /// Allowed distance between a proof's `iat` and the clock, in either direction
+    /// (default [`DEFAULT_MAX_SKEW`]). Also the leeway for an access token's `iat`.
+    pub fn max_skew(mut self, skew: Duration) -> Self {
+        self.max_skew = skew;
+        self
+    }
+
+    /// Limit on the `DPoP` and `Authorization` header values in bytes (default
+    /// [`DEFAULT_MAX_HEADER_LEN`]).
+    pub fn max_header_len(mut self, len: usize) -> Self {
+        self.max_header_len = len;
+        self
+    }
+
+    /// Turns nonces on (off by default).
+    pub fn nonces(mut self, nonces: Nonces) -> Self {
+        self.nonces = Some(nonces);
+        self
+    }
+
+    /// How many verified access tokens to cache (default
+    /// [`TokenCache::DEFAULT_CAPACITY`]; 0 turns the cache off).
+    pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Checks the configuration and builds the verifier.
+    pub fn build(self) -> Result<Verifier, VerifierConfigError> {
+        let origin = self.origin.ok_or(VerifierConfigError::MissingOrigin)?;
+        let origin = normalize_origin(&origin)?;
+        let keys = self.keys.ok_or(VerifierConfigError::MissingKeys)?;
+        let replay = self
+            .replay
+            .unwrap_or_else(|| Arc::new(MemoryReplayStore::new(self.clock.clone())));
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                origin,
+                keys,
+                clock: self.clock,
+                replay,
+                sessions: self.sessions,
+                max_skew_secs: self.max_skew.as_secs(),
+                max_header_len: self.max_header_len,
+                nonces: self.nonces,
+                token_cache: TokenCache::new(self.token_cache_capacity),
+            }),
+        })
+    }
+}
+
+fn normalize_origin(origin: &str) -> Result<String, VerifierConfigError> {
+    if origin.contains(['?', '#']) {
+        return Err(VerifierConfigError::InvalidOrigin(
+            "must not have a query or fragment",
+        ));
+    }
+    let mut normalized = normalize_htu(origin).map_err(|err| match err {
+        ProtoError::InvalidUrl { reason } => VerifierConfigError::InvalidOrigin(reason),
+        _ => VerifierConfigError::InvalidOrigin("not an absolute http(s) URL"),
+    })?;
+    while normalized.ends_with('/') {
+        normalized.pop();
+    }
+    Ok(normalized)
+}
+
+impl Verifier {
+    /// Starts configuring a verifier.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder {
+            origin: None,
+            keys: None,
+            clock: Arc::new(SystemClock),
+            replay: None,
+            sessions: Arc::new(AcceptAllSessions),
+            max_skew: DEFAULT_MAX_SKEW,
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+            nonces: None,
+            token_cache_capacity: TokenCache::DEFAULT_CAPACITY,
+        }
+    }
+
+    /// Verifies a protected request: `Authorization: DPoP <access token>` plus a `DPoP`
+    /// proof bound to it, then replay, nonce and session state.
+    pub async fn verify(&self, parts: &http::request::Parts) -> Result<VerifiedRequest, Rejection> {
+        self.verify_headers(&parts.method, &parts.uri, &parts.headers)
+            .await
+    }
+
+    /// [`verify`](Self::verify) for a whole `http::Request` (the body is not read).
+    pub async fn verify_request<B>(
+        &self,
+        request: &http::Request<B>,
+    ) -> Result<VerifiedRequest, Rejection> {
+        self.verify_headers(request.method(), request.uri(), request.headers())
+            .await
+    }
+
+    /// [`verify`](Self::verify) from the request's method, target and headers.
+    pub async fn verify_headers(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<VerifiedRequest, Rejection> {
+        let started = Instant::now();
+        let result = self.inner.verify(method, uri, headers).await;
+        self.inner.record(result.as_ref().err(), started);
+        result
+    }
+
+    /// Verifies a request that carries only a proof (login, refresh): the proof's
+    /// checks, replay and nonce; any `Authorization` header is ignored. Returns the key
+    /// the proof was signed with.
+    pub async fn verify_proof(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<VerifiedProof, Rejection> {
+        let started = Instant::now();
+        let result = self
+            .inner
+            .verify_proof(&parts.method, &parts.uri, &parts.headers)
+            .await;
+        self.inner.record(result.as_ref().err(), started);
+        result
+    }
+
+    /// The nonce to send in a `DPoP-Nonce` response header now, when nonces are on.
+    pub fn nonce(&self) -> Option<String> {
+        let nonces = self.inner.nonces.as_ref()?;
+        Some(nonces.issue(self.inner.clock.now_ms()))
+    }
+
+    /// The key ring, to rotate or retire keys while the verifier runs.
+    pub fn key_ring(&self) -> &SharedKeyRing {
+        &self.inner.keys
+    }
+
+    /// The cache of verified access tokens.
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.inner.token_cache
+    }
+
+    /// The replay store.
+    pub fn replay_store(&self) -> &Arc<dyn ReplayStore> {
+        &self.inner.replay
+    }
+
+    /// The clock the verifier reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The normalised public origin (without a trailing `/`).
+    pub fn public_origin(&self) -> &str {
+        &self.inner.origin
+    }
+}
+
+impl Inner {
+    async fn verify(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<VerifiedRequest, Rejection> {
+        let token = self.access_token(headers)?;
+        let proof = self.proof_header(headers)?;
+        let now_ms = self.clock.now_ms();
+        let now = now_ms.div_euclid(1000);
+        let url = self.request_url(uri);
+        let ctx = self.context(method, &url, now);
+
+        // Written to the cache only once every signature verified.
+        let mut verified_token = None;
+        let checked = check_request(&ctx, proof, Some(token), |at| {
+            verified_token = self.verify_token(at, now)?;
+            Ok(())
+        })?;
+        if let Some((hash, exp, key)) = verified_token {
+            self.token_cache.insert(hash, exp, key, now);
+        }
+
+        self.check_replay(&checked, now_ms).await?;
+        let CheckedRequest { proof, token, jkt } = checked;
+        self.check_nonce(proof.claims(), now_ms)?;
+        let claims = token.ok_or(Rejection::MissingToken)?.into_claims();
+        self.sessions.check(&claims.sid, &claims.sub, &jkt).await?;
+        Ok(VerifiedRequest {
+            sub: claims.sub,
+            sid: claims.sid,
+            jkt,
+            token_expires_at: claims.exp,
+            token_jti: claims.jti,
+        })
+    }
+
+    async fn verify_proof(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<VerifiedProof, Rejection> {
+        let proof = self.proof_header(headers)?;
+        let now_ms = self.clock.now_ms();
+        let url = self.request_url(uri);
+        let ctx = self.context(method, &url, now_ms.div_euclid(1000));
+        let checked = check_request(&ctx, proof, None, |_| Err(ProtoError::UnknownKid))?;
+        self.check_replay(&checked, now_ms).await?;
+        self.check_nonce(checked.proof.claims(), now_ms)?;
+        let jwk = *checked.proof.jwk();
+        Ok(VerifiedProof {
+            jkt: checked.jkt,
+            jwk,
+            claims: checked.proof.into_claims(),
+        })
+    }
+
+    fn context<'a>(&self, method: &'a Method, url: &'a str, now: i64) -> RequestContext<'a> {
+        RequestContext {
+            method: method.as_str(),
+            url,
+            now,
+            max_skew_secs: self.max_skew_secs,
+            max_jws_len: self.max_header_len,
+        }
+    }
+
+    /// The URL the proof must name: the public origin plus the request's path.
+    fn request_url(&self, uri: &Uri) -> String {
+        let path = uri.path();
+        let mut url = String::with_capacity(self.origin.len() + path.len() + 1);
+        url.push_str(&self.origin);
+        if !path.starts_with('/') {
+            url.push('/');
+        }
+        url.push_str(path);
+        url
+    }
+
+    /// The token of the single `Authorization: DPoP <token>` header.
+    fn access_token<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, Rejection> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let value = values.next().ok_or(Rejection::MissingToken)?;
+        if values.next().is_some() {
+            return Err(Rejection::MultipleAuthorizationHeaders);
+        }
+        if value.len() > self.max_header_len {
+            return Err(Rejection::HeaderTooLarge {
+                credential: Credential::AccessToken,
+                limit: self.max_header_len,
+            });
+        }
+        let text = value.to_str().map_err(|_| Rejection::Proto {
+            credential: Credential::AccessToken,
+            error: ProtoError::MalformedJws,
+        })?;
+        let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+        // Auth schemes are case-insensitive (RFC 9110 §11.1).
+        if !scheme.eq_ignore_ascii_case("DPoP") {
+            return Err(Rejection::InvalidAuthScheme);
+        }
+        let token = token.trim_matches(' ');
+        if token.is_empty() {
+            return Err(Rejection::MissingToken);
+        }
+        Ok(token)
+    }
+
+    /// The value of the single `DPoP` header.
+    fn proof_header<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, Rejection> {
+        let mut values = headers.get_all(DPOP).iter();
+        let value = values.next().ok_or(Rejection::MissingProof)?;
+        if values.next().is_some() {
+            return Err(Rejection::MultipleDpopHeaders);
+        }
+        if value.len() > self.max_header_len {
+            return Err(Rejection::HeaderTooLarge {
+                credential: Credential::Proof,
+                limit: self.max_header_len,
+            });
+        }
+        // A comma never occurs in a compact JWS: it is two headers folded into one.
+        if value.as_bytes().contains(&b',') {
+            return Err(Rejection::MultipleDpopHeaders);
+        }
+        value.to_str().map_err(|_| Rejection::Proto {
+            credential: Credential::Proof,
+            error: ProtoError::MalformedJws,
+        })
+    }
+
+    /// Resolves the token's `kid` in the key ring and verifies its signature, unless
+    /// the cache already holds it as verified by that same key. Returns what to cache.
+    #[allow(clippy::type_complexity)]
+    fn verify_token(
+        &self,
+        token: &AccessToken,
+        now: i64,
+    ) -> Result<Option<([u8; 32], i64, [u8; 32])>, ProtoError> {
+        let key: VerifyingKey = *self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verifying_key(token.kid())
+            .ok_or(ProtoError::UnknownKid)?;
+        let hash = TokenCache::hash(token.as_str());
+        if self.token_cache.get(&hash, now) == Some(key.to_bytes()) {
+            return Ok(None);
+        }
+        token.verify_signature(&key)?;
+        Ok(Some((hash, token.claims().exp, key.to_bytes())))
+    }
+
+    async fn check_replay(&self, checked: &CheckedRequest, now_ms: i64) -> Result<(), Rejection> {
+        let claims = checked.proof.claims();
+        let key = replay_key(&checked.jkt, &claims.jti);
+        // The proof is accepted while now <= iat + skew (whole seconds).
+        let skew = i64::try_from(self.max_skew_secs).unwrap_or(i64::MAX);
+        let expires_at_ms = claims
+            .iat
+            .saturating_add(skew)
+            .saturating_add(1)
+            .saturating_mul(1000)
+            .max(now_ms);
+        match self.replay.insert_once(&key, expires_at_ms).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Rejection::ReplayedJti),
+            Err(err) => {
+                tracing::warn!(code = err.code(), "keybound: replay store failed: {err}");
+                Err(Rejection::ReplayStoreUnavailable(err))
+            }
+        }
+    }
+
+    fn check_nonce(&self, claims: &ProofClaims, now_ms: i64) -> Result<(), Rejection> {
+        let Some(nonces) = &self.nonces else {
+            return Ok(());
+        };
+        match &claims.nonce {
+            None => Err(Rejection::UseDpopNonce {
+                nonce: nonces.issue(now_ms),
+            }),
+            Some(nonce) if !nonces.check(nonce, now_ms) => Err(Rejection::InvalidNonce {
+                nonce: nonces.issue(now_ms),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn record(&self, rejection: Option<&Rejection>, started: Instant) {
+        let result = rejection.map_or("ok", Rejection::code);
+        metrics::counter!(METRIC_VERIFICATIONS, "result" => result).increment(1);
+        metrics::histogram!(METRIC_VERIFICATION_SECONDS).record(started.elapsed().as_secs_f64());
+        if let Some(len) = self.replay.approximate_len() {
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!(METRIC_REPLAY_ENTRIES).set(len as f64);
+        }
+        match rejection {
+            None => tracing::trace!("keybound: request verified"),
+            Some(r) if r.is_unavailable() => {
+                tracing::warn!(
+                    code = r.code(),
+                    "keybound: request refused, store unavailable"
+                );
+            }
+            Some(r) => tracing::debug!(code = r.code(), "keybound: request rejected"),
+        }
+    }
+}
+
+/// Registers descriptions of the verifier's metrics with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        METRIC_VERIFICATIONS,
+        "DPoP request verifications, by result (ok or the rejection code)"
+    );
+    metrics::describe_histogram!(
+        METRIC_VERIFICATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to verify one request"
+    );
+    metrics::describe_gauge!(METRIC_REPLAY_ENTRIES, "Entries held by the replay store");
+}
+
+/// Runs the verifier's stateless checks on one request, for tools such as
+/// `keybound verify`: the same pipeline as [`Verifier::verify`] (header size limit,
+/// JOSE parsing, `htm`/`htu`, `iat` within `max_skew_secs` of `now`, `ath`, `cnf.jkt`,
+/// token signature by the key named by `kid` in `keys`, token expiry, proof signature)
+/// but without the stateful checks: no replay store, no nonce, no session state.
+///
+/// `url` is the full request URL (query and fragment are ignored); `now` is in seconds
+/// since the epoch. Without an access token only the proof is checked (a login or
+/// refresh request).
+///
+/// Returns the verified claims as JSON:
+/// `{"jkt", "jwk", "proof": {jti, htm, htu, iat, ath?, nonce?}, "access_token": {kid,
+/// iss, sub, sid, jti, iat, exp, cnf: {jkt}} | null}`.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use keybound_proto::{ProofBuilder, Signer};
+/// let device = ed25519_dalek::SigningKey::from_bytes(&[2u8; 32]);
+/// let proof = ProofBuilder::new(device.public_jwk(), "POST", "https://api.example.com/session/refresh", 1_700_000_000, [3u8; 16])
+///     .unwrap()
+///     .sign(&device)
+///     .unwrap();
+/// let claims = keybound_server::verify_stateless(
+///     "POST", "https://api.example.com/session/refresh", &proof, None,
+///     &HashMap::new(), 1_700_000_030, 60,
+/// ).unwrap();
+/// assert_eq!(claims["jkt"], device.public_jwk().thumbprint());
+/// assert_eq!(claims["proof"]["htm"], "POST");
+///
+/// let late = keybound_server::verify_stateless(
+///     "POST", "https://api.example.com/session/refresh", &proof, None,
+///     &HashMap::new(), 1_700_000_061, 60,
+/// ).unwrap_err();
+/// assert_eq!(late.code(), "iat_too_old");
+/// ```
+pub fn verify_stateless(
+    method: &str,
+    url: &str,
+    proof: &str,
+    access_token: Option<&str>,
+    keys: &HashMap<String, VerifyingKey>,
+    now: i64,
+    max_skew_secs: u64,
+) -> Result<Value, Rejection> {
+    let limit = DEFAULT_MAX_HEADER_LEN;
+    if proof.len() > limit {
+        return Err(Rejection::HeaderTooLarge {
+            credential: Credential::Proof,
+            limit,
+        });
+    }
+    if access_token.is_some_and(|t| t.len() > limit) {
+        return Err(Rejection::HeaderTooLarge {
+            credential: Credential::AccessToken,
+            limit,
+        });
+    }
+    let ctx = RequestContext {
+        method,
+        url,
+        now,
+        max_skew_secs,
+        max_jws_len: limit,
+    };
+    let checked = check_request(&ctx, proof, access_token, |token| {
+        let key = keys.get(token.kid()).ok_or(ProtoError::UnknownKid)?;
+        token.verify_signature(key)
+    })?;
+    Ok(claims_json(
+        &checked.proof,
+        checked.token.as_ref(),
+        &checked.jkt,
+    ))
+}
+
+fn claims_json(proof: &DpopProof, token: Option<&AccessToken>, jkt: &str) -> Value {
+    let p = proof.claims();
+    let mut proof_claims = json!({"jti": p.jti, "htm": p.htm, "htu": p.htu, "iat": p.iat});
+    if let Value::Object(map) = &mut proof_claims {
+        if let Some(ath) = &p.ath {
+            map.insert("ath".into(), Value::String(ath.clone()));
+        }
+        if let Some(nonce) = &p.nonce {
+            map.insert("nonce".into(), Value::String(nonce.clone()));
+        }
+    }
+    let token_claims = token.map_or(Value::Null, |t| {
+        let c = t.claims();
+        json!({
+            "kid": t.kid(), "iss": c.iss, "sub": c.sub, "sid": c.sid, "jti": c.jti,
+            "iat": c.iat, "exp": c.exp, "cnf": {"jkt": c.jkt},
+        })
+    });
+    json!({
+        "jkt": jkt,
+        "jwk": proof.jwk().to_json(),
+        "proof": proof_claims,
+        "access_token": token_claims,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_validated_and_normalised() {
+        assert_eq!(
+            normalize_origin("HTTPS://API.Example.com:443/").unwrap(),
+            "https://api.example.com"
+        );
+        assert_eq!(
+            normalize_origin("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_origin("https://example.com/api/").unwrap(),
+            "https://example.com/api"
+        );
+        for bad in [
+            "api.example.com",
+            "ftp://example.com",
+            "https://example.com/?a",
+            "https://example.com#x",
+            "https://user@example.com",
+        ] {
+            assert!(
+                matches!(
+                    normalize_origin(bad),
+                    Err(VerifierConfigError::InvalidOrigin(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn builder_requires_origin_and_keys() {
+        let err = Verifier::builder().build().unwrap_err();
+        assert_eq!(err, VerifierConfigError::MissingOrigin);
+        let err = Verifier::builder()
+            .public_origin("https://a.example")
+            .build()
+            .unwrap_err();
+        assert_eq!(err, VerifierConfigError::MissingKeys);
+    }
+}
