@@ -69,16 +69,19 @@ use std::pin::Pin;
 
 mod clock;
 mod keys;
+pub mod lifecycle;
 mod nonce;
 mod rejection;
 mod replay;
 mod session_check;
+pub mod store;
 mod token_cache;
 mod verifier;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use keybound_proto as proto;
 pub use keys::{KeyError, KeyRing, ServerKey};
+pub use lifecycle::{LifecycleError, SessionService};
 pub use nonce::Nonces;
 pub use rejection::Rejection;
 pub use replay::{MemoryReplayStore, ReplayError, ReplayStore, replay_key};

@@ -1,0 +1,45 @@
+//! The shared store conformance suite, run on every store keybound ships.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod memory {
+    use keybound_server::store::MemoryStore;
+    use keybound_server::store::conformance::Fixture;
+
+    keybound_server::store_conformance_tests!(|| async { Fixture::new(MemoryStore::new()) });
+
+    mod one_shard {
+        use keybound_server::store::MemoryStore;
+        use keybound_server::store::conformance::Fixture;
+
+        // A single shard puts every session under one lock and in one sweep batch
+        // sequence: the edge case of the sharding.
+        keybound_server::store_conformance_tests!(|| async {
+            Fixture::new(MemoryStore::with_shards(1))
+        });
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use keybound_server::store::SqliteStore;
+    use keybound_server::store::conformance::Fixture;
+
+    keybound_server::store_conformance_tests!(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("sessions.db"))
+            .await
+            .unwrap();
+        Fixture::new(store).with_guard(dir)
+    });
+}
+
+#[test]
+fn run_all_covers_every_case_on_a_shared_store() {
+    // Stores shared between cases must still pass: the cases use random ids.
+    let shared = keybound_server::store::MemoryStore::new();
+    keybound_server::store::conformance::run_all(|| {
+        let store = shared.clone();
+        async move { keybound_server::store::conformance::Fixture::new(store) }
+    });
+    assert!(keybound_server::store::conformance::CASES.len() >= 30);
+}
