@@ -67,6 +67,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod clock;
 mod keys;
 pub mod lifecycle;
