@@ -76,6 +76,7 @@ mod nonce;
 mod rejection;
 mod replay;
 mod session_check;
+pub mod settings;
 pub mod store;
 mod token_cache;
 mod verifier;

@@ -18,7 +18,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000_000);
-//! let service = SessionService::builder(MemoryStore::new(), Arc::new(KeyRing::generate()?))
+//! let service = SessionService::builder(MemoryStore::new(), KeyRing::generate()?.into_shared())
 //!     .issuer("https://api.example")
 //!     .clock(clock.clone())
 //!     .build()?;

@@ -154,7 +154,7 @@ pub trait RiskPolicy: Send + Sync + 'static {
 /// use std::sync::Arc;
 /// use keybound_server::lifecycle::{SessionService, UserAgentChangePolicy};
 /// use keybound_server::{KeyRing, store::MemoryStore};
-/// let service = SessionService::builder(MemoryStore::new(), Arc::new(KeyRing::generate().unwrap()))
+/// let service = SessionService::builder(MemoryStore::new(), KeyRing::generate().unwrap().into_shared())
 ///     .risk_policy(UserAgentChangePolicy)
 ///     .build()
 ///     .unwrap();

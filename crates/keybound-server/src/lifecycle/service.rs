@@ -21,7 +21,7 @@ use crate::store::{
     EndOutcome, EndRequest, EndState, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
     RotateRequest, SessionRecord, SessionStore, SweptSession, TouchRequest, UpdateOutcome,
 };
-use crate::{BoxFuture, Clock, KeyRing, SessionCheck, SessionDenied, SystemClock};
+use crate::{BoxFuture, Clock, SessionCheck, SessionDenied, SharedKeyRing, SystemClock};
 
 const MAX_USER_ID_LEN: usize = 256;
 const MAX_DEVICE_LABEL_LEN: usize = 128;
@@ -134,7 +134,7 @@ impl EndResult {
 
 pub(super) struct Inner {
     pub(super) store: Arc<dyn SessionStore>,
-    keys: Arc<KeyRing>,
+    keys: SharedKeyRing,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) policy: Policy,
     issuer: String,
@@ -173,7 +173,7 @@ impl std::fmt::Debug for SessionService {
 #[must_use]
 pub struct SessionServiceBuilder {
     store: Arc<dyn SessionStore>,
-    keys: Arc<KeyRing>,
+    keys: SharedKeyRing,
     clock: Arc<dyn Clock>,
     policy: Policy,
     issuer: String,
@@ -400,14 +400,14 @@ fn clean_device_label(label: Option<&str>) -> Option<String> {
 
 impl SessionService {
     /// Starts configuring a service on `store`, signing access tokens with `keys`.
-    pub fn builder(store: impl SessionStore, keys: Arc<KeyRing>) -> SessionServiceBuilder {
+    pub fn builder(store: impl SessionStore, keys: SharedKeyRing) -> SessionServiceBuilder {
         Self::builder_shared(Arc::new(store), keys)
     }
 
     /// [`builder`](Self::builder) with a store that is already shared.
     pub fn builder_shared(
         store: Arc<dyn SessionStore>,
-        keys: Arc<KeyRing>,
+        keys: SharedKeyRing,
     ) -> SessionServiceBuilder {
         SessionServiceBuilder {
             store,
@@ -549,6 +549,8 @@ impl SessionService {
         let access_token = self
             .inner
             .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .sign(&claims)
             .map_err(LifecycleError::Signing)?;
         Ok(TokenResponse {

@@ -1,15 +1,13 @@
 //! Helpers shared by the lifecycle integration tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
-
 use keybound_server::lifecycle::{
     AuditEvent, BroadcastSink, Policy, RefreshSecret, SessionService, SessionServiceBuilder,
 };
 use keybound_server::proto::ed25519_dalek::SigningKey;
 use keybound_server::proto::{AccessToken, PublicJwk};
 use keybound_server::store::SessionStore;
-use keybound_server::{KeyRing, ManualClock, ServerKey};
+use keybound_server::{KeyRing, ManualClock, ServerKey, SharedKeyRing};
 use tokio::sync::broadcast;
 
 pub const T0_MS: i64 = 1_700_000_000_000;
@@ -23,12 +21,12 @@ pub fn jkt(seed: u8) -> String {
 pub struct Harness {
     pub service: SessionService,
     pub clock: ManualClock,
-    pub keys: Arc<KeyRing>,
+    pub keys: SharedKeyRing,
     pub events: broadcast::Receiver<AuditEvent>,
 }
 
-pub fn keys() -> Arc<KeyRing> {
-    Arc::new(KeyRing::new(ServerKey::from_seed(&[42; 32])))
+pub fn keys() -> SharedKeyRing {
+    KeyRing::new(ServerKey::from_seed(&[42; 32])).into_shared()
 }
 
 pub fn builder(
@@ -81,8 +79,8 @@ impl Harness {
     /// Parses and verifies an access token with the server key.
     pub fn verify_access_token(&self, token: &str) -> AccessToken {
         let parsed = AccessToken::parse(token).unwrap();
-        let key = self.keys.verifying_key(parsed.kid()).unwrap();
-        parsed.verify_signature(key).unwrap();
+        let key = *self.keys.read().unwrap().verifying_key(parsed.kid()).unwrap();
+        parsed.verify_signature(&key).unwrap();
         parsed
     }
 }
