@@ -62,6 +62,7 @@ mod error;
 mod extract;
 mod layer;
 mod routes;
+mod setup;
 
 use std::sync::Arc;
 
@@ -74,6 +75,7 @@ pub use error::ApiError;
 pub use extract::{ProofOfPossession, Session};
 pub use layer::{nonce_header, require_session};
 pub use routes::{DEFAULT_BODY_LIMIT, routes};
+pub use setup::{Running, Setup, SetupError};
 
 use crate::lifecycle::OpenRequest;
 use crate::{SessionService, Verifier};

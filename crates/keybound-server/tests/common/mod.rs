@@ -79,7 +79,12 @@ impl Harness {
     /// Parses and verifies an access token with the server key.
     pub fn verify_access_token(&self, token: &str) -> AccessToken {
         let parsed = AccessToken::parse(token).unwrap();
-        let key = *self.keys.read().unwrap().verifying_key(parsed.kid()).unwrap();
+        let key = *self
+            .keys
+            .read()
+            .unwrap()
+            .verifying_key(parsed.kid())
+            .unwrap();
         parsed.verify_signature(&key).unwrap();
         parsed
     }
