@@ -4,14 +4,20 @@
 //! `POST /api/login` (JSON `{"username","password"}` + a `DPoP` proof) opens a session
 //! bound to the proof's key; `GET /api/me` needs a valid session; the session endpoints
 //! live under `/session`. Settings come from `KEYBOUND_*` variables
-//! (`keybound_server::settings`).
+//! (`keybound_server::settings`); invalid ones stop start-up with exit code 2.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use http::StatusCode;
-use keybound_server::axum::{ApiError, Keybound, ProofOfPossession, Session, routes};
+use keybound_server::axum::{
+    ApiError, DEFAULT_BODY_LIMIT, Keybound, ProofOfPossession, Running, Session, nonce_header,
+    routes,
+};
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;
 use serde::Deserialize;
@@ -26,11 +32,14 @@ struct Credentials {
     password: String,
 }
 
+/// Verifies the proof first (the device key the session will be bound to), then the
+/// credentials.
 async fn login(
     State(kb): State<Keybound>,
     proof: ProofOfPossession,
-    Json(creds): Json<Credentials>,
+    body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let Json(creds) = body?;
     let known = USERS
         .iter()
         .any(|(user, password)| *user == creds.username && *password == creds.password);
@@ -40,7 +49,11 @@ async fn login(
     }
     let device = proof.user_agent().unwrap_or("unknown device").to_owned();
     let reply = kb
-        .open_session(&proof, &creds.username, OpenRequest::new().device_label(device))
+        .open_session(
+            &proof,
+            &creds.username,
+            OpenRequest::new().device_label(device),
+        )
         .await?;
     Ok(reply.into_response())
 }
@@ -52,27 +65,30 @@ async fn me(session: Session) -> Json<serde_json::Value> {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(err) => fail(&err),
-    };
+    let settings = Settings::from_env().unwrap_or_else(|err| fail(&err));
     let listen = settings.listen;
     let origin = settings.public_origin.clone();
-    let running = match Keybound::setup(settings).build().await {
-        Ok(running) => running,
-        Err(err) => fail(&err),
-    };
+    // The sweeper (periodic cleanup) runs until `_sweeper` is dropped.
+    let Running {
+        keybound: kb,
+        sweeper: _sweeper,
+    } = Keybound::setup(settings)
+        .build()
+        .await
+        .unwrap_or_else(|err| fail(&err));
     let app = Router::new()
         .route("/api/login", post(login))
         .route("/api/me", get(me))
         .merge(routes("/session"))
-        .with_state(running.keybound);
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => listener,
-        Err(err) => fail(&format!("cannot listen on {listen}: {err}")),
-    };
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(kb.clone(), nonce_header))
+        .with_state(kb);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .unwrap_or_else(|err| fail(&format!("cannot listen on {listen}: {err}")));
     println!("keybound minimal example listening on {origin}");
-    if let Err(err) = axum::serve(listener, app).await {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(err) = axum::serve(listener, service).await {
         fail(&err);
     }
 }

@@ -3,21 +3,31 @@
 use ::axum::extract::{Request, State};
 use ::axum::middleware::Next;
 use ::axum::response::{IntoResponse, Response};
-use http::HeaderValue;
 
 use super::extract::signed_uri;
 use super::{Keybound, Session};
 
 /// Middleware that lets only verified callers through and hands the [`Session`] to the
-/// handlers (as a request extension, so a `Session` argument does not verify again).
+/// handlers (as a request extension: a `Session` argument or
+/// `Extension<Session>` behind it does not verify again). Refused requests get the
+/// DPoP error response; with nonces on, every response carries `DPoP-Nonce`.
+///
+/// Use it with [`route_layer`](::axum::Router::route_layer), so that unknown paths stay
+/// `404` instead of `401`. The state passed to `from_fn_with_state` is the
+/// [`Keybound`] itself, whatever your router's state is:
 ///
 /// ```no_run
 /// use axum::{Router, middleware, routing::get};
-/// use keybound_server::axum::{Keybound, require_session};
+/// use keybound_server::axum::{Keybound, Session, require_session};
+///
+/// async fn orders(session: Session) -> String {
+///     format!("orders of {}", session.user_id)
+/// }
 ///
 /// fn api(kb: Keybound) -> Router {
 ///     Router::new()
-///         .route("/api/orders", get(|| async { "orders" }))
+///         .route("/api/orders", get(orders))
+///         .route("/api/health", get(|| async { "ok" }))
 ///         .route_layer(middleware::from_fn_with_state(kb.clone(), require_session))
 ///         .with_state(kb)
 /// }
@@ -31,24 +41,28 @@ pub async fn require_session(State(kb): State<Keybound>, request: Request, next:
     match verified {
         Ok(verified) => {
             parts.extensions.insert(Session::from_verified(verified));
-            next.run(Request::from_parts(parts, body)).await
+            let response = next.run(Request::from_parts(parts, body)).await;
+            kb.with_nonce(response)
         }
         Err(rejection) => rejection.into_response(),
     }
 }
 
 /// Middleware that adds the current `DPoP-Nonce` header to every response when nonces
-/// are on (RFC 9449 §8.2: the server may supply a new nonce on any response).
+/// are on (RFC 9449 §8.2: a server may supply a new nonce on any response), so clients
+/// that keep the latest nonce are not challenged again. Does nothing with nonces off.
+///
+/// ```no_run
+/// use axum::{Router, middleware};
+/// use keybound_server::axum::{Keybound, nonce_header, routes};
+///
+/// fn app(kb: Keybound) -> Router {
+///     Router::new()
+///         .merge(routes("/session"))
+///         .layer(middleware::from_fn_with_state(kb.clone(), nonce_header))
+///         .with_state(kb)
+/// }
+/// ```
 pub async fn nonce_header(State(kb): State<Keybound>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    if !response.headers().contains_key("dpop-nonce") {
-        if let Some(nonce) = kb
-            .verifier()
-            .nonce()
-            .and_then(|n| HeaderValue::from_str(&n).ok())
-        {
-            response.headers_mut().insert("dpop-nonce", nonce);
-        }
-    }
-    response
+    kb.with_nonce(next.run(request).await)
 }
