@@ -95,7 +95,16 @@ impl Setup {
         let store: Arc<dyn SessionStore> = match &settings.store {
             StoreSpec::Memory => Arc::new(MemoryStore::new()),
             #[cfg(feature = "sqlite")]
-            StoreSpec::Sqlite(path) => Arc::new(crate::store::SqliteStore::open(path).await?),
+            StoreSpec::Sqlite(path) => {
+                // The file is created on first use, and its directory with it.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|err| SettingsError::Invalid {
+                        name: "KEYBOUND_STORE",
+                        reason: format!("cannot create {}: {err}", dir.display()),
+                    })?;
+                }
+                Arc::new(crate::store::SqliteStore::open(path).await?)
+            }
             #[cfg(not(feature = "sqlite"))]
             StoreSpec::Sqlite(_) => {
                 return Err(SetupError::Unsupported(
