@@ -67,6 +67,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod clock;
 mod keys;
 pub mod lifecycle;
@@ -75,6 +77,7 @@ mod proof_keys;
 mod rejection;
 mod replay;
 mod session_check;
+pub mod settings;
 pub mod store;
 mod token_cache;
 mod verifier;

@@ -374,11 +374,20 @@ impl Verifier {
         &self,
         parts: &http::request::Parts,
     ) -> Result<VerifiedProof, Rejection> {
+        self.verify_proof_headers(&parts.method, &parts.uri, &parts.headers)
+            .await
+    }
+
+    /// [`verify_proof`](Self::verify_proof) from the request's method, target and
+    /// headers.
+    pub async fn verify_proof_headers(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<VerifiedProof, Rejection> {
         let started = Instant::now();
-        let result = self
-            .inner
-            .verify_proof(&parts.method, &parts.uri, &parts.headers)
-            .await;
+        let result = self.inner.verify_proof(method, uri, headers).await;
         self.inner.record(result.as_ref().err(), started);
         result
     }

@@ -1,0 +1,169 @@
+//! One call from [`Settings`] to a running [`Keybound`]: store, keys, verifier with the
+//! session check wired in, nonces, replay store and sweeper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Keybound;
+use crate::lifecycle::{SessionServiceBuilder, SweeperHandle};
+use crate::settings::{Settings, SettingsError, StoreSpec};
+use crate::store::{MemoryStore, SessionStore, StoreError};
+use crate::{
+    Clock, LifecycleError, MemoryReplayStore, Nonces, ReplayStore, SessionService, SystemClock,
+    Verifier, VerifierConfigError,
+};
+
+/// Why a keybound service could not be set up.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The settings are unusable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The session store could not be opened.
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
+    /// The lifecycle configuration was refused.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// The verifier configuration was refused.
+    #[error(transparent)]
+    Verifier(#[from] VerifierConfigError),
+    /// The settings ask for a store this build does not include.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// A configured keybound service and its background sweeper (stopped when dropped or
+/// through [`SweeperHandle`]).
+#[derive(Debug)]
+pub struct Running {
+    /// The state for your router.
+    pub keybound: Keybound,
+    /// The periodic cleanup task.
+    pub sweeper: SweeperHandle,
+}
+
+/// Builder returned by [`Keybound::setup`].
+pub struct Setup {
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    configure: Vec<Box<dyn FnOnce(SessionServiceBuilder) -> SessionServiceBuilder + Send>>,
+}
+
+impl Keybound {
+    /// Starts setting up a complete service from `settings`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keybound_server::axum::Keybound;
+    /// use keybound_server::settings::Settings;
+    ///
+    /// let running = Keybound::setup(Settings::from_env()?).build().await?;
+    /// let kb = running.keybound;
+    /// # Ok(()) }
+    /// ```
+    pub fn setup(settings: Settings) -> Setup {
+        Setup {
+            settings,
+            clock: Arc::new(SystemClock),
+            configure: Vec::new(),
+        }
+    }
+}
+
+impl Setup {
+    /// Reads time from `clock` (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Further configures the session service (audit sinks, risk policy, …).
+    pub fn configure_service(
+        mut self,
+        f: impl FnOnce(SessionServiceBuilder) -> SessionServiceBuilder + Send + 'static,
+    ) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    /// Opens the store, loads or creates the secrets, builds the service and the
+    /// verifier, and starts the sweeper. Needs a tokio runtime.
+    pub async fn build(self) -> Result<Running, SetupError> {
+        let settings = self.settings;
+        let store: Arc<dyn SessionStore> = match &settings.store {
+            StoreSpec::Memory => Arc::new(MemoryStore::new()),
+            #[cfg(feature = "sqlite")]
+            StoreSpec::Sqlite(path) => {
+                // The file is created on first use, and its directory with it.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|err| SettingsError::Invalid {
+                        name: "KEYBOUND_STORE",
+                        reason: format!("cannot create {}: {err}", dir.display()),
+                    })?;
+                }
+                Arc::new(crate::store::SqliteStore::open(path).await?)
+            }
+            #[cfg(not(feature = "sqlite"))]
+            StoreSpec::Sqlite(_) => {
+                return Err(SetupError::Unsupported(
+                    "KEYBOUND_STORE=sqlite: needs keybound-server's `sqlite` feature",
+                ));
+            }
+            StoreSpec::Redis(_) => {
+                return Err(SetupError::Unsupported(
+                    "KEYBOUND_STORE=redis://: this build has no Redis store",
+                ));
+            }
+        };
+        let (keys, secret) = settings.load_secrets()?;
+        let keys = keys.into_shared();
+        let replay = Arc::new(MemoryReplayStore::new(self.clock.clone()));
+        let replay_for_sweep: Arc<dyn ReplayStore> = replay.clone();
+        let mut builder = SessionService::builder_shared(store, keys.clone())
+            .issuer(settings.public_origin.clone())
+            .shared_clock(self.clock.clone())
+            .policy(settings.policy.clone())
+            .refresh_secret(secret)
+            .replay_cleanup(ReplaySweep(replay_for_sweep));
+        for f in self.configure {
+            builder = f(builder);
+        }
+        let service = builder.build()?;
+        let mut verifier = Verifier::builder()
+            .public_origin(settings.public_origin.clone())
+            .key_ring(keys)
+            .clock(self.clock.clone())
+            .replay_store(replay)
+            .session_check(Arc::new(service.clone()));
+        if settings.nonce {
+            let nonces = Nonces::generate(Duration::from_secs(60)).map_err(|e| {
+                SetupError::Settings(SettingsError::Invalid {
+                    name: "KEYBOUND_NONCE",
+                    reason: e.to_string(),
+                })
+            })?;
+            verifier = verifier.nonces(nonces);
+        }
+        let verifier = verifier.build()?;
+        let sweeper = service.spawn_sweeper()?;
+        Ok(Running {
+            keybound: Keybound::new(verifier, service),
+            sweeper,
+        })
+    }
+}
+
+/// Runs the replay store's sweep at the end of every session sweep.
+struct ReplaySweep(Arc<dyn ReplayStore>);
+
+impl crate::lifecycle::SweepHook for ReplaySweep {
+    fn run(&self, _now_ms: i64) -> crate::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(err) = self.0.sweep().await {
+                tracing::warn!(code = err.code(), "replay store sweep failed: {err}");
+            }
+        })
+    }
+}
