@@ -8,7 +8,7 @@
 //! | `KEYBOUND_ACCESS_TTL_SECS` | `300` | access-token lifetime |
 //! | `KEYBOUND_IDLE_TIMEOUT_SECS` | `1800` | idle timeout |
 //! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
-//! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` | grace for replaying the previous refresh token |
+//! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
 //! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
 //! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` |
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
@@ -127,8 +127,15 @@ impl Settings {
         if let Some(d) = secs("KEYBOUND_ABSOLUTE_LIFETIME_SECS")? {
             policy = policy.with_absolute_lifetime(d);
         }
-        if let Some(d) = secs("KEYBOUND_REFRESH_GRACE_SECS")? {
-            policy = policy.with_refresh_grace(d);
+        match secs("KEYBOUND_REFRESH_GRACE_SECS")? {
+            Some(d) => policy = policy.with_refresh_grace(d),
+            // The default grace (30 s) must stay below the access-token lifetime; with
+            // a short lifetime chosen for trying expiry, a quarter of it is used.
+            None if policy.refresh_grace() >= policy.access_token_lifetime() => {
+                let quarter = policy.access_token_lifetime() / 4;
+                policy = policy.with_refresh_grace(quarter.max(Duration::from_secs(1)));
+            }
+            None => {}
         }
         policy.validate().map_err(|e| SettingsError::Invalid {
             name: "KEYBOUND_*_SECS",
@@ -300,6 +307,22 @@ mod tests {
         assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
         assert!(s.nonce);
         assert_eq!(s.store, StoreSpec::Sqlite("data/s.db".into()));
+    }
+
+    #[test]
+    fn short_access_lifetime_gets_a_shorter_default_grace() {
+        let s = settings(&[("KEYBOUND_ACCESS_TTL_SECS", "20")]).unwrap();
+        assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
+        let s = settings(&[("KEYBOUND_ACCESS_TTL_SECS", "2")]).unwrap();
+        assert_eq!(s.policy.refresh_grace(), Duration::from_secs(1));
+        // An explicit grace is never changed: a nonsense one is refused.
+        assert!(
+            settings(&[
+                ("KEYBOUND_ACCESS_TTL_SECS", "20"),
+                ("KEYBOUND_REFRESH_GRACE_SECS", "30")
+            ])
+            .is_err()
+        );
     }
 
     #[test]
