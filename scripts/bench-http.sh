@@ -40,6 +40,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 field() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
 
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(uname -sr)"
 echo "wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s per run, pinned to cpu $CLIENT_CPU; server pinned to cpu $SERVER_CPU"
 echo
@@ -55,8 +56,8 @@ for round in $(seq "$ROUNDS"); do
     done
     info=$(head -n1 "$tmp/server.out")
     origin=$(field "$info" origin)
-    strict=$(field "$info" verify_strict_us)
-    inproc=$(field "$info" verify_request_us)
+    strict=$(field "$info" verify_strict_cpu_us)
+    inproc=$(field "$info" verify_request_cpu_us)
     declare -A cpu rps
     for route in protected plain; do
         before=$(cpu_ticks "$pid")
@@ -81,3 +82,8 @@ done
 echo
 printf '%-5s | %8s | %16s | %16s | %15s | %17s\n' round "rps ratio" "Δcpu µs/req" "Δ(1/rps) µs" "verify_strict µs" "verify_headers µs"
 printf '%s\n' "${summary[@]}"
+echo
+echo "Δcpu: server CPU time per request, protected minus plain (from /proc, whole process)."
+echo "Δ(1/rps): the same derived from throughput alone (inflated when the core is shared)."
+echo "verify_strict, verify_headers: CPU time per call in the server process, same round."
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
