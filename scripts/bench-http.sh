@@ -47,14 +47,14 @@ echo
 printf '%-5s | %-9s | %9s | %8s | %8s | %11s | %8s\n' round route "req/s" "p50 µs" "p99 µs" "cpu µs/req" "non-2xx"
 summary=()
 for round in $(seq "$ROUNDS"); do
-    taskset -c "$SERVER_CPU" "$bin" 127.0.0.1:0 "$tmp/pool.txt" "$POOL" >"$tmp/server.out" 2>"$tmp/server.err" &
+    taskset -c "$SERVER_CPU" "$bin" 127.0.0.1:0 "$tmp/pool.txt" "$POOL" >"$tmp/server.out.$round" 2>"$tmp/server.err" &
     pid=$!
     for _ in $(seq 600); do
-        if [ -s "$tmp/server.out" ]; then break; fi
+        if [ -s "$tmp/server.out.$round" ]; then break; fi
         if ! kill -0 "$pid" 2>/dev/null; then cat "$tmp/server.err" >&2; exit 1; fi
         sleep 0.2
     done
-    info=$(head -n1 "$tmp/server.out")
+    info=$(head -n1 "$tmp/server.out.$round")
     origin=$(field "$info" origin)
     strict=$(field "$info" verify_strict_cpu_us)
     inproc=$(field "$info" verify_request_cpu_us)
