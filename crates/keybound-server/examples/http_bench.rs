@@ -155,8 +155,14 @@ async fn run(listen: &str, pool_file: &str, pool_size: usize) -> Result<(), Erro
     let requests: Vec<HeaderMap> = (0..CALLS)
         .map(|_| -> Result<HeaderMap, Error> {
             let mut headers = HeaderMap::new();
-            headers.insert("authorization", HeaderValue::from_str(&format!("DPoP {token}"))?);
-            headers.insert("dpop", HeaderValue::from_str(&proof(&device, &url, &token)?)?);
+            headers.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("DPoP {token}"))?,
+            );
+            headers.insert(
+                "dpop",
+                HeaderValue::from_str(&proof(&device, &url, &token)?)?,
+            );
             Ok(headers)
         })
         .collect::<Result<_, _>>()?;
