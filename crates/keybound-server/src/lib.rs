@@ -22,6 +22,11 @@
 //!
 //! [`verify_stateless`] runs the same checks without the stateful ones (7–9), for tools.
 //!
+//! The session lifecycle is [`SessionService`] ([`lifecycle`]), on a [`store`]. With the
+//! `axum` feature (on by default), the [`axum`](crate::axum) module adds the `Session`
+//! extractor, a login helper, the session endpoints and one-call setup from
+//! [`settings`]; `docs/server.md` walks through both uses.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use keybound_proto::{AccessTokenClaims, ProofBuilder, Signer};

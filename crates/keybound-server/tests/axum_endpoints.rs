@@ -1476,3 +1476,158 @@ proptest! {
         })?;
     }
 }
+
+// ---------------------------------------------------------------- stores that fail
+
+/// A memory store that can be switched to failing: `1` unavailable, `2` a backend
+/// error whose text must never reach a client.
+struct FlakyStore {
+    inner: keybound_server::store::MemoryStore,
+    mode: std::sync::atomic::AtomicU8,
+}
+
+mod flaky {
+    use std::sync::atomic::Ordering;
+
+    use keybound_server::BoxFuture;
+    use keybound_server::lifecycle::SessionId;
+    use keybound_server::store::*;
+
+    use super::FlakyStore;
+
+    impl FlakyStore {
+        fn fail<'a, T: Send + 'static>(
+            &'a self,
+            ok: BoxFuture<'a, Result<T, StoreError>>,
+        ) -> BoxFuture<'a, Result<T, StoreError>> {
+            match self.mode.load(Ordering::SeqCst) {
+                0 => ok,
+                1 => Box::pin(async {
+                    Err(StoreError::Unavailable {
+                        reason: "connection refused".into(),
+                    })
+                }),
+                _ => Box::pin(async {
+                    Err(StoreError::Backend {
+                        reason: "/var/lib/keybound/secret.db: disk I/O error".into(),
+                    })
+                }),
+            }
+        }
+    }
+
+    impl SessionStore for FlakyStore {
+        fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+            self.fail(self.inner.create(record))
+        }
+        fn load(&self, id: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>> {
+            self.fail(self.inner.load(id))
+        }
+        fn rotate(&self, r: RotateRequest) -> BoxFuture<'_, Result<RotateOutcome, StoreError>> {
+            self.fail(self.inner.rotate(r))
+        }
+        fn replace_tokens(
+            &self,
+            r: ReplaceTokensRequest,
+        ) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+            self.fail(self.inner.replace_tokens(r))
+        }
+        fn touch(&self, r: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+            self.fail(self.inner.touch(r))
+        }
+        fn end(&self, r: EndRequest) -> BoxFuture<'_, Result<EndOutcome, StoreError>> {
+            self.fail(self.inner.end(r))
+        }
+        fn end_user_sessions(
+            &self,
+            r: EndUserRequest,
+        ) -> BoxFuture<'_, Result<Vec<EndOutcome>, StoreError>> {
+            self.fail(self.inner.end_user_sessions(r))
+        }
+        fn list_user<'a>(
+            &'a self,
+            user_id: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+            self.fail(self.inner.list_user(user_id))
+        }
+        fn sweep(&self, r: SweepRequest) -> BoxFuture<'_, Result<SweepBatch, StoreError>> {
+            self.fail(self.inner.sweep(r))
+        }
+        fn count_active(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+            self.fail(self.inner.count_active())
+        }
+    }
+}
+
+#[tokio::test]
+async fn failing_stores_answer_503_or_a_generic_500() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use keybound_server::lifecycle::SessionService;
+    use keybound_server::{KeyRing, MemoryReplayStore, ServerKey, Verifier};
+
+    // Wired by hand, as an application that does not use `Keybound::setup` would.
+    let clock = ManualClock::new(T0_MS);
+    let store = Arc::new(FlakyStore {
+        inner: keybound_server::store::MemoryStore::new(),
+        mode: std::sync::atomic::AtomicU8::new(0),
+    });
+    let keys = KeyRing::new(ServerKey::from_seed(&[3; 32])).into_shared();
+    let service = SessionService::builder(store.clone(), keys.clone())
+        .issuer(ORIGIN)
+        .clock(clock.clone())
+        .without_session_cache()
+        .build()
+        .unwrap();
+    let verifier = Verifier::builder()
+        .public_origin(ORIGIN)
+        .key_ring(keys)
+        .clock(Arc::new(clock.clone()))
+        .replay_store(Arc::new(MemoryReplayStore::with_capacity(
+            Arc::new(clock.clone()),
+            4,
+        )))
+        .session_check(Arc::new(service.clone()))
+        .build()
+        .unwrap();
+    let kb = Keybound::new(verifier, service);
+    let (running, _) = keybound(settings(&[])).await;
+    let h = Harness {
+        app: app(kb.clone()),
+        kb,
+        clock,
+        _running: running,
+        nonce: Mutex::new(None),
+    };
+    let device = Device::new(1);
+    let t = h.login(&device, "alice").await; // replay entry 1
+
+    store.mode.store(1, Ordering::SeqCst);
+    // The session check cannot answer: fail closed, no challenge, retry later.
+    let reply = h.me(&device, &t.access_token).await; // 2
+    reply.assert_error(503, "temporarily_unavailable", "session_store_unavailable");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let reply = h.refresh(&device, &t.refresh_token).await; // 3
+    reply.assert_error(503, "temporarily_unavailable", "store_unavailable");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(
+        reply.body["error_description"],
+        "the service is temporarily unavailable; retry later"
+    );
+
+    store.mode.store(2, Ordering::SeqCst);
+    let reply = h.refresh(&device, &t.refresh_token).await; // 4
+    reply.assert_error(500, "server_error", "store_error");
+    assert_eq!(reply.body["error_description"], "internal server error");
+    assert!(!reply.body.to_string().contains("/var/lib"));
+
+    // The replay store is full (4 live entries, none expired): fail closed too.
+    store.mode.store(0, Ordering::SeqCst);
+    let reply = h.me(&device, &t.access_token).await;
+    reply.assert_error(503, "temporarily_unavailable", "replay_store_unavailable");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    // Once the entries expire, requests pass again.
+    h.advance(62);
+    assert_eq!(h.me(&device, &t.access_token).await.status, StatusCode::OK);
+}

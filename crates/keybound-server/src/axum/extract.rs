@@ -87,8 +87,10 @@ where
     }
 }
 
-/// `Option<Session>`: `None` for a request without `Authorization` and `DPoP`
-/// headers; a request that presents credentials must present valid ones.
+/// `Option<Session>`, for routes that serve anonymous callers too: `None` for a request
+/// with neither an `Authorization` nor a `DPoP` header. A request that presents either
+/// must present valid credentials, or it is refused like a `Session` argument would be
+/// (a stale or stolen token is not silently downgraded to anonymous).
 impl<S> OptionalFromRequestParts<S> for Session
 where
     Keybound: FromRef<S>,
@@ -114,8 +116,10 @@ where
 /// The verified DPoP proof of a request without an access token: what a login
 /// handler needs to open a session bound to the device key.
 ///
-/// Verifying it consumes the proof's `jti` (replay protection) and checks the nonce
-/// when nonces are on; no credentials are looked at. See [`Keybound::open_session`].
+/// Verifying it checks the proof (signature, `htm`/`htu`, `iat`), consumes its `jti`
+/// (replay protection) and checks the nonce when nonces are on; an `Authorization`
+/// header is ignored. Declare it before the body extractor so that a bad proof is
+/// refused before any credential is looked at. See [`Keybound::open_session`].
 #[derive(Clone, Debug)]
 pub struct ProofOfPossession {
     /// Thumbprint of the device key.
