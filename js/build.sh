@@ -18,11 +18,17 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 wasm-bindgen --target web --no-typescript --out-dir "$TMP" "$WASM"
 
-# Old binaryen releases (Debian's 108) need the post-MVP features spelled out; they
-# are all on by default in the Rust wasm32 target and every current browser.
-wasm-opt -Oz --strip-debug --strip-producers \
-    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-multivalue --enable-reference-types \
+# wasm-opt: the npm `binaryen` (js/node_modules, current) when installed, else the
+# system one. Old releases (Debian's 108) need the post-MVP features spelled out; they
+# are on by default in the Rust wasm32 target and in every browser with WebCrypto.
+if [ -x "$ROOT/js/node_modules/.bin/wasm-opt" ]; then
+    WASM_OPT=("$ROOT/js/node_modules/.bin/wasm-opt")
+else
+    WASM_OPT=(wasm-opt --enable-bulk-memory --enable-nontrapping-float-to-int
+        --enable-sign-ext --enable-mutable-globals --enable-multivalue
+        --enable-reference-types)
+fi
+"${WASM_OPT[@]}" -Oz --strip-debug --strip-producers \
     -o "$TMP/keybound_client_bg.opt.wasm" "$TMP/keybound_client_bg.wasm"
 
 rm -rf "$OUT"

@@ -288,20 +288,23 @@ mod tests {
     use serde_json::{Value, json};
 
     /// The signing input as `serde_json` writes it: the reference for the hand-written
-    /// JSON in [`ProofBuilder::signing_input`].
+    /// JSON in [`ProofBuilder::signing_input`]. Members are inserted in sorted order, so
+    /// the reference is the same whether or not `serde_json/preserve_order` is on.
     fn reference_signing_input(b: &ProofBuilder) -> String {
-        let header = json!({"typ": PROOF_TYP, "alg": "EdDSA", "jwk": b.jwk.to_json()});
+        let header = json!({"alg": "EdDSA", "jwk": b.jwk.to_json(), "typ": PROOF_TYP});
         let c = &b.claims;
-        let mut payload = json!({"jti": c.jti, "htm": c.htm, "htu": c.htu, "iat": c.iat});
-        if let Value::Object(map) = &mut payload {
-            if let Some(ath) = &c.ath {
-                map.insert("ath".into(), Value::String(ath.clone()));
-            }
-            if let Some(nonce) = &c.nonce {
-                map.insert("nonce".into(), Value::String(nonce.clone()));
-            }
+        let mut map = serde_json::Map::new();
+        if let Some(ath) = &c.ath {
+            map.insert("ath".into(), Value::String(ath.clone()));
         }
-        jws::signing_input(&header, &payload)
+        map.insert("htm".into(), Value::String(c.htm.clone()));
+        map.insert("htu".into(), Value::String(c.htu.clone()));
+        map.insert("iat".into(), Value::from(c.iat));
+        map.insert("jti".into(), Value::String(c.jti.clone()));
+        if let Some(nonce) = &c.nonce {
+            map.insert("nonce".into(), Value::String(nonce.clone()));
+        }
+        jws::signing_input(&header, &Value::Object(map))
     }
 
     #[test]
