@@ -6,8 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 
-use futures_util::FutureExt;
-use futures_util::future::Shared;
 use gloo_timers::callback::Timeout;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -15,6 +13,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use web_sys::{BroadcastChannel, EventTarget, MessageEvent, Request, Url};
 use zeroize::Zeroizing;
 
+use super::flight::{Flight, Wait};
 use super::js;
 use super::keys::{DeviceKey, KeyKind};
 use super::lock::with_lock;
@@ -26,7 +25,7 @@ use crate::{
     Backoff, ClientError, NonceJar, ServerClock, SessionState, SessionTokens, Terminal, Transition,
 };
 
-type RefreshFuture = Shared<Pin<Box<dyn Future<Output = Result<(), ClientError>>>>>;
+type Outcome = Result<(), ClientError>;
 
 /// Settings from `Keybound.init(options)`.
 struct Config {
@@ -156,6 +155,8 @@ struct Inner {
     hooks: Hooks,
     key: RefCell<Option<Rc<DeviceKey>>>,
     live: RefCell<Option<Live>>,
+    /// The last session that ended here: its tokens are never taken up again.
+    ended: RefCell<Option<String>>,
     state: Cell<SessionState>,
     clock: Cell<ServerClock>,
     nonces: RefCell<NonceJar>,
@@ -163,7 +164,7 @@ struct Inner {
     expiring_fired_for: Cell<Option<i64>>,
     retry_at: Cell<Option<i64>>,
     backoff: Cell<Backoff>,
-    refresh: RefCell<Option<RefreshFuture>>,
+    refresh: RefCell<Option<Flight<Outcome>>>,
     timer: RefCell<Option<Timeout>>,
     channel: RefCell<Option<BroadcastChannel>>,
     #[allow(clippy::type_complexity)]
@@ -200,6 +201,7 @@ impl Core {
             hooks,
             key: RefCell::new(Some(Rc::new(resumed.key))),
             live: RefCell::new(resumed.live),
+            ended: RefCell::new(None),
             state: Cell::new(resumed.state),
             clock: Cell::new(resumed.clock),
             nonces: RefCell::default(),
@@ -547,14 +549,12 @@ impl Inner {
             ),
             None => (false, false),
         };
-        if same_stamp {
+        let ended_here = self.ended.borrow().as_deref() == Some(live.tokens.session_id());
+        if same_stamp || ended_here {
+            // Nothing new, or late tokens of a session that already ended.
             return;
         }
         let state = self.state.get();
-        if same_session && !state.is_active() {
-            // The session already ended here; its late tokens change nothing.
-            return;
-        }
         if let Some(offset) = offset_ms {
             self.clock.set(ServerClock::with_offset(offset));
         }
@@ -583,7 +583,12 @@ impl Inner {
         let session_id = self.session_id();
         self.state.set(next);
         self.live.borrow_mut().take();
+        self.ended.replace(session_id.clone());
         self.timer.borrow_mut().take();
+        if terminal == Terminal::Closed {
+            // Logging out (here or in another tab) deleted the shared device key.
+            self.key.borrow_mut().take();
+        }
         let mut detail = vec![("sessionId", session_id.map_or(JsValue::NULL, JsValue::from))];
         if let Some(reason) = reason {
             detail.push(("reason", reason.as_str().into()));
@@ -639,12 +644,12 @@ impl Inner {
 
     /// Refreshes once per tab at a time (callers share the flight) and once across tabs
     /// (Web Locks, then re-reading storage: another tab may have just refreshed).
-    fn refresh(self: &Rc<Self>, why: Why) -> RefreshFuture {
+    fn refresh(self: &Rc<Self>, why: Why) -> Wait<Outcome> {
         if let Some(flight) = self.refresh.borrow().as_ref() {
-            return flight.clone();
+            return flight.wait();
         }
         let me = Rc::clone(self);
-        let flight: Pin<Box<dyn Future<Output = Result<(), ClientError>>>> = Box::pin(async move {
+        let flight = Flight::start(async move {
             let worker = Rc::clone(&me);
             let work = async move { worker.refresh_locked(why).await };
             let result = with_lock(&me.config.lock_name(), Box::pin(work)).await;
@@ -662,9 +667,9 @@ impl Inner {
             }
             result
         });
-        let flight = flight.shared();
-        *self.refresh.borrow_mut() = Some(flight.clone());
-        flight
+        let wait = flight.wait();
+        *self.refresh.borrow_mut() = Some(flight);
+        wait
     }
 
     async fn refresh_locked(self: &Rc<Self>, why: Why) -> Result<(), ClientError> {
@@ -1045,11 +1050,11 @@ impl Inner {
                     return;
                 };
                 if terminal == Terminal::Closed {
-                    // Logout deleted the shared device key.
+                    // Another tab logged out and deleted the shared device key.
                     self.key.borrow_mut().take();
                 }
-                let sid = js::get_str(data, "sid");
-                if sid.is_none() || sid == self.session_id() || sid.as_deref() == Some("") {
+                let sid = js::get_str(data, "sid").filter(|s| !s.is_empty());
+                if sid.is_none() || sid == self.session_id() {
                     self.end_local(terminal, None);
                 }
             }

@@ -1,6 +1,7 @@
 //! The browser engine: everything that needs `wasm32` and the Web platform.
 
 mod core;
+mod flight;
 mod idb;
 mod js;
 mod keys;
