@@ -196,6 +196,24 @@ export class Keybound extends EventTarget {
   revokeOthers(): Promise<unknown>;
 
   /**
+   * A sensitive action that replaces this session's tokens, such as a password change:
+   * sends a signed request (like {@link Keybound.fetch}; `POST` and JSON by default, as
+   * {@link Keybound.login}) to an app route that calls the server's
+   * `rotate_on_sensitive_action` and answers with a token response, then takes up the
+   * new tokens (all tabs get them; `refreshed` fires). No refresh runs meanwhile, so
+   * the replaced refresh token is never presented again. Rejects with the route's code
+   * (e.g. `wrong_password`) when it refuses.
+   *
+   * @example
+   * ```ts
+   * await kb.rotate("/api/change-password", {
+   *   body: JSON.stringify({ current_password, new_password }),
+   * });
+   * ```
+   */
+  rotate(url: string | URL, init?: RequestInit): Promise<SessionInfo>;
+
+  /**
    * Closes the session on the server and deletes the device key and the tokens from
    * this browser (even when the server cannot be reached). All tabs see `closed`.
    */

@@ -130,6 +130,10 @@ export class Keybound extends EventTarget {
     return this.#core.revokeOthers();
   }
 
+  rotate(url, init) {
+    return this.#core.rotate(url instanceof URL ? url.href : String(url), init);
+  }
+
   logout() {
     return this.#core.logout();
   }

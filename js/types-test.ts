@@ -24,6 +24,10 @@ async function usage(): Promise<void> {
   const list: SessionSummary[] = await kb.sessions();
   await kb.revokeSession(list[0].id);
   await kb.revokeOthers();
+  const rotated: SessionInfo = await kb.rotate("/api/change-password", {
+    body: JSON.stringify({ current_password: "a", new_password: "b" }),
+  });
+  void rotated;
   const proof: string = await kb.createProof("GET", "https://api.example/x", { nonce: "n" });
   await kb.logout();
   try {

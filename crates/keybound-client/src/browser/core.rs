@@ -336,6 +336,17 @@ impl Core {
         }))
     }
 
+    /// Calls an app route that replaces this session's tokens (a sensitive action such
+    /// as a password change, answered by the server's `rotate_on_sensitive_action`) and
+    /// takes up the token response; see `Keybound.rotate`.
+    pub fn rotate(&self, url: JsValue, init: JsValue) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        self.run(Box::pin(async move {
+            let request = net::login(&url, &init)?;
+            inner.rotate(request).await
+        }))
+    }
+
     /// Closes the session on the server (best effort) and deletes key and tokens.
     pub fn logout(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
@@ -984,6 +995,68 @@ impl Inner {
                     if let Some(clock) = reply.clock_from_date(self.clock.get()) {
                         self.clock.set(clock);
                     }
+                }
+                _ => return Err(reply.to_error()),
+            }
+        }
+    }
+
+    /// A sensitive action: `request` goes, signed with the session's access token, to
+    /// a route that replaces the session's tokens, and the token response is taken up.
+    /// The session lock is held from sending to storing, so no refresh (here or in
+    /// another tab) presents the refresh token the route just replaced: that would be
+    /// refresh-token reuse, which revokes the session.
+    async fn rotate(self: &Rc<Self>, request: Request) -> Result<JsValue, ClientError> {
+        self.state.get().require_active()?;
+        self.mark_activity();
+        self.ensure_fresh_token().await?;
+        let key = self.key()?;
+        let me = Rc::clone(self);
+        let work = async move { me.rotate_locked(&key, request).await };
+        with_lock(&self.config.lock_name(), Box::pin(work)).await?;
+        self.reschedule();
+        Ok(self.info())
+    }
+
+    async fn rotate_locked(
+        self: &Rc<Self>,
+        key: &DeviceKey,
+        request: Request,
+    ) -> Result<(), ClientError> {
+        let url = request.url();
+        let method = request.method();
+        let (mut nonce_retried, mut clock_retried) = (false, false);
+        loop {
+            let access_token = self
+                .live
+                .borrow()
+                .as_ref()
+                .map(|live| Zeroizing::new(live.tokens.access_token().to_owned()));
+            let Some(access_token) = access_token else {
+                self.state.get().require_active()?;
+                return Err(ClientError::NotLoggedIn);
+            };
+            let attempt = request.clone().map_err(|e| ClientError::InvalidInput {
+                detail: js::error_message(&e),
+            })?;
+            let proof = self.proof(key, &method, &url, Some(&access_token)).await?;
+            net::sign(&attempt, &proof, Some(&access_token))?;
+            let reply = net::send(&attempt).await?;
+            self.note_nonce(&url, &reply);
+            if reply.ok() {
+                return self.take_tokens(key, &reply).await.map(drop);
+            }
+            match reply.answer().verdict() {
+                Verdict::NonceChallenge if !nonce_retried => nonce_retried = true,
+                Verdict::ClockSkew if !clock_retried => {
+                    clock_retried = true;
+                    if let Some(clock) = reply.clock_from_date(self.clock.get()) {
+                        self.clock.set(clock);
+                    }
+                }
+                Verdict::SessionEnded(terminal) => {
+                    self.end_locked(terminal, None).await;
+                    return Err(ClientError::SessionEnded(terminal));
                 }
                 _ => return Err(reply.to_error()),
             }
