@@ -106,8 +106,8 @@ if stale "$web/dist/index.html" "$web/src" "$web/public" "$web/index.html" "$web
 fi
 
 # ---- the server -----------------------------------------------------------------------
-say "building the server"
-cargo build -q -p keybound-demo
+say "building the server (a few minutes the first time)"
+cargo build -p keybound-demo
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 bin=$target_dir/debug/keybound-demo

@@ -841,7 +841,7 @@ function showEnded(ending: Ending, reason?: string): void {
   const why =
     ending === "revoked"
       ? (END_TEXT[serverReason ?? ""] ?? "It was ended on the server.")
-      : reason === "absolute"
+      : reason === "absolute" || (reason === undefined && serverReason === "absolute_lifetime")
         ? "It reached its maximum length."
         : `It ended after ${duration(config.idle_timeout_secs * 1000)} without activity.`;
   const user = me?.user;
