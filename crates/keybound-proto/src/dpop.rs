@@ -1,6 +1,5 @@
 //! DPoP proofs (RFC 9449 §4): building, strict parsing and the pure checks.
 
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
@@ -164,6 +163,34 @@ impl DpopProof {
     }
 }
 
+/// Appends `"name":"value"` with `value` escaped as `serde_json` escapes strings
+/// (`"`, `\\`, and control characters; nothing else).
+fn push_json_member(out: &mut String, name: &str, value: &str) {
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":\"");
+    for ch in value.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let b = u32::from(c) as usize;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[b >> 4]));
+                out.push(char::from(HEX[b & 0xf]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Compares two byte strings without an early exit on the first difference.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -234,23 +261,35 @@ impl ProofBuilder {
     }
 
     /// The JWS signing input (`header.payload`) to be signed with Ed25519.
+    ///
+    /// The JSON is written directly, members in lexicographic order exactly as
+    /// `serde_json` would write them, instead of going through `serde_json::Value`: this
+    /// keeps the browser SDK's WebAssembly small. A property test checks both agree.
     pub fn signing_input(&self) -> String {
-        let header = json!({"typ": PROOF_TYP, "alg": "EdDSA", "jwk": self.jwk.to_json()});
-        let mut payload = json!({
-            "jti": self.claims.jti,
-            "htm": self.claims.htm,
-            "htu": self.claims.htu,
-            "iat": self.claims.iat,
-        });
-        if let Value::Object(map) = &mut payload {
-            if let Some(ath) = &self.claims.ath {
-                map.insert("ath".into(), Value::String(ath.clone()));
-            }
-            if let Some(nonce) = &self.claims.nonce {
-                map.insert("nonce".into(), Value::String(nonce.clone()));
-            }
+        let header = format!(
+            r#"{{"alg":"EdDSA","jwk":{{"crv":"Ed25519","kty":"OKP","x":"{}"}},"typ":"{PROOF_TYP}"}}"#,
+            b64::encode(self.jwk.as_bytes())
+        );
+        let c = &self.claims;
+        let mut payload = String::with_capacity(160 + c.htu.len());
+        payload.push('{');
+        if let Some(ath) = &c.ath {
+            push_json_member(&mut payload, "ath", ath);
+            payload.push(',');
         }
-        jws::signing_input(&header, &payload)
+        push_json_member(&mut payload, "htm", &c.htm);
+        payload.push(',');
+        push_json_member(&mut payload, "htu", &c.htu);
+        payload.push_str(",\"iat\":");
+        payload.push_str(&c.iat.to_string());
+        payload.push(',');
+        push_json_member(&mut payload, "jti", &c.jti);
+        if let Some(nonce) = &c.nonce {
+            payload.push(',');
+            push_json_member(&mut payload, "nonce", nonce);
+        }
+        payload.push('}');
+        format!("{}.{}", b64::encode(header), b64::encode(payload))
     }
 
     /// Completes the proof with a signature over [`signing_input`](Self::signing_input).
@@ -263,5 +302,65 @@ impl ProofBuilder {
         let input = self.signing_input();
         let signature = signer.sign(input.as_bytes())?;
         Ok(jws::finish(&input, &signature))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// The signing input as `serde_json` writes it: the reference for the hand-written
+    /// JSON in [`ProofBuilder::signing_input`]. Members are inserted in sorted order, so
+    /// the reference is the same whether or not `serde_json/preserve_order` is on.
+    fn reference_signing_input(b: &ProofBuilder) -> String {
+        let header = json!({"alg": "EdDSA", "jwk": b.jwk.to_json(), "typ": PROOF_TYP});
+        let c = &b.claims;
+        let mut map = serde_json::Map::new();
+        if let Some(ath) = &c.ath {
+            map.insert("ath".into(), Value::String(ath.clone()));
+        }
+        map.insert("htm".into(), Value::String(c.htm.clone()));
+        map.insert("htu".into(), Value::String(c.htu.clone()));
+        map.insert("iat".into(), Value::from(c.iat));
+        map.insert("jti".into(), Value::String(c.jti.clone()));
+        if let Some(nonce) = &c.nonce {
+            map.insert("nonce".into(), Value::String(nonce.clone()));
+        }
+        jws::signing_input(&header, &Value::Object(map))
+    }
+
+    #[test]
+    fn signing_input_matches_serde_json_on_escapes() {
+        let jwk = PublicJwk::from_bytes([9u8; 32]);
+        let b = ProofBuilder::new(jwk, "GET", "https://a.example/p", -5, [3u8; 16])
+            .unwrap()
+            .access_token("tok")
+            .nonce("q\"\\\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}/é€😀");
+        assert_eq!(b.signing_input(), reference_signing_input(&b));
+    }
+
+    proptest! {
+        #[test]
+        fn signing_input_matches_serde_json(
+            method in "[A-Z]{1,8}|\\PC{0,8}",
+            path in "[a-z0-9/._~-]{0,20}",
+            iat in any::<i64>(),
+            jti in any::<[u8; 16]>(),
+            token in proptest::option::of("\\PC{0,30}"),
+            nonce in proptest::option::of("\\PC{0,30}"),
+            x in any::<[u8; 32]>(),
+        ) {
+            let url = format!("https://h.example/{path}");
+            let mut b = ProofBuilder::new(PublicJwk::from_bytes(x), &method, &url, iat, jti).unwrap();
+            if let Some(token) = &token {
+                b = b.access_token(token);
+            }
+            if let Some(nonce) = &nonce {
+                b = b.nonce(nonce);
+            }
+            prop_assert_eq!(b.signing_input(), reference_signing_input(&b));
+        }
     }
 }
