@@ -316,7 +316,7 @@ impl<'de> SeenNames<'de> {
         if let Some(many) = &mut self.many {
             return many.insert(name);
         }
-        if self.few.iter().any(|n| *n == name) {
+        if self.few.contains(&name) {
             return false;
         }
         self.few.push(name);
