@@ -1,10 +1,12 @@
 //! DPoP proofs (RFC 9449 §4): building, strict parsing and the pure checks.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::jws::{self, Jws, Signer};
-use crate::{ProtoError, PublicJwk, b64, normalize_htu};
+use crate::{ProtoError, PublicJwk, b64, json as strict, normalize_htu};
 
 /// The `typ` of a DPoP proof.
 pub const PROOF_TYP: &str = "dpop+jwt";
@@ -66,24 +68,31 @@ impl DpopProof {
         max_len: usize,
         decoder: &dyn KeyDecoder,
     ) -> Result<Self, ProtoError> {
-        let jws = Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP)?;
-        let (jwk, key) = match jws.header.get("jwk") {
-            None => return Err(ProtoError::MissingClaim { name: "jwk" }),
-            Some(value) => PublicJwk::from_json_with_key(value, decoder)?,
-        };
-        let p = &jws.payload;
-        let jti = jws::str_member(p, "jti")?;
-        if jti.len() < 16 {
-            return Err(ProtoError::InvalidClaim { name: "jti" });
-        }
-        let claims = ProofClaims {
-            jti: jti.to_owned(),
-            htm: jws::str_member(p, "htm")?.to_owned(),
-            htu: jws::str_member(p, "htu")?.to_owned(),
-            iat: jws::int_member(p, "iat")?,
-            ath: jws::opt_str_member(p, "ath")?.map(str::to_owned),
-            nonce: jws::opt_str_member(p, "nonce")?.map(str::to_owned),
-        };
+        let (jws, (jwk, key, claims)) =
+            Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP, |header, p| {
+                let (jwk, key) = match header.jwk {
+                    strict::Nested::Absent => return Err(ProtoError::MissingClaim { name: "jwk" }),
+                    strict::Nested::NotObject => {
+                        return Err(ProtoError::InvalidJwk {
+                            reason: "not a JSON object",
+                        });
+                    }
+                    strict::Nested::Object(members) => PublicJwk::from_members(&members, decoder)?,
+                };
+                let jti = jws::str_member(p.jti, "jti")?;
+                if jti.len() < 16 {
+                    return Err(ProtoError::InvalidClaim { name: "jti" });
+                }
+                let claims = ProofClaims {
+                    jti: jti.into_owned(),
+                    htm: jws::str_member(p.htm, "htm")?.into_owned(),
+                    htu: jws::str_member(p.htu, "htu")?.into_owned(),
+                    iat: jws::int_member(&p.iat, "iat")?,
+                    ath: jws::opt_str_member(p.ath, "ath")?.map(Cow::into_owned),
+                    nonce: jws::opt_str_member(p.nonce, "nonce")?.map(Cow::into_owned),
+                };
+                Ok((jwk, key, claims))
+            })?;
         Ok(Self {
             jwk,
             key,
@@ -130,6 +139,23 @@ impl DpopProof {
         Ok(())
     }
 
+    /// [`check_request`](Self::check_request) for a `request_htu` that is already in
+    /// normal form (as [`normalize_htu`] returns it).
+    pub(crate) fn check_request_normalized(
+        &self,
+        method: &str,
+        request_htu: &str,
+    ) -> Result<(), ProtoError> {
+        if self.claims.htm != method {
+            return Err(ProtoError::HtmMismatch);
+        }
+        let claimed = normalize_htu(&self.claims.htu).map_err(|_| ProtoError::HtuMismatch)?;
+        if claimed != request_htu {
+            return Err(ProtoError::HtuMismatch);
+        }
+        Ok(())
+    }
+
     /// `iat` must lie within `max_skew_secs` of `now` (seconds since the epoch).
     pub fn check_iat(&self, now: i64, max_skew_secs: u64) -> Result<(), ProtoError> {
         let skew = i64::try_from(max_skew_secs).unwrap_or(i64::MAX);
@@ -152,6 +178,23 @@ impl DpopProof {
         };
         let expected = access_token_hash(token);
         if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
+            return Err(ProtoError::AthMismatch);
+        }
+        Ok(())
+    }
+
+    /// [`check_ath`](Self::check_ath) given the SHA-256 of the access token.
+    pub(crate) fn check_ath_hash(&self, token_sha256: Option<&[u8; 32]>) -> Result<(), ProtoError> {
+        let Some(hash) = token_sha256 else {
+            return Ok(());
+        };
+        let Some(ath) = &self.claims.ath else {
+            return Err(ProtoError::AthMissing);
+        };
+        let mut expected = [0u8; 43];
+        if b64::encode_into(hash, &mut expected) != expected.len()
+            || !constant_time_eq(ath.as_bytes(), &expected)
+        {
             return Err(ProtoError::AthMismatch);
         }
         Ok(())
