@@ -20,7 +20,8 @@ const SHARDS: usize = 16;
 /// token's `exp`. Bounded: when a shard is full, expired entries are dropped; if it is
 /// still full, the new token is simply not cached. The verifier stores the parsed
 /// token with each entry (about 1 KiB for a typical token), so a full cache of the
-/// default capacity holds about 64 MiB.
+/// default capacity (16,384 tokens: the live tokens of that many active sessions with
+/// the default 300 s lifetime) holds about 16 MiB.
 ///
 /// ```
 /// use keybound_server::TokenCache;
@@ -78,7 +79,7 @@ impl Shard {
 
 impl TokenCache {
     /// The default capacity of the verifier's cache, in tokens.
-    pub const DEFAULT_CAPACITY: usize = 65_536;
+    pub const DEFAULT_CAPACITY: usize = 16_384;
 
     /// A cache holding about `capacity` tokens (0 disables caching).
     pub fn new(capacity: usize) -> Self {
