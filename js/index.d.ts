@@ -124,7 +124,7 @@ export class KeyboundError extends Error {
   /**
    * `not_logged_in`, `session_expired`, `session_revoked`, `session_closed`,
    * `network_error`, `aborted`, `invalid_input`, `invalid_response`, `crypto_error`,
-   * `storage_error`, `unsupported_browser`, `invalid_option`, `invalid_url`, or a code
+   * `storage_error`, `unsupported_browser`, `invalid_option`, `disposed`, `invalid_url`, or a code
    * from the server.
    */
   readonly code: string;
