@@ -26,6 +26,7 @@ export class KeyboundError extends Error {
 }
 
 const token = Symbol("keybound");
+const OPTIONS = ["endpoint", "storageName", "expiringLeadSeconds", "forceWasmKeys", "wasm"];
 
 function toDate(value) {
   if (value === null || value === undefined) return null;
@@ -58,6 +59,10 @@ export class Keybound extends EventTarget {
   static async init(options = {}) {
     if (options === null || typeof options !== "object") {
       throw new KeyboundError("invalid_option", "options must be an object");
+    }
+    const unknown = Object.keys(options).find((key) => !OPTIONS.includes(key));
+    if (unknown !== undefined) {
+      throw new KeyboundError("invalid_option", `unknown option "${unknown}"`);
     }
     await load(options.wasm);
     let kb = null;

@@ -160,6 +160,7 @@ describe("the package in a plain module page", { skip: !sdkBuilt && SDK_MISSING 
       await attempt(() => Keybound.init({ storageName: 42 })),
       await attempt(() => Keybound.init({ endpoint: "ftp://x/session" })),
       await attempt(() => Keybound.init("nope")),
+      await attempt(() => Keybound.init({ endPoint: "/session" })),
     ]);
     for (const r of results) {
       assert.equal(r.ok, false);
