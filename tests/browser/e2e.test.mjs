@@ -330,3 +330,21 @@ describe("an unreachable server", { skip }, () => {
     assert.equal(await state(page), "active");
   });
 });
+
+describe("a wrong browser clock", { skip }, () => {
+  const f = fixture({});
+
+  test("ten minutes behind: one retry with the server's time (Date), then proofs and deadlines use it", async () => {
+    const context = await f.device();
+    await context.clock.install({ time: Date.now() - 10 * 60_000 });
+    const logins = countRequests(context, "/api/login");
+    const page = await f.page(context);
+    const session = await login(page);
+    assert.equal(logins.POST, 2, "refused for iat, then accepted");
+    assert.equal((await me(page)).status, 200);
+    // Deadlines come back on the browser's own clock, so countdowns still work.
+    const local = await page.evaluate(() => Date.now());
+    const left = session.accessTokenExpiresAt - local;
+    assert.ok(left > 0 && left <= 301_000, `access token ends in ${left} ms`);
+  });
+});
