@@ -1,6 +1,17 @@
 // End to end against the real server: examples/minimal (issue 4) with short lifetimes,
 // driven through the npm package in headless Chromium. Skipped until examples/minimal
 // exists (or KEYBOUND_MINIMAL_BIN points at its binary).
+//
+// What the tests rely on, from issue 4 and DESIGN §3: KEYBOUND_LISTEN,
+// KEYBOUND_PUBLIC_ORIGIN, KEYBOUND_STORE=memory and the KEYBOUND_*_SECS / KEYBOUND_NONCE
+// settings; POST /api/login {username, password} -> token response (401
+// {"error":"invalid_credentials"} otherwise); GET /api/me -> {user, session_id}; the
+// session router under /session (refresh, logout, sessions, sessions/{id},
+// sessions/revoke-others); a refresh moves the idle deadline; 401 answers carry
+// `error_code` session_revoked / session_closed / session_expired for ended sessions and
+// invalid_dpop_proof + iat_too_old for a stale proof; responses carry a Date header and,
+// with nonces on, DPoP-Nonce. The page runs on the server's own origin: Playwright
+// answers /__kb/* (the package) and /__test/* (test pages) from disk.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
