@@ -36,11 +36,15 @@ function toDate(value) {
 
 function sessionSummary(raw) {
   return {
-    id: String(raw.id),
+    id: String(raw.session_id ?? raw.id),
     createdAt: toDate(raw.created_at),
     lastSeenAt: toDate(raw.last_seen_at),
+    idleExpiresAt: toDate(raw.idle_expires_at),
+    expiresAt: toDate(raw.expires_at),
     deviceLabel: raw.device_label ?? null,
     state: raw.state,
+    reason: raw.reason ?? null,
+    endedAt: toDate(raw.ended_at),
     current: raw.current === true,
   };
 }

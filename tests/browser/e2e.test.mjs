@@ -69,6 +69,7 @@ const state = (page) => page.evaluate(() => kb.state);
 describe("a session's life", { skip }, () => {
   const f = fixture({
     KEYBOUND_ACCESS_TTL_SECS: "4",
+    KEYBOUND_REFRESH_GRACE_SECS: "2",
     KEYBOUND_IDLE_TIMEOUT_SECS: "120",
     KEYBOUND_ABSOLUTE_LIFETIME_SECS: "600",
   });
@@ -203,7 +204,11 @@ describe("server nonces", { skip }, () => {
 });
 
 describe("several tabs", { skip }, () => {
-  const f = fixture({ KEYBOUND_ACCESS_TTL_SECS: "6", KEYBOUND_IDLE_TIMEOUT_SECS: "120" });
+  const f = fixture({
+    KEYBOUND_ACCESS_TTL_SECS: "6",
+    KEYBOUND_REFRESH_GRACE_SECS: "3",
+    KEYBOUND_IDLE_TIMEOUT_SECS: "120",
+  });
 
   test("four tabs near expiry: exactly one refresh reaches the server and all four keep working", async () => {
     const context = await f.device();
@@ -282,15 +287,16 @@ describe("revocation", { skip }, () => {
 
 describe("idle expiry", { skip }, () => {
   const f = fixture({
-    KEYBOUND_ACCESS_TTL_SECS: "30",
-    KEYBOUND_IDLE_TIMEOUT_SECS: "6",
+    KEYBOUND_ACCESS_TTL_SECS: "6",
+    KEYBOUND_REFRESH_GRACE_SECS: "3",
+    KEYBOUND_IDLE_TIMEOUT_SECS: "8",
     KEYBOUND_ABSOLUTE_LIFETIME_SECS: "600",
   });
 
   test("expiring fires before the idle end, extend() prevents expiry, doing nothing ends it", async () => {
     const page = await f.page(await f.device(), { expiringLeadSeconds: 3 });
     const session = await login(page);
-    const warning = await eventually(async () => (await events(page, "expiring"))[0], 6_000, "expiring");
+    const warning = await eventually(async () => (await events(page, "expiring"))[0], 9_000, "expiring");
     assert.equal(warning.detail.reason, "idle");
     assert.ok(warning.detail.secondsLeft <= 3 && warning.detail.secondsLeft >= 1);
     assert.ok(warning.at < session.idleExpiresAt);
@@ -302,7 +308,7 @@ describe("idle expiry", { skip }, () => {
     assert.equal((await me(page)).status, 200);
 
     // Now leave it alone: warned again, then expired at the new idle end.
-    await eventually(async () => (await state(page)) === "expired", 12_000, "expired");
+    await eventually(async () => (await state(page)) === "expired", 20_000, "expired");
     assert.equal((await events(page, "expired")).length, 1);
     assert.equal((await events(page, "expired"))[0].detail.reason, "idle");
     assert.ok((await events(page, "expiring")).length >= 2);
@@ -312,7 +318,11 @@ describe("idle expiry", { skip }, () => {
 });
 
 describe("an unreachable server", { skip }, () => {
-  const f = fixture({ KEYBOUND_ACCESS_TTL_SECS: "4", KEYBOUND_IDLE_TIMEOUT_SECS: "120" });
+  const f = fixture({
+    KEYBOUND_ACCESS_TTL_SECS: "4",
+    KEYBOUND_REFRESH_GRACE_SECS: "2",
+    KEYBOUND_IDLE_TIMEOUT_SECS: "120",
+  });
 
   test("failed refreshes retry with backoff and keep the session until the server is back", async () => {
     const context = await f.device();
