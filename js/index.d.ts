@@ -70,12 +70,24 @@ export interface SessionInfo {
 
 /** One of the user's sessions, as {@link Keybound.sessions} lists them. */
 export interface SessionSummary {
+  /** The session id. */
   id: string;
+  /** When the session was opened. */
   createdAt: Date | null;
+  /** The last login, refresh or extend. */
   lastSeenAt: Date | null;
+  /** When it ends unless used. */
+  idleExpiresAt: Date | null;
+  /** When it ends at the latest. */
+  expiresAt: Date | null;
+  /** The device label the server recorded at login (the browser's user agent by default). */
   deviceLabel: string | null;
   /** `"active"`, `"expired"`, `"revoked"` or `"closed"`. */
   state: string;
+  /** Why it ended, when it did (as the server words it). */
+  reason: unknown;
+  /** When it ended. */
+  endedAt: Date | null;
   /** Whether this is the session of this browser. */
   current: boolean;
 }
@@ -124,7 +136,7 @@ export class KeyboundError extends Error {
   /**
    * `not_logged_in`, `session_expired`, `session_revoked`, `session_closed`,
    * `network_error`, `aborted`, `invalid_input`, `invalid_response`, `crypto_error`,
-   * `storage_error`, `unsupported_browser`, `invalid_option`, `invalid_url`, or a code
+   * `storage_error`, `unsupported_browser`, `invalid_option`, `disposed`, `invalid_url`, or a code
    * from the server.
    */
   readonly code: string;

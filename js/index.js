@@ -26,6 +26,7 @@ export class KeyboundError extends Error {
 }
 
 const token = Symbol("keybound");
+const OPTIONS = ["endpoint", "storageName", "expiringLeadSeconds", "forceWasmKeys", "wasm"];
 
 function toDate(value) {
   if (value === null || value === undefined) return null;
@@ -35,11 +36,15 @@ function toDate(value) {
 
 function sessionSummary(raw) {
   return {
-    id: String(raw.id),
+    id: String(raw.session_id ?? raw.id),
     createdAt: toDate(raw.created_at),
     lastSeenAt: toDate(raw.last_seen_at),
+    idleExpiresAt: toDate(raw.idle_expires_at),
+    expiresAt: toDate(raw.expires_at),
     deviceLabel: raw.device_label ?? null,
     state: raw.state,
+    reason: raw.reason ?? null,
+    endedAt: toDate(raw.ended_at),
     current: raw.current === true,
   };
 }
@@ -58,6 +63,10 @@ export class Keybound extends EventTarget {
   static async init(options = {}) {
     if (options === null || typeof options !== "object") {
       throw new KeyboundError("invalid_option", "options must be an object");
+    }
+    const unknown = Object.keys(options).find((key) => !OPTIONS.includes(key));
+    if (unknown !== undefined) {
+      throw new KeyboundError("invalid_option", `unknown option "${unknown}"`);
     }
     await load(options.wasm);
     let kb = null;

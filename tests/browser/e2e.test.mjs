@@ -1,6 +1,17 @@
 // End to end against the real server: examples/minimal (issue 4) with short lifetimes,
 // driven through the npm package in headless Chromium. Skipped until examples/minimal
 // exists (or KEYBOUND_MINIMAL_BIN points at its binary).
+//
+// What the tests rely on, from issue 4 and DESIGN §3: KEYBOUND_LISTEN,
+// KEYBOUND_PUBLIC_ORIGIN, KEYBOUND_STORE=memory and the KEYBOUND_*_SECS / KEYBOUND_NONCE
+// settings; POST /api/login {username, password} -> token response (401
+// {"error":"invalid_credentials"} otherwise); GET /api/me -> {user, session_id}; the
+// session router under /session (refresh, logout, sessions, sessions/{id},
+// sessions/revoke-others); a refresh moves the idle deadline; 401 answers carry
+// `error_code` session_revoked / session_closed / session_expired for ended sessions and
+// invalid_dpop_proof + iat_too_old for a stale proof; responses carry a Date header and,
+// with nonces on, DPoP-Nonce. The page runs on the server's own origin: Playwright
+// answers /__kb/* (the package) and /__test/* (test pages) from disk.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -58,6 +69,7 @@ const state = (page) => page.evaluate(() => kb.state);
 describe("a session's life", { skip }, () => {
   const f = fixture({
     KEYBOUND_ACCESS_TTL_SECS: "4",
+    KEYBOUND_REFRESH_GRACE_SECS: "2",
     KEYBOUND_IDLE_TIMEOUT_SECS: "120",
     KEYBOUND_ABSOLUTE_LIFETIME_SECS: "600",
   });
@@ -192,7 +204,11 @@ describe("server nonces", { skip }, () => {
 });
 
 describe("several tabs", { skip }, () => {
-  const f = fixture({ KEYBOUND_ACCESS_TTL_SECS: "6", KEYBOUND_IDLE_TIMEOUT_SECS: "120" });
+  const f = fixture({
+    KEYBOUND_ACCESS_TTL_SECS: "6",
+    KEYBOUND_REFRESH_GRACE_SECS: "3",
+    KEYBOUND_IDLE_TIMEOUT_SECS: "120",
+  });
 
   test("four tabs near expiry: exactly one refresh reaches the server and all four keep working", async () => {
     const context = await f.device();
@@ -271,15 +287,16 @@ describe("revocation", { skip }, () => {
 
 describe("idle expiry", { skip }, () => {
   const f = fixture({
-    KEYBOUND_ACCESS_TTL_SECS: "30",
-    KEYBOUND_IDLE_TIMEOUT_SECS: "6",
+    KEYBOUND_ACCESS_TTL_SECS: "6",
+    KEYBOUND_REFRESH_GRACE_SECS: "3",
+    KEYBOUND_IDLE_TIMEOUT_SECS: "8",
     KEYBOUND_ABSOLUTE_LIFETIME_SECS: "600",
   });
 
   test("expiring fires before the idle end, extend() prevents expiry, doing nothing ends it", async () => {
     const page = await f.page(await f.device(), { expiringLeadSeconds: 3 });
     const session = await login(page);
-    const warning = await eventually(async () => (await events(page, "expiring"))[0], 6_000, "expiring");
+    const warning = await eventually(async () => (await events(page, "expiring"))[0], 9_000, "expiring");
     assert.equal(warning.detail.reason, "idle");
     assert.ok(warning.detail.secondsLeft <= 3 && warning.detail.secondsLeft >= 1);
     assert.ok(warning.at < session.idleExpiresAt);
@@ -291,7 +308,7 @@ describe("idle expiry", { skip }, () => {
     assert.equal((await me(page)).status, 200);
 
     // Now leave it alone: warned again, then expired at the new idle end.
-    await eventually(async () => (await state(page)) === "expired", 12_000, "expired");
+    await eventually(async () => (await state(page)) === "expired", 20_000, "expired");
     assert.equal((await events(page, "expired")).length, 1);
     assert.equal((await events(page, "expired"))[0].detail.reason, "idle");
     assert.ok((await events(page, "expiring")).length >= 2);
@@ -301,7 +318,11 @@ describe("idle expiry", { skip }, () => {
 });
 
 describe("an unreachable server", { skip }, () => {
-  const f = fixture({ KEYBOUND_ACCESS_TTL_SECS: "4", KEYBOUND_IDLE_TIMEOUT_SECS: "120" });
+  const f = fixture({
+    KEYBOUND_ACCESS_TTL_SECS: "4",
+    KEYBOUND_REFRESH_GRACE_SECS: "2",
+    KEYBOUND_IDLE_TIMEOUT_SECS: "120",
+  });
 
   test("failed refreshes retry with backoff and keep the session until the server is back", async () => {
     const context = await f.device();
@@ -328,5 +349,23 @@ describe("an unreachable server", { skip }, () => {
     }
     assert.equal((await me(page)).status, 200);
     assert.equal(await state(page), "active");
+  });
+});
+
+describe("a wrong browser clock", { skip }, () => {
+  const f = fixture({});
+
+  test("ten minutes behind: one retry with the server's time (Date), then proofs and deadlines use it", async () => {
+    const context = await f.device();
+    await context.clock.install({ time: Date.now() - 10 * 60_000 });
+    const logins = countRequests(context, "/api/login");
+    const page = await f.page(context);
+    const session = await login(page);
+    assert.equal(logins.POST, 2, "refused for iat, then accepted");
+    assert.equal((await me(page)).status, 200);
+    // Deadlines come back on the browser's own clock, so countdowns still work.
+    const local = await page.evaluate(() => Date.now());
+    const left = session.accessTokenExpiresAt - local;
+    assert.ok(left > 0 && left <= 301_000, `access token ends in ${left} ms`);
   });
 });

@@ -106,6 +106,11 @@ describe("the package in a plain module page", { skip: !sdkBuilt && SDK_MISSING 
     assert.equal(results.logout.ok, true);
     assert.equal(await page.evaluate(() => kb.thumbprint), null);
     assert.equal(await page.evaluate(() => describeDeviceKey("nosession")), null);
+    const disposed = await page.evaluate(() => {
+      kb.dispose();
+      return attempt(() => kb.createProof("GET", location.href));
+    });
+    assert.equal(disposed.code, "disposed");
   });
 
   test("an unreachable login route gives network_error and leaves the state alone", async () => {
@@ -155,6 +160,7 @@ describe("the package in a plain module page", { skip: !sdkBuilt && SDK_MISSING 
       await attempt(() => Keybound.init({ storageName: 42 })),
       await attempt(() => Keybound.init({ endpoint: "ftp://x/session" })),
       await attempt(() => Keybound.init("nope")),
+      await attempt(() => Keybound.init({ endPoint: "/session" })),
     ]);
     for (const r of results) {
       assert.equal(r.ok, false);

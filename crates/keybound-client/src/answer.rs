@@ -53,14 +53,14 @@ impl Answer<'_> {
         if let Some(terminal) = self.error_code.and_then(Terminal::from_error_code) {
             return Verdict::SessionEnded(terminal);
         }
-        if self.status != 401 {
-            return Verdict::Pass;
-        }
         match (error, self.error_code) {
-            (Some("invalid_dpop_proof"), Some("iat_too_old" | "iat_in_future")) => {
+            // Resource servers answer 401; token endpoints (login, refresh) may say 400.
+            (Some("invalid_dpop_proof"), Some("iat_too_old" | "iat_in_future"))
+                if self.status != 403 =>
+            {
                 Verdict::ClockSkew
             }
-            (Some("invalid_token"), _) => Verdict::TokenRejected,
+            (Some("invalid_token"), _) if self.status == 401 => Verdict::TokenRejected,
             _ => Verdict::Pass,
         }
     }
@@ -244,6 +244,14 @@ mod tests {
         assert_eq!(
             answer(401, Some("invalid_dpop_proof"), Some("iat_in_future")).verdict(),
             Verdict::ClockSkew
+        );
+        assert_eq!(
+            answer(400, Some("invalid_dpop_proof"), Some("iat_too_old")).verdict(),
+            Verdict::ClockSkew
+        );
+        assert_eq!(
+            answer(403, Some("invalid_dpop_proof"), Some("iat_too_old")).verdict(),
+            Verdict::Pass
         );
     }
 

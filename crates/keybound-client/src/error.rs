@@ -73,6 +73,9 @@ pub enum ClientError {
         /// The missing API.
         missing: &'static str,
     },
+    /// The `Keybound` object was disposed.
+    #[error("this Keybound instance was disposed")]
+    Disposed,
     /// An option passed to `Keybound.init` or to a method is invalid.
     #[error("invalid option: {reason}")]
     InvalidOption {
@@ -96,6 +99,7 @@ impl ClientError {
             Self::Crypto { .. } => "crypto_error",
             Self::Storage { .. } => "storage_error",
             Self::Unsupported { .. } => "unsupported_browser",
+            Self::Disposed => "disposed",
             Self::InvalidOption { .. } => "invalid_option",
         }
     }
@@ -209,6 +213,7 @@ mod tests {
         );
         assert_eq!(ClientError::Crypto { op: "sign" }.code(), "crypto_error");
         assert_eq!(ClientError::Aborted.code(), "aborted");
+        assert_eq!(ClientError::Disposed.code(), "disposed");
         assert!(!ClientError::Aborted.is_transient());
         assert_eq!(
             ClientError::InvalidInput { detail: "x".into() }.code(),

@@ -50,7 +50,8 @@ impl Terminal {
     /// The terminal state a server `error_code` reports, if it reports one.
     pub fn from_error_code(code: &str) -> Option<Self> {
         match code {
-            "session_revoked" | "refresh_reuse" | "refresh_token_reuse" => Some(Self::Revoked),
+            // Presenting an old refresh token again revokes the session on the server.
+            "session_revoked" | "refresh_token_reused" => Some(Self::Revoked),
             "session_closed" => Some(Self::Closed),
             "session_expired" => Some(Self::Expired),
             _ => None,
@@ -235,6 +236,10 @@ mod tests {
         assert_eq!(
             Terminal::from_error_code("session_expired"),
             Some(Terminal::Expired)
+        );
+        assert_eq!(
+            Terminal::from_error_code("refresh_token_reused"),
+            Some(Terminal::Revoked)
         );
         assert_eq!(Terminal::from_error_code("token_expired"), None);
     }

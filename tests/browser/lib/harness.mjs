@@ -3,6 +3,7 @@
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,6 +72,40 @@ export async function serveFiles(context, origin, { dirs = {}, headers = {} } = 
   for (const [prefix, dir] of Object.entries(all)) {
     await context.route(`${origin}${prefix}**`, (route) => fulfilFrom(route, dir, prefix, headers));
   }
+}
+
+/**
+ * A real static HTTP server on a loopback port for `dirs` (`{"/__kb/": dir, …}`), for
+ * measurements where Playwright's request interception would add its own latency.
+ * Resolves to `{origin, close()}`.
+ */
+export async function startStaticServer({ dirs = {}, headers = {} } = {}) {
+  const all = { "/__kb/": JS_DIR, "/__test/": PAGES, ...dirs };
+  const server = http.createServer(async (req, res) => {
+    const pathname = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const prefix = Object.keys(all).find((p) => pathname.startsWith(p));
+    const file = prefix && path.resolve(all[prefix], pathname.slice(prefix.length) || "index.html");
+    if (!file || !file.startsWith(all[prefix] + path.sep)) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, {
+        "content-type": TYPES[path.extname(file)] ?? "application/octet-stream",
+        "cache-control": "no-store",
+        ...headers,
+      });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    origin: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 /** Opens the test page in a new tab of `context` and waits for its helpers. */

@@ -400,9 +400,7 @@ impl Core {
         let inner = Rc::clone(&self.inner);
         let work: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(async move {
             if inner.disposed.get() {
-                return Err(inner.hooks.error(&ClientError::InvalidOption {
-                    reason: "this Keybound instance was disposed",
-                }));
+                return Err(inner.hooks.error(&ClientError::Disposed));
             }
             job.await.map_err(|error| inner.hooks.error(&error))
         });

@@ -61,8 +61,9 @@ pub(crate) async fn with_lock<T: 'static>(name: &str, work: Work<T>) -> T {
     let job = work.borrow_mut().take();
     match job {
         Some(job) => job.await,
-        // The callback took the job but the lock request failed afterwards; run again is
-        // impossible, so this only happens if the browser broke its promise contract.
+        // The callback took the job, and the lock request only settles after the job
+        // stored its result: getting here means the browser broke that contract (or the
+        // page is going away). There is nothing to return, so wait forever.
         None => std::future::pending().await,
     }
 }

@@ -4,6 +4,7 @@ use js_sys::Object;
 use keybound_proto::TokenResponse;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Headers, Request, RequestInit, Response};
+use zeroize::Zeroizing;
 
 use super::js;
 use crate::answer::{Answer, dpop_challenge_error};
@@ -93,8 +94,9 @@ pub(crate) fn sign(
 ) -> Result<(), ClientError> {
     let headers = request.headers();
     if let Some(token) = access_token {
+        let value = Zeroizing::new(format!("DPoP {token}"));
         headers
-            .set("Authorization", &format!("DPoP {token}"))
+            .set("Authorization", &value)
             .map_err(invalid_input)?;
     }
     headers.set("DPoP", proof).map_err(invalid_input)

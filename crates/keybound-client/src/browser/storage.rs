@@ -8,6 +8,8 @@
 //! Nothing secret is stored in plaintext: the tokens are useless without the device key
 //! anyway, and encrypted at rest on top of that.
 
+use std::cell::RefCell;
+
 use ed25519_dalek::SigningKey;
 use js_sys::{Array, Object, Uint8Array};
 use keybound_proto::{PublicJwk, b64};
@@ -53,7 +55,7 @@ pub(crate) enum Stored {
 /// The SDK's IndexedDB storage.
 pub(crate) struct Storage {
     db: Db,
-    vault: CryptoKey,
+    vault: RefCell<Option<CryptoKey>>,
     subtle: SubtleCrypto,
 }
 
@@ -78,35 +80,44 @@ fn malformed() -> ClientError {
 }
 
 impl Storage {
-    /// Opens the storage `name`, creating its vault key on first use. When several tabs
-    /// start at once, the first vault written wins and the others use it.
+    /// Opens the storage `name` (creating the database on first use).
     pub(crate) async fn open(name: &str) -> Result<Self, ClientError> {
-        let db = Db::open(name).await?;
-        let subtle = subtle()?;
+        Ok(Self {
+            db: Db::open(name).await?,
+            vault: RefCell::new(None),
+            subtle: subtle()?,
+        })
+    }
+
+    /// The vault key, created when first needed (a WebCrypto device key needs none until
+    /// tokens are stored). When several tabs create it at once, the first one written
+    /// wins and the others use it.
+    async fn vault(&self) -> Result<CryptoKey, ClientError> {
+        if let Some(key) = self.vault.borrow().clone() {
+            return Ok(key);
+        }
         for _ in 0..2 {
-            let existing = db.get(VAULT).await?;
-            if existing.is_instance_of::<CryptoKey>() {
-                return Ok(Self {
-                    db,
-                    vault: existing.unchecked_into(),
-                    subtle,
-                });
-            }
-            let algorithm = js::object(&[("name", "AES-GCM".into()), ("length", 256.into())]);
-            let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
-            let key = subtle
-                .generate_key_with_object(&algorithm, false, &usages)
-                .map_err(js::crypto_error("generate vault key"))?;
-            let key = js::wait(key)
-                .await
-                .map_err(js::crypto_error("generate vault key"))?;
-            if db.add(VAULT, &key).await? {
-                return Ok(Self {
-                    db,
-                    vault: key.unchecked_into(),
-                    subtle,
-                });
-            }
+            let existing = self.db.get(VAULT).await?;
+            let key = if existing.is_instance_of::<CryptoKey>() {
+                existing
+            } else {
+                let algorithm = js::object(&[("name", "AES-GCM".into()), ("length", 256.into())]);
+                let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
+                let key = self
+                    .subtle
+                    .generate_key_with_object(&algorithm, false, &usages)
+                    .map_err(js::crypto_error("generate vault key"))?;
+                let key = js::wait(key)
+                    .await
+                    .map_err(js::crypto_error("generate vault key"))?;
+                if !self.db.add(VAULT, &key).await? {
+                    continue;
+                }
+                key
+            };
+            let key: CryptoKey = key.unchecked_into();
+            *self.vault.borrow_mut() = Some(key.clone());
+            return Ok(key);
         }
         Err(ClientError::Storage { op: "vault key" })
     }
@@ -124,7 +135,7 @@ impl Storage {
         let iv = js::u8_array(&random_bytes::<12>()?);
         let ct = self
             .subtle
-            .encrypt_with_object_and_u8_array(&Self::gcm(&iv, aad), &self.vault, plain)
+            .encrypt_with_object_and_u8_array(&Self::gcm(&iv, aad), &self.vault().await?, plain)
             .map_err(js::crypto_error("encrypt"))?;
         let ct = js::wait(ct).await.map_err(js::crypto_error("encrypt"))?;
         Ok(js::object(&[("iv", iv.into()), ("ct", ct)]))
@@ -147,7 +158,7 @@ impl Storage {
             .subtle
             .decrypt_with_object_and_js_u8_array(
                 &Self::gcm(&iv, aad),
-                &self.vault,
+                &self.vault().await?,
                 &Uint8Array::new(&ct),
             )
             .map_err(js::crypto_error("decrypt"))?;
