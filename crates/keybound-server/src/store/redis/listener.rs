@@ -163,11 +163,11 @@ async fn run(
                 // Notices published while unsubscribed were missed: the cache was
                 // suspended (and emptied) all along, and starts empty again.
                 service.resume_session_cache();
-                set_subscribed(&status, true);
                 status.subscriptions.fetch_add(1, Ordering::Relaxed);
+                set_subscribed(&status, true);
                 let ended = listen(pubsub, &options, &service, &status, &mut stopped).await;
-                service.suspend_session_cache();
                 set_subscribed(&status, false);
+                service.suspend_session_cache();
                 ended
             }
             Ok(Err(e)) => Ended::Lost(e.to_string()),

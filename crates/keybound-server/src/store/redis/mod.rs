@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use keybound_proto::b64;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, Script, Value};
+use redis::{ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError, Script, Value};
 
 pub use listener::{InvalidationListener, METRIC_INVALIDATIONS, METRIC_SUBSCRIBED};
 pub use replay::RedisReplayStore;
@@ -230,7 +230,8 @@ impl Scripts {
 }
 
 struct Inner {
-    client: redis::Client,
+    /// For the invalidation listener's own connections.
+    subscriber: redis::Client,
     conn: ConnectionManager,
     options: RedisOptions,
     keep: String,
@@ -286,9 +287,11 @@ fn map_err(error: &RedisError) -> StoreError {
         | ErrorKind::ReadOnly
         | ErrorKind::ClusterConnectionNotFound => StoreError::Unavailable { reason },
         ErrorKind::TypeError | ErrorKind::ParseError => StoreError::Corrupt { reason },
-        ErrorKind::ResponseError if reason.contains("WRONGTYPE") => StoreError::Incompatible {
-            reason: format!("a key under the prefix is not keybound's: {reason}"),
-        },
+        _ if error.code() == Some("WRONGTYPE") || reason.contains("WRONGTYPE") => {
+            StoreError::Incompatible {
+                reason: format!("a key under the prefix is not keybound's: {reason}"),
+            }
+        }
         _ => StoreError::Backend { reason },
     }
 }
@@ -323,7 +326,7 @@ impl RedisStore {
     /// [`StoreError::Incompatible`].
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         options.validate()?;
-        let client = redis::Client::open(url).map_err(|e| {
+        let mut info = url.into_connection_info().map_err(|e| {
             let reason = if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
                 "rediss:// URLs need keybound-server's `redis-tls` feature".to_owned()
             } else {
@@ -331,18 +334,26 @@ impl RedisStore {
             };
             StoreError::Backend { reason }
         })?;
+        // The listener's subscription speaks RESP2 (a connection of its own); the
+        // commands use RESP3, whose connection notices a closed socket at once and
+        // reconnects before the next call needs it.
+        info.redis.protocol = ProtocolVersion::RESP2;
+        let subscriber = redis::Client::open(info.clone()).map_err(|e| map_err(&e))?;
+        info.redis.protocol = ProtocolVersion::RESP3;
+        let client = redis::Client::open(info).map_err(|e| map_err(&e))?;
         // The connection's own response timeout fires a little before ours, so a
         // dead connection is noticed (and replaced) by the manager.
         let response_timeout = options.timeout.mul_f64(0.75).max(Duration::from_millis(1));
+        // Reconnection never gives up: after the first retry (1–2 s) it tries every
+        // 250–500 ms until Redis answers, while calls fail fast on their own timeout.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(options.timeout)
             .set_response_timeout(response_timeout)
-            .set_factor(50)
-            .set_max_delay(1_000)
-            .set_number_of_retries(6);
+            .set_max_delay(250)
+            .set_number_of_retries(usize::MAX);
         let conn = tokio::time::timeout(
             options.connect_timeout,
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client, config),
         )
         .await
         .map_err(|_| StoreError::Unavailable {
@@ -355,7 +366,7 @@ impl RedisStore {
         let keep = options.keep_secs().to_string();
         let store = Self {
             inner: Arc::new(Inner {
-                client,
+                subscriber,
                 conn,
                 options,
                 keep,
@@ -403,7 +414,7 @@ impl RedisStore {
         service: &SessionService,
     ) -> Result<InvalidationListener, StoreError> {
         InvalidationListener::spawn(
-            self.inner.client.clone(),
+            self.inner.subscriber.clone(),
             self.inner.options.clone(),
             service.clone(),
         )
@@ -464,7 +475,7 @@ impl RedisStore {
     /// Redis services often refuse `CONFIG`; then nothing is said.
     async fn warn_about_eviction(&self) {
         let mut conn = self.conn();
-        let policy: Result<Vec<String>, StoreError> = self
+        let policy: Result<std::collections::HashMap<String, String>, StoreError> = self
             .call(
                 redis::cmd("CONFIG")
                     .arg("GET")
@@ -472,8 +483,8 @@ impl RedisStore {
                     .query_async(&mut conn),
             )
             .await;
-        if let Ok(pair) = policy
-            && let Some(policy) = pair.get(1)
+        if let Ok(config) = policy
+            && let Some(policy) = config.get("maxmemory-policy")
             && policy != "noeviction"
         {
             tracing::warn!(
