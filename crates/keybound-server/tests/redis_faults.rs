@@ -32,7 +32,10 @@ async fn two_nodes(server: &RedisServer, key_file: &std::path::Path) -> (Node, N
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done().await {
-        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
@@ -59,18 +62,33 @@ async fn redis_killed_mid_load_fails_closed_and_the_nodes_recover() {
     let alive = login_as(&a.app, &alice, "alice").await;
     let revoked = login_as(&b.app, &bob, "bob").await;
     for node in [&a, &b] {
-        assert_eq!(me_request(&node.app, &alice, &alive.access_token).await.0, StatusCode::OK);
-        assert_eq!(me_request(&node.app, &bob, &revoked.access_token).await.0, StatusCode::OK);
+        assert_eq!(
+            me_request(&node.app, &alice, &alive.access_token).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            me_request(&node.app, &bob, &revoked.access_token).await.0,
+            StatusCode::OK
+        );
     }
     b.kb()
         .service()
-        .revoke(&revoked.session_id, Reason::ADMIN_REVOKED, Actor::Admin("ops".into()))
+        .revoke(
+            &revoked.session_id,
+            Reason::ADMIN_REVOKED,
+            Actor::Admin("ops".into()),
+        )
         .await
         .unwrap();
     for node in [&a, &b] {
-        wait_for("the revocation reaching every node", Duration::from_secs(2), async || {
-            me_request(&node.app, &bob, &revoked.access_token).await.0 == StatusCode::UNAUTHORIZED
-        })
+        wait_for(
+            "the revocation reaching every node",
+            Duration::from_secs(2),
+            async || {
+                me_request(&node.app, &bob, &revoked.access_token).await.0
+                    == StatusCode::UNAUTHORIZED
+            },
+        )
         .await;
     }
 
@@ -144,7 +162,11 @@ async fn redis_killed_mid_load_fails_closed_and_the_nodes_recover() {
     );
     // The revoked session is never accepted, before, during or after the outage.
     for s in samples.iter().filter(|s| s.revoked_session) {
-        assert_ne!(s.status, StatusCode::OK, "a revoked session was accepted: {s:?}");
+        assert_ne!(
+            s.status,
+            StatusCode::OK,
+            "a revoked session was accepted: {s:?}"
+        );
     }
     // While Redis is down, every request fails closed with 503 and a clear code.
     let down: Vec<&Sample> = samples
@@ -161,9 +183,11 @@ async fn redis_killed_mid_load_fails_closed_and_the_nodes_recover() {
     }
     // Before the outage the live session worked; after it, Redis lost it (no
     // persistence) and nothing was accepted from a stale cache.
-    assert!(samples
-        .iter()
-        .any(|s| s.started == BEFORE && !s.revoked_session && s.status == StatusCode::OK));
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.started == BEFORE && !s.revoked_session && s.status == StatusCode::OK)
+    );
     for s in samples.iter().filter(|s| s.started == RESTARTED) {
         assert_ne!(s.status, StatusCode::OK, "{s:?}");
     }
@@ -177,17 +201,30 @@ async fn redis_killed_mid_load_fails_closed_and_the_nodes_recover() {
     }
     let carol_session = login_as(&a.app, &carol, "carol").await;
     assert_eq!(
-        me_request(&b.app, &carol, &carol_session.access_token).await.0,
+        me_request(&b.app, &carol, &carol_session.access_token)
+            .await
+            .0,
         StatusCode::OK
     );
     a.kb()
         .service()
-        .revoke(&carol_session.session_id, Reason::ADMIN_REVOKED, Actor::Admin("ops".into()))
+        .revoke(
+            &carol_session.session_id,
+            Reason::ADMIN_REVOKED,
+            Actor::Admin("ops".into()),
+        )
         .await
         .unwrap();
-    wait_for("the revocation reaching node B", Duration::from_secs(2), async || {
-        me_request(&b.app, &carol, &carol_session.access_token).await.0 == StatusCode::UNAUTHORIZED
-    })
+    wait_for(
+        "the revocation reaching node B",
+        Duration::from_secs(2),
+        async || {
+            me_request(&b.app, &carol, &carol_session.access_token)
+                .await
+                .0
+                == StatusCode::UNAUTHORIZED
+        },
+    )
     .await;
 }
 
@@ -207,7 +244,11 @@ async fn with_append_only_persistence_no_session_is_lost_in_a_crash() {
     let bob_session = login_as(&b.app, &bob, "bob").await;
     a.kb()
         .service()
-        .revoke(&bob_session.session_id, Reason::ADMIN_REVOKED, Actor::Admin("ops".into()))
+        .revoke(
+            &bob_session.session_id,
+            Reason::ADMIN_REVOKED,
+            Actor::Admin("ops".into()),
+        )
         .await
         .unwrap();
 
@@ -229,16 +270,25 @@ async fn with_append_only_persistence_no_session_is_lost_in_a_crash() {
         })
         .await;
         eprintln!("a node recovered {recovery:?} after the restart");
-        assert_eq!(me_request(&node.app, &alice, &access).await.0, StatusCode::OK);
+        assert_eq!(
+            me_request(&node.app, &alice, &access).await.0,
+            StatusCode::OK
+        );
     }
     for node in [&a, &b] {
         let (status, body) = me_request(&node.app, &bob, &bob_session.access_token).await;
-        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"));
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "session_revoked")
+        );
     }
     // The rotation state survived too: the current token rotates, the first one is
     // recognised as reuse.
     let (status, body) = refresh_request(&b.app, &alice, &refresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = refresh_request(&a.app, &alice, &login.refresh_token).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "refresh_token_reused"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "refresh_token_reused")
+    );
 }

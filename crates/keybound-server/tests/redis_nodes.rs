@@ -65,13 +65,19 @@ async fn a_session_opened_on_a_works_on_b_and_refreshes_anywhere() {
     let (status, refreshed) = refresh_request(&c.b.app, &device, &login.refresh_token).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let access = refreshed["access_token"].as_str().unwrap();
-    assert_eq!(me_request(&c.a.app, &device, access).await.0, StatusCode::OK);
+    assert_eq!(
+        me_request(&c.a.app, &device, access).await.0,
+        StatusCode::OK
+    );
 
     // The session list is the same on both nodes.
     let list = || {
         Request::get("/session/sessions")
             .header("authorization", format!("DPoP {access}"))
-            .header("dpop", device.proof("GET", "/session/sessions", Some(access)))
+            .header(
+                "dpop",
+                device.proof("GET", "/session/sessions", Some(access)),
+            )
             .body(Body::empty())
             .unwrap()
     };
@@ -98,7 +104,10 @@ async fn revoked_on_b_is_rejected_on_a() {
     let before = notices(&c.a);
     let path = format!("/session/sessions/{}", session.session_id);
     let request = Request::delete(path.as_str())
-        .header("authorization", format!("DPoP {}", phone_session.access_token))
+        .header(
+            "authorization",
+            format!("DPoP {}", phone_session.access_token),
+        )
         .header(
             "dpop",
             phone.proof("DELETE", &path, Some(&phone_session.access_token)),
@@ -114,24 +123,35 @@ async fn revoked_on_b_is_rejected_on_a() {
     assert_eq!(code(&body), "session_revoked");
     // The phone's own session is untouched on both nodes.
     assert_eq!(
-        me_request(&c.a.app, &phone, &phone_session.access_token).await.0,
+        me_request(&c.a.app, &phone, &phone_session.access_token)
+            .await
+            .0,
         StatusCode::OK
     );
 
     // An administrator on B revokes the phone's session too: A refuses it.
     assert_eq!(
-        me_request(&c.a.app, &phone, &phone_session.access_token).await.0,
+        me_request(&c.a.app, &phone, &phone_session.access_token)
+            .await
+            .0,
         StatusCode::OK
     );
     let before = notices(&c.a);
     c.b.kb()
         .service()
-        .revoke(&phone_session.session_id, Reason::ADMIN_REVOKED, Actor::Admin("ops".into()))
+        .revoke(
+            &phone_session.session_id,
+            Reason::ADMIN_REVOKED,
+            Actor::Admin("ops".into()),
+        )
         .await
         .unwrap();
     notice_after(&c.a, before).await;
     let (status, body) = me_request(&c.a.app, &phone, &phone_session.access_token).await;
-    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "session_revoked")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,20 +163,32 @@ async fn refresh_token_reuse_detected_on_a_revokes_on_b() {
     let (status, refreshed) = refresh_request(&c.a.app, &device, &login.refresh_token).await;
     assert_eq!(status, StatusCode::OK);
     let access = refreshed["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(me_request(&c.b.app, &device, &access).await.0, StatusCode::OK);
+    assert_eq!(
+        me_request(&c.b.app, &device, &access).await.0,
+        StatusCode::OK
+    );
 
     // The old refresh token shows up again, from another key: reuse, detected on A.
     let before = notices(&c.b);
     let (status, body) = refresh_request(&c.a.app, &thief, &login.refresh_token).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "refresh_token_reused"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "refresh_token_reused")
+    );
 
     notice_after(&c.b, before).await;
     let (status, body) = me_request(&c.b.app, &device, &access).await;
-    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "session_revoked")
+    );
     // The current refresh token is dead on every node.
     let current = refreshed["refresh_token"].as_str().unwrap();
     let (status, body) = refresh_request(&c.b.app, &device, current).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "session_revoked"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "session_revoked")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,13 @@ use keybound_server::{Clock, KeyRing, ReplayStore, SessionCheck, SystemClock, re
 use redis_server::{Persistence, RedisServer};
 
 fn now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
 }
 
 fn record(user: &str, at: i64) -> SessionRecord {
@@ -110,7 +116,12 @@ async fn the_replay_store_accepts_each_proof_once_and_forgets_it_after_its_windo
     assert!(replay.insert_once(&old, now_ms - 1).await.unwrap());
     // Redis forgets the entry when its window closes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(replay.insert_once(&key, SystemClock.now_ms() + 60_000).await.unwrap());
+    assert!(
+        replay
+            .insert_once(&key, SystemClock.now_ms() + 60_000)
+            .await
+            .unwrap()
+    );
     assert_eq!(replay.sweep().await, Ok(0));
 }
 
@@ -193,7 +204,11 @@ async fn the_layout_marker_and_foreign_keys_are_refused() {
         "store_incompatible"
     );
     assert_eq!(
-        store.create(record("alice", now())).await.unwrap_err().code(),
+        store
+            .create(record("alice", now()))
+            .await
+            .unwrap_err()
+            .code(),
         "store_incompatible"
     );
 }
@@ -256,16 +271,25 @@ async fn the_listener_suspends_the_cache_while_redis_is_gone_and_resubscribes() 
     assert!(listener.wait_subscribed(Duration::from_secs(5)).await);
     assert!(!a.is_session_cache_suspended());
 
-    let session = b.open_session("alice", &jkt(), OpenRequest::new()).await.unwrap();
+    let session = b
+        .open_session("alice", &jkt(), OpenRequest::new())
+        .await
+        .unwrap();
     a.check(&session.session_id, "alice", &jkt()).await.unwrap();
 
     server.kill();
     let started = Instant::now();
     while listener.is_subscribed() || !a.is_session_cache_suspended() {
-        assert!(started.elapsed() < Duration::from_secs(2), "the loss went unnoticed");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the loss went unnoticed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let denied = a.check(&session.session_id, "alice", &jkt()).await.unwrap_err();
+    let denied = a
+        .check(&session.session_id, "alice", &jkt())
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), "session_store_unavailable");
 
     server.restart();
@@ -276,30 +300,49 @@ async fn the_listener_suspends_the_cache_while_redis_is_gone_and_resubscribes() 
     let started = Instant::now();
     while let Err(denied) = a.check(&session.session_id, "alice", &jkt()).await {
         assert_eq!(denied.code(), "session_store_unavailable");
-        assert!(started.elapsed() < Duration::from_secs(10), "the store did not recover");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the store did not recover"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before = listener.notices();
     // B's connection too (revoking is idempotent, so B may simply try again).
     let started = Instant::now();
     while let Err(e) = b
-        .revoke(&session.session_id, Reason::ADMIN_REVOKED, Actor::Admin("ops".into()))
+        .revoke(
+            &session.session_id,
+            Reason::ADMIN_REVOKED,
+            Actor::Admin("ops".into()),
+        )
         .await
     {
         assert_eq!(e.code(), "store_unavailable");
-        assert!(started.elapsed() < Duration::from_secs(10), "the store did not recover");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the store did not recover"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
     while listener.notices() == before {
-        assert!(started.elapsed() < Duration::from_secs(2), "no notice after resubscribing");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no notice after resubscribing"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let denied = a.check(&session.session_id, "alice", &jkt()).await.unwrap_err();
+    let denied = a
+        .check(&session.session_id, "alice", &jkt())
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), "session_revoked");
 
     listener.stop().await;
-    assert!(a.is_session_cache_suspended(), "a stopped listener leaves the cache suspended");
+    assert!(
+        a.is_session_cache_suspended(),
+        "a stopped listener leaves the cache suspended"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +368,85 @@ async fn a_subscription_that_stops_answering_is_noticed_within_the_bound() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    eprintln!("silent subscription loss noticed after {:?} (bound {bound:?})", paused.elapsed());
+    eprintln!(
+        "silent subscription loss noticed after {:?} (bound {bound:?})",
+        paused.elapsed()
+    );
     assert!(listener.wait_subscribed(Duration::from_secs(10)).await);
     assert!(listener.subscriptions() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_in_the_documentation_is_enough() {
+    let server = RedisServer::start();
+    let prefix = redis_server::unique_prefix();
+    // docs/redis.md, with this test's prefix.
+    let reply = server.command(&[
+        "ACL",
+        "SETUSER",
+        "keybound",
+        "on",
+        ">s3cret",
+        &format!("~{prefix}*"),
+        &format!("&{prefix}events"),
+        "+@read",
+        "+@write",
+        "+@scripting",
+        "+@pubsub",
+        "+@connection",
+        "+config|get",
+    ]);
+    assert_eq!(reply.trim(), "+OK");
+    let url = format!("redis://keybound:s3cret@127.0.0.1:{}/", server.port());
+    let options = RedisOptions::default().prefix(&prefix);
+    let store_a = RedisStore::connect_with(&url, options.clone())
+        .await
+        .unwrap();
+    let store_b = RedisStore::connect_with(&url, options).await.unwrap();
+    let (a, b) = (service(&store_a), service(&store_b));
+    let listener = store_a.spawn_invalidation_listener(&a).unwrap();
+    assert!(listener.wait_subscribed(Duration::from_secs(5)).await);
+    let session = b
+        .open_session("alice", &jkt(), OpenRequest::new())
+        .await
+        .unwrap();
+    let refreshed = b
+        .refresh(&session.refresh_token, &jkt(), &Default::default())
+        .await
+        .unwrap();
+    a.check(&refreshed.session_id, "alice", &jkt())
+        .await
+        .unwrap();
+    assert_eq!(a.list_sessions("alice", None).await.unwrap().len(), 1);
+    b.revoke_user(
+        "alice",
+        None,
+        Reason::ADMIN_REVOKED,
+        Actor::Admin("ops".into()),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while listener.notices() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(2), "no notice");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        a.check(&refreshed.session_id, "alice", &jkt())
+            .await
+            .unwrap_err()
+            .code(),
+        "session_revoked"
+    );
+    a.sweep_once().await.unwrap();
+    let replay = store_a.replay_store(Arc::new(SystemClock));
+    assert!(
+        replay
+            .insert_once(&replay_key("k", "jti-acl"), SystemClock.now_ms() + 60_000)
+            .await
+            .unwrap()
+    );
+    // Another prefix is out of bounds for this user.
+    let other = RedisStore::connect_with(&url, RedisOptions::default().prefix("other:")).await;
+    assert!(other.is_err());
 }

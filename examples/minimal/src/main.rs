@@ -4,7 +4,8 @@
 //! `POST /api/login` (JSON `{"username","password"}` + a `DPoP` proof) opens a session
 //! bound to the proof's key; `GET /api/me` needs a valid session; the session endpoints
 //! live under `/session`. Settings come from `KEYBOUND_*` variables
-//! (`keybound_server::settings`).
+//! (`keybound_server::settings`); for several nodes sharing sessions, start each with
+//! the same `KEYBOUND_KEY_FILE` and `KEYBOUND_STORE=redis://127.0.0.1:6379/`.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -40,7 +41,11 @@ async fn login(
     }
     let device = proof.user_agent().unwrap_or("unknown device").to_owned();
     let reply = kb
-        .open_session(&proof, &creds.username, OpenRequest::new().device_label(device))
+        .open_session(
+            &proof,
+            &creds.username,
+            OpenRequest::new().device_label(device),
+        )
         .await?;
     Ok(reply.into_response())
 }

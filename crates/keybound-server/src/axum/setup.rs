@@ -99,14 +99,11 @@ impl Setup {
     /// verifier, and starts the sweeper. Needs a tokio runtime.
     pub async fn build(self) -> Result<Running, SetupError> {
         let settings = self.settings;
-        let replay_memory = || -> Arc<dyn ReplayStore> {
-            Arc::new(MemoryReplayStore::new(self.clock.clone()))
-        };
+        let replay_memory =
+            || -> Arc<dyn ReplayStore> { Arc::new(MemoryReplayStore::new(self.clock.clone())) };
         #[cfg(feature = "redis")]
         let mut redis_store = None;
-        let (store, replay): (Arc<dyn SessionStore>, Arc<dyn ReplayStore>) = match &settings
-            .store
-        {
+        let (store, replay): (Arc<dyn SessionStore>, Arc<dyn ReplayStore>) = match &settings.store {
             StoreSpec::Memory => (Arc::new(MemoryStore::new()), replay_memory()),
             #[cfg(feature = "sqlite")]
             StoreSpec::Sqlite(path) => (
@@ -172,9 +169,7 @@ impl Setup {
                 let listener = store.spawn_invalidation_listener(&service)?;
                 // Not required for correctness (the cache stays suspended until the
                 // subscription is up), but a node starts at full speed this way.
-                listener
-                    .wait_subscribed(settings.redis_timeout)
-                    .await;
+                listener.wait_subscribed(settings.redis_timeout).await;
                 Some(listener)
             }
             None => None,

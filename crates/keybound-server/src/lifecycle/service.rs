@@ -473,7 +473,10 @@ impl SessionService {
 
     /// Whether the session cache is suspended (always `false` without a cache).
     pub fn is_session_cache_suspended(&self) -> bool {
-        self.inner.cache.as_ref().is_some_and(SessionCache::is_suspended)
+        self.inner
+            .cache
+            .as_ref()
+            .is_some_and(SessionCache::is_suspended)
     }
 
     pub(super) fn invalidate(&self, id: &SessionId) {

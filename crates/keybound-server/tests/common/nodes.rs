@@ -1,7 +1,13 @@
 //! Server nodes for multi-node tests: a complete keybound service built by
 //! `Keybound::setup` from `KEYBOUND_*` settings, its router, and a device that signs
 //! requests. Include with `#[path = "common/nodes.rs"] mod nodes;`.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,7 +57,12 @@ async fn me(session: Session) -> Json<Value> {
 
 /// The settings of a node on `redis_url` under `prefix`; `key_file` holds the signing
 /// key and refresh secret every node must share.
-pub fn settings(redis_url: &str, prefix: &str, key_file: &Path, extra: &[(&str, &str)]) -> Settings {
+pub fn settings(
+    redis_url: &str,
+    prefix: &str,
+    key_file: &Path,
+    extra: &[(&str, &str)],
+) -> Settings {
     let mut vars: HashMap<String, String> = [
         ("KEYBOUND_STORE", redis_url),
         ("KEYBOUND_PUBLIC_ORIGIN", ORIGIN),
@@ -71,7 +82,10 @@ pub fn settings(redis_url: &str, prefix: &str, key_file: &Path, extra: &[(&str, 
 /// A node built exactly as an application builds one.
 pub async fn node(settings: Settings) -> Node {
     let running = Keybound::setup(settings).build().await.unwrap();
-    let listener = running.invalidations.as_ref().expect("a Redis node has a listener");
+    let listener = running
+        .invalidations
+        .as_ref()
+        .expect("a Redis node has a listener");
     assert!(listener.is_subscribed(), "the node subscribed at start-up");
     let app = Router::new()
         .route("/api/login", post(login))
@@ -88,7 +102,13 @@ pub struct Device {
 }
 
 fn now_secs() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
 }
 
 impl Device {
@@ -152,11 +172,17 @@ pub async fn me_request(app: &Router, device: &Device, access_token: &str) -> (S
 }
 
 /// `POST /session/refresh`.
-pub async fn refresh_request(app: &Router, device: &Device, refresh_token: &str) -> (StatusCode, Value) {
+pub async fn refresh_request(
+    app: &Router,
+    device: &Device,
+    refresh_token: &str,
+) -> (StatusCode, Value) {
     let request = Request::post("/session/refresh")
         .header("dpop", device.proof("POST", "/session/refresh", None))
         .header("content-type", "application/json")
-        .body(Body::from(json!({"refresh_token": refresh_token}).to_string()))
+        .body(Body::from(
+            json!({"refresh_token": refresh_token}).to_string(),
+        ))
         .unwrap();
     send(app, request).await
 }

@@ -1,7 +1,13 @@
 //! A private `redis-server` for one test: started on a free loopback port in a
 //! temporary directory, killed when dropped. Include with
 //! `#[path = "common/redis_server.rs"] mod redis_server;`.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,10 +25,19 @@ pub enum Persistence {
     AppendOnlyAlways,
 }
 
+/// Certificate files for a TLS port.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
 /// A running `redis-server` owned by the test.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls: Option<(u16, TlsFiles)>,
     dir: tempfile::TempDir,
     persistence: Persistence,
 }
@@ -76,11 +91,21 @@ impl RedisServer {
         Self::start_with(Persistence::None)
     }
 
+    /// A server without persistence that also serves TLS (`tls_url`) with `files`.
+    pub fn start_tls(files: TlsFiles) -> Self {
+        Self::start_inner(Persistence::None, Some(files))
+    }
+
     /// A server with the given persistence.
     pub fn start_with(persistence: Persistence) -> Self {
+        Self::start_inner(persistence, None)
+    }
+
+    fn start_inner(persistence: Persistence, tls: Option<TlsFiles>) -> Self {
         let mut server = Self {
             child: None,
             port: 0,
+            tls: tls.map(|files| (0, files)),
             dir: tempfile::tempdir().expect("a temporary directory"),
             persistence,
         };
@@ -88,6 +113,9 @@ impl RedisServer {
             // Someone may take the port between our probe and Redis's bind: then
             // another one is tried.
             server.port = free_port();
+            if let Some((port, _)) = &mut server.tls {
+                *port = free_port();
+            }
             if server.spawn() {
                 return server;
             }
@@ -109,6 +137,18 @@ impl RedisServer {
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--maxmemory-policy", "noeviction"]);
+        if let Some((port, files)) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&files.cert)
+                .arg("--tls-key-file")
+                .arg(&files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
         match self.persistence {
             Persistence::None => {
                 command.args(["--appendonly", "no"]);
@@ -146,6 +186,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The TLS URL of a server started with [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("a TLS server");
+        format!("rediss://127.0.0.1:{port}/")
+    }
+
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
@@ -181,8 +227,7 @@ impl RedisServer {
     /// Runs one command with `redis-cli`-like framing on a fresh connection and
     /// returns the raw reply (for test set-up and inspection).
     pub fn command(&self, args: &[&str]) -> String {
-        let mut stream =
-            TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], self.port))).unwrap();
+        let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], self.port))).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();

@@ -50,8 +50,8 @@ pub use replay::RedisReplayStore;
 
 use super::{
     EndOutcome, EndRequest, EndState, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
-    RotateRequest, SessionRecord, SessionStore, StoreError, SweepAction, SweepBatch,
-    SweepRequest, SweptSession, TouchRequest, UpdateOutcome,
+    RotateRequest, SessionRecord, SessionStore, StoreError, SweepAction, SweepBatch, SweepRequest,
+    SweptSession, TouchRequest, UpdateOutcome,
 };
 use crate::BoxFuture;
 use crate::lifecycle::{Jkt, Reason, SessionId, SessionService, SessionState, TokenHash};
@@ -496,11 +496,7 @@ impl RedisStore {
         }
     }
 
-    async fn invoke(
-        &self,
-        script: &Script,
-        args: &[&[u8]],
-    ) -> Result<Value, StoreError> {
+    async fn invoke(&self, script: &Script, args: &[&[u8]]) -> Result<Value, StoreError> {
         let mut invocation = script.prepare_invoke();
         invocation
             .arg(self.inner.options.prefix.as_bytes())
@@ -540,7 +536,10 @@ fn encode_record(record: &SessionRecord) -> Vec<(&'static str, Vec<u8>)> {
         ("idle", record.idle_expires_at.to_string().into_bytes()),
         ("abs", record.absolute_expires_at.to_string().into_bytes()),
         ("gen", record.generation.to_string().into_bytes()),
-        ("cur", b64::encode(record.current_hash.as_bytes()).into_bytes()),
+        (
+            "cur",
+            b64::encode(record.current_hash.as_bytes()).into_bytes(),
+        ),
         ("state", state_name(record.state).as_bytes().to_vec()),
     ];
     if let Some(label) = &record.device_label {
@@ -707,7 +706,10 @@ fn reply(value: Value, script: &str) -> Result<(String, std::vec::IntoIter<Value
     Ok((kind, items))
 }
 
-fn next_record(items: &mut std::vec::IntoIter<Value>, script: &str) -> Result<SessionRecord, StoreError> {
+fn next_record(
+    items: &mut std::vec::IntoIter<Value>,
+    script: &str,
+) -> Result<SessionRecord, StoreError> {
     record(items.next().ok_or_else(|| unexpected(script))?)
 }
 
@@ -819,7 +821,9 @@ impl SessionStore for RedisStore {
                 "key_mismatch" => Ok(RotateOutcome::KeyMismatch),
                 "rotated" => Ok(RotateOutcome::Rotated(next_record(&mut items, SCRIPT)?)),
                 "grace_replay" => Ok(RotateOutcome::GraceReplay(next_record(&mut items, SCRIPT)?)),
-                "reuse" => Ok(RotateOutcome::ReuseDetected(next_record(&mut items, SCRIPT)?)),
+                "reuse" => Ok(RotateOutcome::ReuseDetected(next_record(
+                    &mut items, SCRIPT,
+                )?)),
                 "not_active" => {
                     let newly_expired = newly_expired(&mut items, SCRIPT)?;
                     Ok(RotateOutcome::NotActive {
@@ -968,7 +972,11 @@ impl SessionStore for RedisStore {
             let value = self
                 .invoke(
                     &self.inner.scripts.sweep,
-                    &[now.as_bytes(), purge_before.as_bytes(), limit_text.as_bytes()],
+                    &[
+                        now.as_bytes(),
+                        purge_before.as_bytes(),
+                        limit_text.as_bytes(),
+                    ],
                 )
                 .await?;
             let mut items = array(value).ok_or_else(|| unexpected(SCRIPT))?.into_iter();
@@ -1022,7 +1030,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_through_their_fields() {
-        let mut record = SessionRecord {
+        let mut original = SessionRecord {
             id: SessionId::from_bytes([9; 16]),
             user_id: "alice".into(),
             jkt: Jkt::from_bytes([1; 32]),
@@ -1051,11 +1059,11 @@ mod tests {
             }
             record(Value::Array(pairs)).unwrap()
         };
-        assert_eq!(round_trip(&record), record);
-        record.finish(SessionState::Revoked, Reason::ADMIN_REVOKED, 1_700_000_020);
-        record.device_label = None;
-        record.user_agent_hash = None;
-        assert_eq!(round_trip(&record), record);
+        assert_eq!(round_trip(&original), original);
+        original.finish(SessionState::Revoked, Reason::ADMIN_REVOKED, 1_700_000_020);
+        original.device_label = None;
+        original.user_agent_hash = None;
+        assert_eq!(round_trip(&original), original);
     }
 
     #[test]
@@ -1082,7 +1090,12 @@ mod tests {
     fn options_are_checked() {
         assert!(RedisOptions::default().validate().is_ok());
         assert!(RedisOptions::default().prefix("a\nb").validate().is_err());
-        assert!(RedisOptions::default().timeout(Duration::ZERO).validate().is_err());
+        assert!(
+            RedisOptions::default()
+                .timeout(Duration::ZERO)
+                .validate()
+                .is_err()
+        );
         let o = RedisOptions::default();
         assert_eq!(o.channel(), "keybound:events");
         assert_eq!(o.staleness_bound(), Duration::from_secs(3));
@@ -1095,6 +1108,9 @@ mod tests {
         assert_eq!(map_err(&io).code(), "store_unavailable");
         let loading = RedisError::from((ErrorKind::BusyLoadingError, "loading"));
         assert_eq!(map_err(&loading).code(), "store_unavailable");
-        assert_eq!(timed_out(Duration::from_secs(2)).code(), "store_unavailable");
+        assert_eq!(
+            timed_out(Duration::from_secs(2)).code(),
+            "store_unavailable"
+        );
     }
 }
