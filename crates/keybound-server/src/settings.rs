@@ -10,7 +10,9 @@
 //! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
 //! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
 //! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
-//! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` |
+//! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` / `rediss://…` |
+//! | `KEYBOUND_REDIS_PREFIX` | `keybound:` | prefix of every Redis key and of the revocation channel |
+//! | `KEYBOUND_REDIS_TIMEOUT_MS` | `2000` | timeout of every Redis call; requests fail closed (`503`) after it |
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
 //!
 //! Invalid values stop start-up with a message naming the variable.
@@ -73,6 +75,10 @@ pub struct Settings {
     pub store: StoreSpec,
     /// Where the server key and refresh secret persist, if anywhere.
     pub key_file: Option<PathBuf>,
+    /// Prefix of the Redis store's keys and channel.
+    pub redis_prefix: String,
+    /// Timeout of every Redis call.
+    pub redis_timeout: Duration,
 }
 
 impl Settings {
@@ -156,6 +162,29 @@ impl Settings {
             Some(v) => parse_store(v.trim())?,
         };
         let key_file = get("KEYBOUND_KEY_FILE").map(PathBuf::from);
+        let redis_prefix = match get("KEYBOUND_REDIS_PREFIX") {
+            None => "keybound:".to_owned(),
+            Some(prefix) if prefix.chars().any(char::is_control) => {
+                return Err(SettingsError::Invalid {
+                    name: "KEYBOUND_REDIS_PREFIX",
+                    reason: "contains control characters".into(),
+                });
+            }
+            Some(prefix) => prefix,
+        };
+        let redis_timeout = match get("KEYBOUND_REDIS_TIMEOUT_MS") {
+            None => Duration::from_secs(2),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=60_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or(SettingsError::Invalid {
+                    name: "KEYBOUND_REDIS_TIMEOUT_MS",
+                    reason: format!("{v:?} is not a number of milliseconds from 1 to 60000"),
+                })?,
+        };
         Ok(Self {
             listen,
             public_origin,
@@ -163,6 +192,8 @@ impl Settings {
             nonce,
             store,
             key_file,
+            redis_prefix,
+            redis_timeout,
         })
     }
 
@@ -285,6 +316,8 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_origin, "http://127.0.0.1:8080");
         assert_eq!(s.store, StoreSpec::Memory);
+        assert_eq!(s.redis_prefix, "keybound:");
+        assert_eq!(s.redis_timeout, Duration::from_secs(2));
         assert!(!s.nonce);
         assert_eq!(s.policy, Policy::default());
     }
@@ -300,8 +333,12 @@ mod tests {
             ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
             ("KEYBOUND_NONCE", "on"),
             ("KEYBOUND_STORE", "sqlite:data/s.db"),
+            ("KEYBOUND_REDIS_PREFIX", "shop:"),
+            ("KEYBOUND_REDIS_TIMEOUT_MS", "500"),
         ])
         .unwrap();
+        assert_eq!(s.redis_prefix, "shop:");
+        assert_eq!(s.redis_timeout, Duration::from_millis(500));
         assert_eq!(s.public_origin, "https://app.example");
         assert_eq!(s.policy.access_token_lifetime(), Duration::from_secs(10));
         assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
@@ -344,6 +381,14 @@ mod tests {
             (vec![("KEYBOUND_NONCE", "yes")], "KEYBOUND_NONCE"),
             (vec![("KEYBOUND_STORE", "postgres://x")], "KEYBOUND_STORE"),
             (vec![("KEYBOUND_STORE", "sqlite:")], "KEYBOUND_STORE"),
+            (
+                vec![("KEYBOUND_REDIS_TIMEOUT_MS", "0")],
+                "KEYBOUND_REDIS_TIMEOUT_MS",
+            ),
+            (
+                vec![("KEYBOUND_REDIS_PREFIX", "a\tb")],
+                "KEYBOUND_REDIS_PREFIX",
+            ),
             (
                 vec![
                     ("KEYBOUND_ACCESS_TTL_SECS", "60"),

@@ -4,7 +4,9 @@
 //! `POST /api/login` (JSON `{"username","password"}` + a `DPoP` proof) opens a session
 //! bound to the proof's key; `GET /api/me` needs a valid session; the session endpoints
 //! live under `/session`. Settings come from `KEYBOUND_*` variables
-//! (`keybound_server::settings`); invalid ones stop start-up with exit code 2.
+//! (`keybound_server::settings`); invalid ones stop start-up with exit code 2. For
+//! several nodes sharing sessions, start each with the same `KEYBOUND_KEY_FILE` and
+//! `KEYBOUND_STORE=redis://127.0.0.1:6379/`.
 
 use std::net::SocketAddr;
 
@@ -15,8 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use http::StatusCode;
 use keybound_server::axum::{
-    ApiError, DEFAULT_BODY_LIMIT, Keybound, ProofOfPossession, Running, Session, nonce_header,
-    routes,
+    ApiError, DEFAULT_BODY_LIMIT, Keybound, ProofOfPossession, Session, nonce_header, routes,
 };
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;
@@ -68,14 +69,13 @@ async fn main() {
     let settings = Settings::from_env().unwrap_or_else(|err| fail(&err));
     let listen = settings.listen;
     let origin = settings.public_origin.clone();
-    // The sweeper (periodic cleanup) runs until `_sweeper` is dropped.
-    let Running {
-        keybound: kb,
-        sweeper: _sweeper,
-    } = Keybound::setup(settings)
+    // The sweeper (periodic cleanup) and, with Redis, the revocation listener run
+    // as long as `running` lives.
+    let running = Keybound::setup(settings)
         .build()
         .await
         .unwrap_or_else(|err| fail(&err));
+    let kb = running.keybound.clone();
     let app = Router::new()
         .route("/api/login", post(login))
         .route("/api/me", get(me))

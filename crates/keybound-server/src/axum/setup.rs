@@ -1,5 +1,6 @@
 //! One call from [`Settings`] to a running [`Keybound`]: store, keys, verifier with the
-//! session check wired in, nonces, replay store and sweeper.
+//! session check wired in, nonces, replay store, sweeper and (with Redis) the
+//! revocation listener.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,14 +35,20 @@ pub enum SetupError {
     Unsupported(&'static str),
 }
 
-/// A configured keybound service and its background sweeper (stopped when dropped or
-/// through [`SweeperHandle`]).
+/// A configured keybound service and its background tasks: the sweeper (stopped when
+/// dropped or through [`SweeperHandle`]) and, with the Redis store, the listener that
+/// applies other nodes' revocations to this node's cache. Keep it alive as long as
+/// the service runs.
 #[derive(Debug)]
 pub struct Running {
     /// The state for your router.
     pub keybound: Keybound,
     /// The periodic cleanup task.
     pub sweeper: SweeperHandle,
+    /// The Redis revocation listener (with `KEYBOUND_STORE=redis://…`). Dropping it
+    /// leaves the session cache suspended: correct, one Redis read per request.
+    #[cfg(feature = "redis")]
+    pub invalidations: Option<crate::store::redis::InvalidationListener>,
 }
 
 /// Builder returned by [`Keybound::setup`].
@@ -92,8 +99,12 @@ impl Setup {
     /// verifier, and starts the sweeper. Needs a tokio runtime.
     pub async fn build(self) -> Result<Running, SetupError> {
         let settings = self.settings;
-        let store: Arc<dyn SessionStore> = match &settings.store {
-            StoreSpec::Memory => Arc::new(MemoryStore::new()),
+        let replay_memory =
+            || -> Arc<dyn ReplayStore> { Arc::new(MemoryReplayStore::new(self.clock.clone())) };
+        #[cfg(feature = "redis")]
+        let mut redis_store = None;
+        let (store, replay): (Arc<dyn SessionStore>, Arc<dyn ReplayStore>) = match &settings.store {
+            StoreSpec::Memory => (Arc::new(MemoryStore::new()), replay_memory()),
             #[cfg(feature = "sqlite")]
             StoreSpec::Sqlite(path) => {
                 // The file is created on first use, and its directory with it.
@@ -103,7 +114,10 @@ impl Setup {
                         reason: format!("cannot create {}: {err}", dir.display()),
                     })?;
                 }
-                Arc::new(crate::store::SqliteStore::open(path).await?)
+                (
+                    Arc::new(crate::store::SqliteStore::open(path).await?),
+                    replay_memory(),
+                )
             }
             #[cfg(not(feature = "sqlite"))]
             StoreSpec::Sqlite(_) => {
@@ -111,16 +125,27 @@ impl Setup {
                     "KEYBOUND_STORE=sqlite: needs keybound-server's `sqlite` feature",
                 ));
             }
+            #[cfg(feature = "redis")]
+            StoreSpec::Redis(url) => {
+                let options = crate::store::redis::RedisOptions::default()
+                    .prefix(settings.redis_prefix.clone())
+                    .timeout(settings.redis_timeout)
+                    .retention(settings.policy.retention());
+                let store = crate::store::RedisStore::connect_with(url, options).await?;
+                let replay = Arc::new(store.replay_store(self.clock.clone()));
+                redis_store = Some(store.clone());
+                (Arc::new(store), replay)
+            }
+            #[cfg(not(feature = "redis"))]
             StoreSpec::Redis(_) => {
                 return Err(SetupError::Unsupported(
-                    "KEYBOUND_STORE=redis://: this build has no Redis store",
+                    "KEYBOUND_STORE=redis://: needs keybound-server's `redis` feature",
                 ));
             }
         };
         let (keys, secret) = settings.load_secrets()?;
         let keys = keys.into_shared();
-        let replay = Arc::new(MemoryReplayStore::new(self.clock.clone()));
-        let replay_for_sweep: Arc<dyn ReplayStore> = replay.clone();
+        let replay_for_sweep = replay.clone();
         let mut builder = SessionService::builder_shared(store, keys.clone())
             .issuer(settings.public_origin.clone())
             .shared_clock(self.clock.clone())
@@ -147,10 +172,23 @@ impl Setup {
             verifier = verifier.nonces(nonces);
         }
         let verifier = verifier.build()?;
+        #[cfg(feature = "redis")]
+        let invalidations = match &redis_store {
+            Some(store) => {
+                let listener = store.spawn_invalidation_listener(&service)?;
+                // Not required for correctness (the cache stays suspended until the
+                // subscription is up), but a node starts at full speed this way.
+                listener.wait_subscribed(settings.redis_timeout).await;
+                Some(listener)
+            }
+            None => None,
+        };
         let sweeper = service.spawn_sweeper()?;
         Ok(Running {
             keybound: Keybound::new(verifier, service),
             sweeper,
+            #[cfg(feature = "redis")]
+            invalidations,
         })
     }
 }
