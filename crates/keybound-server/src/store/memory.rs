@@ -24,11 +24,12 @@ const HAS_USER_AGENT: u8 = 4;
 
 /// A session kept compactly: fixed-size arrays instead of optional hashes, flags
 /// instead of options, the user id shared with the user index. The end state sits
-/// inline so a sweep decides without following a pointer. About 240 bytes.
+/// inline so a sweep decides without following a pointer; short device labels are
+/// inline too. About 256 bytes.
 struct Slot {
     id: SessionId,
     user: Arc<str>,
-    device_label: Option<Box<str>>,
+    device_label: Label,
     /// Set exactly when the session is terminal.
     reason: Option<Reason>,
     jkt: [u8; 32],
@@ -53,7 +54,7 @@ impl Slot {
         let mut slot = Self {
             id: record.id,
             user,
-            device_label: record.device_label.as_deref().map(Box::from),
+            device_label: Label::new(record.device_label.as_deref()),
             reason: None,
             jkt: *record.jkt.as_bytes(),
             current: [0; 32],
@@ -142,7 +143,7 @@ impl Slot {
             id: self.id,
             user_id: self.user.to_string(),
             jkt: Jkt::from_bytes(self.jkt),
-            device_label: self.device_label.as_deref().map(str::to_owned),
+            device_label: self.device_label.as_str().map(str::to_owned),
             user_agent_hash: (self.flags & HAS_USER_AGENT != 0).then_some(self.user_agent_hash),
             created_at: self.created_at,
             last_seen_at: self.last_seen_at,
@@ -185,6 +186,43 @@ impl Slot {
                 SweepAction::Purged => Reason::RETENTION,
                 SweepAction::Expired => self.reason.clone().unwrap_or(Reason::IDLE_TIMEOUT),
             },
+        }
+    }
+}
+
+/// A device label: inline when short (most are, e.g. "Firefox on Linux"), so a
+/// session needs no heap allocation of its own and a purge frees nothing for it.
+enum Label {
+    None,
+    Inline { len: u8, bytes: [u8; LABEL_INLINE] },
+    Heap(Box<str>),
+}
+
+const LABEL_INLINE: usize = 30;
+
+impl Label {
+    fn new(label: Option<&str>) -> Self {
+        match label {
+            None => Self::None,
+            Some(text) if text.len() <= LABEL_INLINE => {
+                let mut bytes = [0u8; LABEL_INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Self::Inline {
+                    // At most LABEL_INLINE.
+                    len: text.len() as u8,
+                    bytes,
+                }
+            }
+            Some(text) => Self::Heap(Box::from(text)),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            // Copied from a `str` at a length that is a char boundary.
+            Self::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).ok(),
+            Self::Heap(text) => Some(text),
         }
     }
 }
@@ -263,41 +301,55 @@ impl Shard {
     }
 }
 
-/// The sessions of one user: one inline (the common case), more boxed.
+/// The sessions of one user: up to two inline (most users have one or two devices),
+/// more boxed.
 enum UserSessions {
     One(SessionId),
+    Two(SessionId, SessionId),
     Many(Box<[SessionId]>),
 }
 
 impl UserSessions {
     fn ids(&self) -> Vec<SessionId> {
         match self {
-            Self::One(id) => vec![*id],
+            Self::One(a) => vec![*a],
+            Self::Two(a, b) => vec![*a, *b],
             Self::Many(ids) => ids.to_vec(),
         }
     }
 
     fn with(&self, id: SessionId) -> Self {
-        let mut ids = self.ids();
-        ids.push(id);
-        Self::Many(ids.into_boxed_slice())
+        match self {
+            Self::One(a) => Self::Two(*a, id),
+            _ => {
+                let mut ids = self.ids();
+                ids.push(id);
+                Self::Many(ids.into_boxed_slice())
+            }
+        }
     }
 
     /// Removes one occurrence of `id`; returns whether nothing is left.
     fn remove(&mut self, id: &SessionId) -> bool {
         match self {
-            Self::One(one) => one == id,
+            Self::One(a) => a == id,
+            Self::Two(a, b) => {
+                if a == id {
+                    *self = Self::One(*b);
+                } else if b == id {
+                    *self = Self::One(*a);
+                }
+                false
+            }
             Self::Many(ids) => {
                 let Some(pos) = ids.iter().position(|x| x == id) else {
                     return false;
                 };
-                *self = match **ids {
-                    [a, b] => Self::One(if pos == 0 { b } else { a }),
-                    _ => {
-                        let mut rest = ids.to_vec();
-                        rest.swap_remove(pos);
-                        Self::Many(rest.into_boxed_slice())
-                    }
+                let mut rest = ids.to_vec();
+                rest.remove(pos);
+                *self = match *rest {
+                    [a, b] => Self::Two(a, b),
+                    _ => Self::Many(rest.into_boxed_slice()),
                 };
                 false
             }
@@ -780,6 +832,43 @@ mod tests {
         // The budget is 512 bytes per active session including the map slot and
         // the user index; the slot itself must stay well below that.
         let size = std::mem::size_of::<Slot>();
-        assert!(size <= 240, "{size}");
+        assert!(size <= 256, "{size}");
+    }
+
+    #[test]
+    fn user_sessions_grow_and_shrink() {
+        let id = |n: u8| SessionId::from_bytes([n; 16]);
+        let mut sessions = UserSessions::One(id(1));
+        for n in 2..=4 {
+            sessions = sessions.with(id(n));
+        }
+        assert!(matches!(sessions, UserSessions::Many(_)));
+        assert!(!sessions.remove(&id(9)));
+        assert!(!sessions.remove(&id(2)));
+        assert!(!sessions.remove(&id(4)));
+        assert!(matches!(sessions, UserSessions::Two(..)));
+        assert_eq!(sessions.ids(), vec![id(1), id(3)]);
+        assert!(!sessions.remove(&id(1)));
+        assert_eq!(sessions.ids(), vec![id(3)]);
+        assert!(sessions.remove(&id(3)));
+    }
+
+    #[test]
+    fn labels_round_trip_inline_and_on_the_heap() {
+        for text in [
+            None,
+            Some(""),
+            Some("Firefox on Linux"),
+            Some("é".repeat(15).as_str()),
+            Some(&"x".repeat(31)),
+            Some(&"ü".repeat(40)),
+        ] {
+            assert_eq!(Label::new(text).as_str(), text);
+        }
+        assert!(matches!(
+            Label::new(Some(&"x".repeat(30))),
+            Label::Inline { .. }
+        ));
+        assert!(matches!(Label::new(Some(&"x".repeat(31))), Label::Heap(_)));
     }
 }
