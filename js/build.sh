@@ -18,6 +18,13 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 wasm-bindgen --target web --no-typescript --out-dir "$TMP" "$WASM"
 
+# The npm `binaryen` (a current wasm-opt) comes with the package's dev dependencies;
+# install them when missing, since Debian's wasm-opt 108 can emit a module that fails
+# to instantiate in the browser.
+if [ ! -x "$ROOT/js/node_modules/.bin/wasm-opt" ]; then
+    (cd "$ROOT/js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # wasm-opt: the npm `binaryen` (js/node_modules, current) when installed, else the
 # system one. Old releases (Debian's 108) need the post-MVP features spelled out; they
 # are on by default in the Rust wasm32 target and in every browser with WebCrypto.
