@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and test keybound: the wasm32 target,
 # wasm-bindgen-cli at the exact version in Cargo.lock, Chromium + chromedriver,
-# redis-server (and openssl for its TLS test), wasm-opt, and the npm packages of the JS parts. Safe to run again:
-# every step is skipped when its tool is already there.
+# redis-server (and openssl for its TLS test), wasm-opt, and the npm packages of the
+# JS parts. Safe to run again: every step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
