@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and test keybound: the wasm32 target,
 # wasm-bindgen-cli at the exact version in Cargo.lock, Chromium + chromedriver,
-# redis-server, wasm-opt, and the npm packages of the JS parts. Safe to run again:
-# every step is skipped when its tool is already there.
+# redis-server (and openssl for its TLS test), wasm-opt, and the npm packages of the
+# JS parts. Safe to run again: every step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,8 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# The Redis TLS test makes its certificates with openssl.
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v wasm-opt >/dev/null || need_apt+=(binaryen)
 if ((${#need_apt[@]})); then
     say "installing Debian packages: ${need_apt[*]}"

@@ -20,7 +20,7 @@
 //! | `{prefix}ended` | sorted set | terminal session ids by end time (for purge) |
 //! | `{prefix}r:{replay key}` | string | one proof id, until its `iat` window closes |
 //! | `{prefix}schema` | string | the layout version, `1` |
-//! | `{prefix}events` | channel | `{"v":1,"event":"revoked"|"closed"|"changed","session_id":…}` |
+//! | `{prefix}events` | channel | notices `{"v":1,"event":"revoked","session_id":…}` (event `revoked`, `closed` or `changed`) |
 //!
 //! Every session key has a TTL: while active, its deadline plus the retention plus a
 //! margin; once ended, its end plus the same. The sweeper expires and purges sessions
