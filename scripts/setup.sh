@@ -44,7 +44,9 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $wb_version\$"; then
     cargo install -q wasm-bindgen-cli --version "$wb_version"
 fi
 
-for dir in js tests/interop tests/browser examples/demo/web; do
+# examples/demo/web is installed by scripts/demo.sh: it depends on the SDK tarball that
+# js/build.sh makes.
+for dir in js tests/interop tests/browser examples/demo/test; do
     if [ -f "$dir/package.json" ]; then
         if [ -f "$dir/package-lock.json" ]; then
             lock_hash=$(sha256sum "$dir/package-lock.json" | cut -c1-16)

@@ -46,8 +46,9 @@ stage_sdk() {
 
 stage_interop() {
     [ -f tests/interop/package.json ] || return 0
-    cargo build -q -p keybound-cli
-    (cd tests/interop && KEYBOUND_BIN="$ROOT/target/debug/keybound" node --test)
+    cargo build -q -p keybound-cli -p keybound-example-minimal
+    (cd tests/interop && KEYBOUND_BIN="$ROOT/target/debug/keybound" \
+        KEYBOUND_MINIMAL_BIN="$ROOT/target/debug/keybound-minimal" node --test)
 }
 
 stage_browser() {

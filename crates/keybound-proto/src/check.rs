@@ -2,6 +2,8 @@
 //! first; signatures before anything is written). Stateful checks (replay, nonce,
 //! session state) come after this and live in the server.
 
+use sha2::{Digest, Sha256};
+
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::{AccessToken, DpopProof, ProtoError};
 
@@ -92,25 +94,105 @@ pub fn check_request_with_decoder(
     verify_token: impl FnOnce(&AccessToken) -> Result<(), ProtoError>,
     decoder: &dyn KeyDecoder,
 ) -> Result<CheckedRequest, CheckError> {
-    let proof = DpopProof::parse_with_decoder(proof, ctx.max_jws_len, decoder)
+    struct Adapter<'d, F> {
+        verify: Option<F>,
+        decoder: &'d dyn KeyDecoder,
+    }
+    impl<F: FnOnce(&AccessToken) -> Result<(), ProtoError>> CheckHooks for Adapter<'_, F> {
+        fn verify_token(&mut self, token: &AccessToken) -> Result<(), ProtoError> {
+            // Called at most once per check.
+            self.verify
+                .take()
+                .map_or(Err(ProtoError::UnknownKid), |f| f(token))
+        }
+
+        fn decoder(&self) -> &dyn KeyDecoder {
+            self.decoder
+        }
+    }
+    check_request_with(
+        ctx,
+        proof,
+        access_token,
+        &mut Adapter {
+            verify: Some(verify_token),
+            decoder,
+        },
+    )
+}
+
+/// What a server plugs into [`check_request_with`]: the access-token signature check
+/// (required) and optional shortcuts that leave the checks and their outcome unchanged.
+pub trait CheckHooks {
+    /// Verifies the token's signature (resolving its `kid`); must return
+    /// [`ProtoError::UnknownKid`] for a key it does not know. Called for every access
+    /// token that reaches that step, remembered or not.
+    fn verify_token(&mut self, token: &AccessToken) -> Result<(), ProtoError>;
+
+    /// A token this caller parsed before from exactly `text` (whose SHA-256 is
+    /// `sha256`), to use instead of parsing `text` again. Parsing is a pure function
+    /// of the text, so a remembered token must be one that
+    /// [`AccessToken::parse_with_limit`] returned for this same text. Default: none.
+    fn remembered_token(&mut self, text: &str, sha256: &[u8; 32]) -> Option<AccessToken> {
+        let _ = (text, sha256);
+        None
+    }
+
+    /// Decodes the proof's `jwk` (default: [`DecodeEveryTime`]).
+    fn decoder(&self) -> &dyn KeyDecoder {
+        &DecodeEveryTime
+    }
+
+    /// Whether [`RequestContext::url`] is already the result of
+    /// [`normalize_htu`](crate::normalize_htu), so it need not be normalised again
+    /// (default: false).
+    fn url_is_normalized(&self) -> bool {
+        false
+    }
+}
+
+/// [`check_request`] with [`CheckHooks`]: the same checks in the same order, with the
+/// same errors. A server uses the hooks to skip work whose result it already knows
+/// (parsing an access token it verified before, decoding a known key, normalising a
+/// URL it built in normal form).
+pub fn check_request_with(
+    ctx: &RequestContext<'_>,
+    proof: &str,
+    access_token: Option<&str>,
+    hooks: &mut impl CheckHooks,
+) -> Result<CheckedRequest, CheckError> {
+    let proof = DpopProof::parse_with_decoder(proof, ctx.max_jws_len, hooks.decoder())
         .map_err(CheckError::proof)?;
-    let token = access_token
-        .map(|t| AccessToken::parse_with_limit(t, ctx.max_jws_len))
-        .transpose()
-        .map_err(CheckError::token)?;
-    proof
-        .check_request(ctx.method, ctx.url)
-        .map_err(CheckError::proof)?;
+    // One SHA-256 of the token serves both `ath` and the caller's lookup.
+    let token_hash: Option<[u8; 32]> = access_token.map(|t| Sha256::digest(t.as_bytes()).into());
+    let token = match (access_token, &token_hash) {
+        (Some(text), Some(hash)) => Some(
+            match hooks.remembered_token(text, hash) {
+                Some(token) if text.len() <= ctx.max_jws_len && token.as_str() == text => Ok(token),
+                _ => AccessToken::parse_with_limit(text, ctx.max_jws_len),
+            }
+            .map_err(CheckError::token)?,
+        ),
+        _ => None,
+    };
+    if hooks.url_is_normalized() {
+        proof.check_request_normalized(ctx.method, ctx.url)
+    } else {
+        proof.check_request(ctx.method, ctx.url)
+    }
+    .map_err(CheckError::proof)?;
     proof
         .check_iat(ctx.now, ctx.max_skew_secs)
         .map_err(CheckError::proof)?;
-    proof.check_ath(access_token).map_err(CheckError::proof)?;
+    proof
+        .check_ath_hash(token_hash.as_ref())
+        .map_err(CheckError::proof)?;
     let jkt = proof.thumbprint();
     if let Some(token) = &token {
         if token.claims().jkt != jkt {
             return Err(CheckError::token(ProtoError::JktMismatch));
         }
-        verify_token(token).map_err(CheckError::token)?;
+        hooks.verify_token(token).map_err(CheckError::token)?;
         token
             .check_time(ctx.now, ctx.max_skew_secs)
             .map_err(CheckError::token)?;

@@ -1,11 +1,12 @@
 //! DPoP proofs (RFC 9449 §4): building, strict parsing and the pure checks.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::jws::{self, Jws, Signer};
-use crate::{ProtoError, PublicJwk, b64, normalize_htu};
+use crate::{ProtoError, PublicJwk, b64, json as strict, normalize_htu};
 
 /// The `typ` of a DPoP proof.
 pub const PROOF_TYP: &str = "dpop+jwt";
@@ -67,24 +68,31 @@ impl DpopProof {
         max_len: usize,
         decoder: &dyn KeyDecoder,
     ) -> Result<Self, ProtoError> {
-        let jws = Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP)?;
-        let (jwk, key) = match jws.header.get("jwk") {
-            None => return Err(ProtoError::MissingClaim { name: "jwk" }),
-            Some(value) => PublicJwk::from_json_with_key(value, decoder)?,
-        };
-        let p = &jws.payload;
-        let jti = jws::str_member(p, "jti")?;
-        if jti.len() < 16 {
-            return Err(ProtoError::InvalidClaim { name: "jti" });
-        }
-        let claims = ProofClaims {
-            jti: jti.to_owned(),
-            htm: jws::str_member(p, "htm")?.to_owned(),
-            htu: jws::str_member(p, "htu")?.to_owned(),
-            iat: jws::int_member(p, "iat")?,
-            ath: jws::opt_str_member(p, "ath")?.map(str::to_owned),
-            nonce: jws::opt_str_member(p, "nonce")?.map(str::to_owned),
-        };
+        let (jws, (jwk, key, claims)) =
+            Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP, |header, p| {
+                let (jwk, key) = match header.jwk {
+                    strict::Nested::Absent => return Err(ProtoError::MissingClaim { name: "jwk" }),
+                    strict::Nested::NotObject => {
+                        return Err(ProtoError::InvalidJwk {
+                            reason: "not a JSON object",
+                        });
+                    }
+                    strict::Nested::Object(members) => PublicJwk::from_members(&members, decoder)?,
+                };
+                let jti = jws::str_member(p.jti, "jti")?;
+                if jti.len() < 16 {
+                    return Err(ProtoError::InvalidClaim { name: "jti" });
+                }
+                let claims = ProofClaims {
+                    jti: jti.into_owned(),
+                    htm: jws::str_member(p.htm, "htm")?.into_owned(),
+                    htu: jws::str_member(p.htu, "htu")?.into_owned(),
+                    iat: jws::int_member(&p.iat, "iat")?,
+                    ath: jws::opt_str_member(p.ath, "ath")?.map(Cow::into_owned),
+                    nonce: jws::opt_str_member(p.nonce, "nonce")?.map(Cow::into_owned),
+                };
+                Ok((jwk, key, claims))
+            })?;
         Ok(Self {
             jwk,
             key,
@@ -131,6 +139,23 @@ impl DpopProof {
         Ok(())
     }
 
+    /// [`check_request`](Self::check_request) for a `request_htu` that is already in
+    /// normal form (as [`normalize_htu`] returns it).
+    pub(crate) fn check_request_normalized(
+        &self,
+        method: &str,
+        request_htu: &str,
+    ) -> Result<(), ProtoError> {
+        if self.claims.htm != method {
+            return Err(ProtoError::HtmMismatch);
+        }
+        let claimed = normalize_htu(&self.claims.htu).map_err(|_| ProtoError::HtuMismatch)?;
+        if claimed != request_htu {
+            return Err(ProtoError::HtuMismatch);
+        }
+        Ok(())
+    }
+
     /// `iat` must lie within `max_skew_secs` of `now` (seconds since the epoch).
     pub fn check_iat(&self, now: i64, max_skew_secs: u64) -> Result<(), ProtoError> {
         let skew = i64::try_from(max_skew_secs).unwrap_or(i64::MAX);
@@ -158,10 +183,55 @@ impl DpopProof {
         Ok(())
     }
 
+    /// [`check_ath`](Self::check_ath) given the SHA-256 of the access token.
+    pub(crate) fn check_ath_hash(&self, token_sha256: Option<&[u8; 32]>) -> Result<(), ProtoError> {
+        let Some(hash) = token_sha256 else {
+            return Ok(());
+        };
+        let Some(ath) = &self.claims.ath else {
+            return Err(ProtoError::AthMissing);
+        };
+        let mut expected = [0u8; 43];
+        if b64::encode_into(hash, &mut expected) != expected.len()
+            || !constant_time_eq(ath.as_bytes(), &expected)
+        {
+            return Err(ProtoError::AthMismatch);
+        }
+        Ok(())
+    }
+
     /// Verifies the proof's signature with its own `jwk` (`verify_strict`).
     pub fn verify_signature(&self) -> Result<(), ProtoError> {
         self.jws.verify(&self.key)
     }
+}
+
+/// Appends `"name":"value"` with `value` escaped as `serde_json` escapes strings
+/// (`"`, `\\`, and control characters; nothing else).
+fn push_json_member(out: &mut String, name: &str, value: &str) {
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":\"");
+    for ch in value.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let b = u32::from(c) as usize;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[b >> 4]));
+                out.push(char::from(HEX[b & 0xf]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Compares two byte strings without an early exit on the first difference.
@@ -234,23 +304,35 @@ impl ProofBuilder {
     }
 
     /// The JWS signing input (`header.payload`) to be signed with Ed25519.
+    ///
+    /// The JSON is written directly, members in lexicographic order exactly as
+    /// `serde_json` would write them, instead of going through `serde_json::Value`: this
+    /// keeps the browser SDK's WebAssembly small. A property test checks both agree.
     pub fn signing_input(&self) -> String {
-        let header = json!({"typ": PROOF_TYP, "alg": "EdDSA", "jwk": self.jwk.to_json()});
-        let mut payload = json!({
-            "jti": self.claims.jti,
-            "htm": self.claims.htm,
-            "htu": self.claims.htu,
-            "iat": self.claims.iat,
-        });
-        if let Value::Object(map) = &mut payload {
-            if let Some(ath) = &self.claims.ath {
-                map.insert("ath".into(), Value::String(ath.clone()));
-            }
-            if let Some(nonce) = &self.claims.nonce {
-                map.insert("nonce".into(), Value::String(nonce.clone()));
-            }
+        let header = format!(
+            r#"{{"alg":"EdDSA","jwk":{{"crv":"Ed25519","kty":"OKP","x":"{}"}},"typ":"{PROOF_TYP}"}}"#,
+            b64::encode(self.jwk.as_bytes())
+        );
+        let c = &self.claims;
+        let mut payload = String::with_capacity(160 + c.htu.len());
+        payload.push('{');
+        if let Some(ath) = &c.ath {
+            push_json_member(&mut payload, "ath", ath);
+            payload.push(',');
         }
-        jws::signing_input(&header, &payload)
+        push_json_member(&mut payload, "htm", &c.htm);
+        payload.push(',');
+        push_json_member(&mut payload, "htu", &c.htu);
+        payload.push_str(",\"iat\":");
+        payload.push_str(&c.iat.to_string());
+        payload.push(',');
+        push_json_member(&mut payload, "jti", &c.jti);
+        if let Some(nonce) = &c.nonce {
+            payload.push(',');
+            push_json_member(&mut payload, "nonce", nonce);
+        }
+        payload.push('}');
+        format!("{}.{}", b64::encode(header), b64::encode(payload))
     }
 
     /// Completes the proof with a signature over [`signing_input`](Self::signing_input).
@@ -263,5 +345,65 @@ impl ProofBuilder {
         let input = self.signing_input();
         let signature = signer.sign(input.as_bytes())?;
         Ok(jws::finish(&input, &signature))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// The signing input as `serde_json` writes it: the reference for the hand-written
+    /// JSON in [`ProofBuilder::signing_input`]. Members are inserted in sorted order, so
+    /// the reference is the same whether or not `serde_json/preserve_order` is on.
+    fn reference_signing_input(b: &ProofBuilder) -> String {
+        let header = json!({"alg": "EdDSA", "jwk": b.jwk.to_json(), "typ": PROOF_TYP});
+        let c = &b.claims;
+        let mut map = serde_json::Map::new();
+        if let Some(ath) = &c.ath {
+            map.insert("ath".into(), Value::String(ath.clone()));
+        }
+        map.insert("htm".into(), Value::String(c.htm.clone()));
+        map.insert("htu".into(), Value::String(c.htu.clone()));
+        map.insert("iat".into(), Value::from(c.iat));
+        map.insert("jti".into(), Value::String(c.jti.clone()));
+        if let Some(nonce) = &c.nonce {
+            map.insert("nonce".into(), Value::String(nonce.clone()));
+        }
+        jws::signing_input(&header, &Value::Object(map))
+    }
+
+    #[test]
+    fn signing_input_matches_serde_json_on_escapes() {
+        let jwk = PublicJwk::from_bytes([9u8; 32]);
+        let b = ProofBuilder::new(jwk, "GET", "https://a.example/p", -5, [3u8; 16])
+            .unwrap()
+            .access_token("tok")
+            .nonce("q\"\\\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}/é€😀");
+        assert_eq!(b.signing_input(), reference_signing_input(&b));
+    }
+
+    proptest! {
+        #[test]
+        fn signing_input_matches_serde_json(
+            method in "[A-Z]{1,8}|\\PC{0,8}",
+            path in "[a-z0-9/._~-]{0,20}",
+            iat in any::<i64>(),
+            jti in any::<[u8; 16]>(),
+            token in proptest::option::of("\\PC{0,30}"),
+            nonce in proptest::option::of("\\PC{0,30}"),
+            x in any::<[u8; 32]>(),
+        ) {
+            let url = format!("https://h.example/{path}");
+            let mut b = ProofBuilder::new(PublicJwk::from_bytes(x), &method, &url, iat, jti).unwrap();
+            if let Some(token) = &token {
+                b = b.access_token(token);
+            }
+            if let Some(nonce) = &nonce {
+                b = b.nonce(nonce);
+            }
+            prop_assert_eq!(b.signing_input(), reference_signing_input(&b));
+        }
     }
 }

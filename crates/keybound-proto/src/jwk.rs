@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::{ProtoError, b64};
 
 /// JWK members that carry private key material in any key type (RFC 7517/7518/8037).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+pub(crate) const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Turns the 32 bytes of a proof's `jwk` into a checked verifying key.
 ///
@@ -98,6 +98,33 @@ impl PublicJwk {
         Ok((Self { x }, key))
     }
 
+    /// The checks of [`from_map_with_key`](Self::from_map_with_key) on the members a
+    /// typed parse read.
+    pub(crate) fn from_members(
+        members: &crate::json::JwkMembers<'_>,
+        decoder: &dyn KeyDecoder,
+    ) -> Result<(Self, VerifyingKey), ProtoError> {
+        if members.private {
+            return Err(ProtoError::PrivateKeyInJwk);
+        }
+        if members.kty.as_str() != Some("OKP") {
+            return Err(ProtoError::InvalidJwk {
+                reason: "kty must be OKP",
+            });
+        }
+        if members.crv.as_str() != Some("Ed25519") {
+            return Err(ProtoError::InvalidJwk {
+                reason: "crv must be Ed25519",
+            });
+        }
+        let x = members.x.as_str().ok_or(ProtoError::InvalidJwk {
+            reason: "x is missing",
+        })?;
+        let x = b64::decode_array::<32>(x, "jwk x")?;
+        let key = decoder.decode(&x)?;
+        Ok((Self { x }, key))
+    }
+
     /// The raw 32-byte public key.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.x
@@ -128,11 +155,14 @@ impl PublicJwk {
 
     /// The RFC 7638 thumbprint (`jkt`): base64url(SHA-256 of the canonical JWK).
     pub fn thumbprint(&self) -> String {
-        let canonical = format!(
-            r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-            b64::encode(self.x)
-        );
-        b64::encode(Sha256::digest(canonical.as_bytes()))
+        let mut x = [0u8; 43];
+        let n = b64::encode_into(&self.x, &mut x);
+        let digest = Sha256::new()
+            .chain_update(br#"{"crv":"Ed25519","kty":"OKP","x":""#)
+            .chain_update(&x[..n])
+            .chain_update(br#""}"#)
+            .finalize();
+        b64::encode(digest)
     }
 }
 

@@ -1,8 +1,10 @@
 //! Strict compact JWS for `alg: EdDSA` (RFC 7515, RFC 8037): parsing, signing input,
 //! and signing through the [`Signer`] trait.
 
+use std::borrow::Cow;
+
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{ProtoError, b64, json};
 
@@ -37,23 +39,27 @@ impl Signer for ed25519_dalek::SigningKey {
 /// A compact JWS whose structure and header were checked, signature not yet verified.
 #[derive(Clone, Debug)]
 pub(crate) struct Jws {
-    pub(crate) header: Map<String, Value>,
-    pub(crate) payload: Map<String, Value>,
     signing_input_len: usize,
     compact: String,
     signature: [u8; 64],
 }
 
+/// Decoded parts up to this size are decoded on the stack.
+const STACK_PART: usize = 768;
+
 impl Jws {
-    /// Parses `text`, requiring `alg: EdDSA` (or its RFC 9864 name `Ed25519`), `typ` equal to one of `typs`, no `crit`,
-    /// canonical base64url everywhere, JSON objects without duplicate members and a
-    /// canonical (S < L) 64-byte signature.
-    pub(crate) fn parse(
+    /// Parses `text`, requiring `alg: EdDSA` (or its RFC 9864 name `Ed25519`), `typ`
+    /// equal to one of `typs`, no `crit`, canonical base64url everywhere, JSON objects
+    /// without duplicate members and a canonical (S < L) 64-byte signature. The header
+    /// and claims go to `read` (borrowed from the decoded parts), whose result is
+    /// returned with the JWS.
+    pub(crate) fn parse<R>(
         text: &str,
         max_len: usize,
         typs: &[&str],
         typ_name: &'static str,
-    ) -> Result<Self, ProtoError> {
+        read: impl FnOnce(json::Header<'_>, json::Claims<'_>) -> Result<R, ProtoError>,
+    ) -> Result<(Self, R), ProtoError> {
         if text.len() > max_len {
             return Err(ProtoError::TooLarge { limit: max_len });
         }
@@ -66,18 +72,21 @@ impl Jws {
         if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(ProtoError::MalformedJws);
         }
-        let header = json::parse_object(&b64::decode(h, "header")?, "header")?;
-        match header.get("alg").and_then(Value::as_str) {
+        let mut header_stack = [0u8; STACK_PART];
+        let mut header_heap = Vec::new();
+        let header_bytes = b64::decode_into(h, "header", &mut header_stack, &mut header_heap)?;
+        let header: json::Header<'_> = json::parse_members(header_bytes, "header")?;
+        match header.alg.as_str() {
             // `Ed25519` is RFC 9864's fully specified name for exactly what keybound
             // accepts as `EdDSA` (the key is always an Ed25519 `OKP`); panva's `dpop`
             // 2.x signs Ed25519 proofs with it.
             Some("EdDSA" | "Ed25519") => {}
             _ => return Err(ProtoError::UnsupportedAlg),
         }
-        if header.contains_key("crit") {
+        if header.crit {
             return Err(ProtoError::UnknownCrit);
         }
-        match header.get("typ").and_then(Value::as_str) {
+        match header.typ.as_str() {
             Some(typ) if typs.contains(&typ) => {}
             _ => return Err(ProtoError::InvalidTyp { expected: typ_name }),
         }
@@ -85,14 +94,19 @@ impl Jws {
         if !scalar_is_canonical(&signature[32..]) {
             return Err(ProtoError::NonCanonicalSignature);
         }
-        let payload = json::parse_object(&b64::decode(p, "payload")?, "payload")?;
-        Ok(Self {
-            header,
-            payload,
-            signing_input_len: h.len() + 1 + p.len(),
-            compact: text.to_owned(),
-            signature,
-        })
+        let mut payload_stack = [0u8; STACK_PART];
+        let mut payload_heap = Vec::new();
+        let payload_bytes = b64::decode_into(p, "payload", &mut payload_stack, &mut payload_heap)?;
+        let claims: json::Claims<'_> = json::parse_members(payload_bytes, "payload")?;
+        let read = read(header, claims)?;
+        Ok((
+            Self {
+                signing_input_len: h.len() + 1 + p.len(),
+                compact: text.to_owned(),
+                signature,
+            },
+            read,
+        ))
     }
 
     /// The bytes the signature covers: `base64url(header) "." base64url(payload)`.
@@ -139,35 +153,36 @@ pub(crate) fn finish(signing_input: &str, signature: &[u8; 64]) -> String {
     format!("{signing_input}.{}", b64::encode(signature))
 }
 
-/// Reads a required string member.
+/// Reads a required string member: present, a string, not empty.
 pub(crate) fn str_member<'a>(
-    map: &'a Map<String, Value>,
+    value: json::Loose<'a>,
     name: &'static str,
-) -> Result<&'a str, ProtoError> {
-    match map.get(name) {
-        None => Err(ProtoError::MissingClaim { name }),
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(_) => Err(ProtoError::InvalidClaim { name }),
+) -> Result<Cow<'a, str>, ProtoError> {
+    match value {
+        json::Loose::Absent => Err(ProtoError::MissingClaim { name }),
+        json::Loose::Str(s) if !s.is_empty() => Ok(s),
+        _ => Err(ProtoError::InvalidClaim { name }),
     }
 }
 
 /// Reads an optional string member.
 pub(crate) fn opt_str_member<'a>(
-    map: &'a Map<String, Value>,
+    value: json::Loose<'a>,
     name: &'static str,
-) -> Result<Option<&'a str>, ProtoError> {
-    match map.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ProtoError::InvalidClaim { name }),
+) -> Result<Option<Cow<'a, str>>, ProtoError> {
+    match value {
+        json::Loose::Absent => Ok(None),
+        json::Loose::Str(s) => Ok(Some(s)),
+        _ => Err(ProtoError::InvalidClaim { name }),
     }
 }
 
 /// Reads a required integer member (seconds since the epoch).
-pub(crate) fn int_member(map: &Map<String, Value>, name: &'static str) -> Result<i64, ProtoError> {
-    match map.get(name) {
-        None => Err(ProtoError::MissingClaim { name }),
-        Some(v) => v.as_i64().ok_or(ProtoError::InvalidClaim { name }),
+pub(crate) fn int_member(value: &json::Loose<'_>, name: &'static str) -> Result<i64, ProtoError> {
+    match value {
+        json::Loose::Absent => Err(ProtoError::MissingClaim { name }),
+        json::Loose::Int(i) => Ok(*i),
+        _ => Err(ProtoError::InvalidClaim { name }),
     }
 }
 

@@ -30,8 +30,8 @@ mod token;
 mod wire;
 
 pub use check::{
-    CheckError, CheckedRequest, Credential, RequestContext, check_request,
-    check_request_with_decoder,
+    CheckError, CheckHooks, CheckedRequest, Credential, RequestContext, check_request,
+    check_request_with, check_request_with_decoder,
 };
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;

@@ -1,8 +1,11 @@
 //! Access tokens (RFC 9068 `at+jwt`) bound to a DPoP key (`cnf.jkt`).
 
-use ed25519_dalek::VerifyingKey;
-use serde_json::{Value, json};
+use std::sync::Arc;
 
+use ed25519_dalek::VerifyingKey;
+use serde_json::json;
+
+use crate::json::Nested;
 use crate::jws::{self, Jws, Signer};
 use crate::{MAX_JWS_LEN, ProtoError};
 
@@ -29,8 +32,17 @@ pub struct AccessTokenClaims {
 }
 
 /// A parsed access token, signature not yet verified.
+///
+/// Cheap to clone (one reference count): a server may keep the tokens it verified and
+/// hand them back to [`check_request_with`](crate::check_request_with) instead of
+/// parsing the same text again.
 #[derive(Clone, Debug)]
 pub struct AccessToken {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     kid: String,
     claims: AccessTokenClaims,
     jws: Jws,
@@ -46,63 +58,70 @@ impl AccessToken {
     /// `application/at+jwt`), a `kid`, and the claims `iss`, `sub`, `sid`, `jti`, `iat`,
     /// `exp`, `cnf.jkt` with the right types.
     pub fn parse_with_limit(text: &str, max_len: usize) -> Result<Self, ProtoError> {
-        let jws = Jws::parse(
+        let (jws, (kid, claims)) = Jws::parse(
             text,
             max_len,
             &[ACCESS_TOKEN_TYP, "application/at+jwt"],
             ACCESS_TOKEN_TYP,
+            |header, p| {
+                let kid = jws::str_member(header.kid, "kid")?.into_owned();
+                let jkt = match p.cnf {
+                    Nested::Absent => return Err(ProtoError::MissingClaim { name: "cnf" }),
+                    Nested::Object(cnf) => jws::str_member(cnf.jkt, "jkt")?.into_owned(),
+                    Nested::NotObject => return Err(ProtoError::InvalidClaim { name: "cnf" }),
+                };
+                let claims = AccessTokenClaims {
+                    iss: jws::str_member(p.iss, "iss")?.into_owned(),
+                    sub: jws::str_member(p.sub, "sub")?.into_owned(),
+                    sid: jws::str_member(p.sid, "sid")?.into_owned(),
+                    jti: jws::str_member(p.jti, "jti")?.into_owned(),
+                    iat: jws::int_member(&p.iat, "iat")?,
+                    exp: jws::int_member(&p.exp, "exp")?,
+                    jkt,
+                };
+                Ok((kid, claims))
+            },
         )?;
-        let kid = jws::str_member(&jws.header, "kid")?.to_owned();
-        let p = &jws.payload;
-        let jkt = match p.get("cnf") {
-            None => return Err(ProtoError::MissingClaim { name: "cnf" }),
-            Some(Value::Object(cnf)) => jws::str_member(cnf, "jkt")?.to_owned(),
-            Some(_) => return Err(ProtoError::InvalidClaim { name: "cnf" }),
-        };
-        let claims = AccessTokenClaims {
-            iss: jws::str_member(p, "iss")?.to_owned(),
-            sub: jws::str_member(p, "sub")?.to_owned(),
-            sid: jws::str_member(p, "sid")?.to_owned(),
-            jti: jws::str_member(p, "jti")?.to_owned(),
-            iat: jws::int_member(p, "iat")?,
-            exp: jws::int_member(p, "exp")?,
-            jkt,
-        };
-        Ok(Self { kid, claims, jws })
+        Ok(Self {
+            inner: Arc::new(Inner { kid, claims, jws }),
+        })
     }
 
     /// The key id from the header.
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.inner.kid
     }
 
     /// The claims (not yet verified).
     pub fn claims(&self) -> &AccessTokenClaims {
-        &self.claims
+        &self.inner.claims
     }
 
-    /// The claims, consuming the token (no copy).
+    /// The claims, consuming the token (no copy unless the token is shared).
     pub fn into_claims(self) -> AccessTokenClaims {
-        self.claims
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner.claims,
+            Err(shared) => shared.claims.clone(),
+        }
     }
 
     /// The compact token text.
     pub fn as_str(&self) -> &str {
-        self.jws.text()
+        self.inner.jws.text()
     }
 
     /// Verifies the signature with the server key named by `kid` (`verify_strict`).
     pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
-        self.jws.verify(key)
+        self.inner.jws.verify(key)
     }
 
     /// The token must not be expired at `now`, nor issued after `now + leeway_secs`.
     pub fn check_time(&self, now: i64, leeway_secs: u64) -> Result<(), ProtoError> {
-        if now >= self.claims.exp {
+        if now >= self.inner.claims.exp {
             return Err(ProtoError::TokenExpired);
         }
         let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
-        if self.claims.iat > now.saturating_add(leeway) {
+        if self.inner.claims.iat > now.saturating_add(leeway) {
             return Err(ProtoError::TokenNotYetValid);
         }
         Ok(())

@@ -129,6 +129,12 @@ impl KeyRing {
         Self { current, verify }
     }
 
+    /// Wraps the ring for sharing between the verifier, the session service and
+    /// whoever rotates keys.
+    pub fn into_shared(self) -> crate::SharedKeyRing {
+        std::sync::Arc::new(std::sync::RwLock::new(self))
+    }
+
     /// A ring with one freshly generated key.
     pub fn generate() -> Result<Self, KeyError> {
         Ok(Self::new(ServerKey::generate()?))

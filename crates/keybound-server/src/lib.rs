@@ -22,6 +22,11 @@
 //!
 //! [`verify_stateless`] runs the same checks without the stateful ones (7–9), for tools.
 //!
+//! The session lifecycle is [`SessionService`] ([`lifecycle`]), on a [`store`]. With the
+//! `axum` feature (on by default), the [`axum`](crate::axum) module adds the `Session`
+//! extractor, a login helper, the session endpoints and one-call setup from
+//! [`settings`]; `docs/server.md` walks through both uses.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use keybound_proto::{AccessTokenClaims, ProofBuilder, Signer};
@@ -67,6 +72,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod clock;
 mod keys;
 pub mod lifecycle;
@@ -75,6 +82,7 @@ mod proof_keys;
 mod rejection;
 mod replay;
 mod session_check;
+pub mod settings;
 pub mod store;
 mod token_cache;
 mod verifier;

@@ -15,8 +15,8 @@ use ed25519_dalek::VerifyingKey;
 use http::header::{AUTHORIZATION, HeaderName};
 use http::{HeaderMap, Method, Uri};
 use keybound_proto::{
-    AccessToken, CheckedRequest, Credential, DpopProof, ProofClaims, ProtoError, PublicJwk,
-    RequestContext, check_request, check_request_with_decoder, normalize_htu,
+    AccessToken, CheckHooks, CheckedRequest, Credential, DpopProof, KeyDecoder, ProofClaims,
+    ProtoError, PublicJwk, RequestContext, check_request, check_request_with, normalize_htu,
 };
 use serde_json::{Value, json};
 
@@ -374,11 +374,20 @@ impl Verifier {
         &self,
         parts: &http::request::Parts,
     ) -> Result<VerifiedProof, Rejection> {
+        self.verify_proof_headers(&parts.method, &parts.uri, &parts.headers)
+            .await
+    }
+
+    /// [`verify_proof`](Self::verify_proof) from the request's method, target and
+    /// headers.
+    pub async fn verify_proof_headers(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<VerifiedProof, Rejection> {
         let started = Instant::now();
-        let result = self
-            .inner
-            .verify_proof(&parts.method, &parts.uri, &parts.headers)
-            .await;
+        let result = self.inner.verify_proof(method, uri, headers).await;
         self.inner.record(result.as_ref().err(), started);
         result
     }
@@ -418,8 +427,75 @@ impl Verifier {
 /// A token whose signature just verified, to be cached once the whole check passed.
 struct ToCache {
     hash: [u8; 32],
-    exp: i64,
+    token: AccessToken,
     key: [u8; 32],
+}
+
+/// The verifier's side of `check_request_with`: the token cache, the key ring, the
+/// decoded proof keys, and the request URL built in normal form.
+struct Hooks<'v> {
+    inner: &'v Inner,
+    now: i64,
+    url_is_normalized: bool,
+    /// The token's SHA-256 and the key the cache says verified it, if cached.
+    lookup: Option<([u8; 32], Option<[u8; 32]>)>,
+    to_cache: Option<ToCache>,
+}
+
+impl CheckHooks for Hooks<'_> {
+    fn remembered_token(&mut self, _text: &str, sha256: &[u8; 32]) -> Option<AccessToken> {
+        if !self.inner.token_cache.is_enabled() {
+            return None;
+        }
+        match self.inner.token_cache.get_token(sha256, self.now) {
+            Some((key, token)) => {
+                self.lookup = Some((*sha256, Some(key)));
+                token
+            }
+            None => {
+                self.lookup = Some((*sha256, None));
+                None
+            }
+        }
+    }
+
+    /// Resolves the token's `kid` in the key ring and verifies its signature, unless
+    /// the cache already holds it as verified by that same key.
+    fn verify_token(&mut self, token: &AccessToken) -> Result<(), ProtoError> {
+        let key = self.inner.token_key(token)?;
+        let Some((hash, cached_key)) = self.lookup else {
+            return token.verify_signature(&key);
+        };
+        if cached_key == Some(key.to_bytes()) {
+            return Ok(());
+        }
+        token.verify_signature(&key)?;
+        self.to_cache = Some(ToCache {
+            hash,
+            token: token.clone(),
+            key: key.to_bytes(),
+        });
+        Ok(())
+    }
+
+    fn decoder(&self) -> &dyn KeyDecoder {
+        &self.inner.proof_keys
+    }
+
+    fn url_is_normalized(&self) -> bool {
+        self.url_is_normalized
+    }
+}
+
+/// Whether the public origin (normalised, without a trailing `/`) followed by `path`
+/// is already what `normalize_htu` returns: `path` is absolute, has no query or
+/// fragment and no `.` or `..` segment (the origin has none after normalising).
+fn path_is_normal(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['?', '#'])
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 impl Inner {
@@ -433,36 +509,34 @@ impl Inner {
         let proof = self.proof_header(headers)?;
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
-        let url = self.request_url(uri);
+        let (url, url_is_normalized) = self.request_url(uri);
         let ctx = self.context(method, &url, now);
 
+        let mut hooks = Hooks {
+            inner: self,
+            now,
+            url_is_normalized,
+            lookup: None,
+            to_cache: None,
+        };
+        let checked = check_request_with(&ctx, proof, Some(token), &mut hooks)?;
         // Written to the cache only once every signature verified.
-        let mut verified_token = None;
-        let checked = check_request_with_decoder(
-            &ctx,
-            proof,
-            Some(token),
-            |at| {
-                verified_token = self.verify_token(at, now)?;
-                Ok(())
-            },
-            &self.proof_keys,
-        )?;
-        if let Some(ToCache { hash, exp, key }) = verified_token {
-            self.token_cache.insert(hash, exp, key, now);
+        if let Some(ToCache { hash, token, key }) = hooks.to_cache {
+            self.token_cache.insert_token(hash, &token, key, now);
         }
 
         self.check_replay(&checked, now_ms).await?;
         let CheckedRequest { proof, token, jkt } = checked;
         self.check_nonce(proof.claims(), now_ms)?;
-        let claims = token.ok_or(Rejection::MissingToken)?.into_claims();
+        let token = token.ok_or(Rejection::MissingToken)?;
+        let claims = token.claims();
         self.sessions.check(&claims.sid, &claims.sub, &jkt).await?;
         Ok(VerifiedRequest {
-            sub: claims.sub,
-            sid: claims.sid,
+            sub: claims.sub.clone(),
+            sid: claims.sid.clone(),
             jkt,
             token_expires_at: claims.exp,
-            token_jti: claims.jti,
+            token_jti: claims.jti.clone(),
         })
     }
 
@@ -474,15 +548,17 @@ impl Inner {
     ) -> Result<VerifiedProof, Rejection> {
         let proof = self.proof_header(headers)?;
         let now_ms = self.clock.now_ms();
-        let url = self.request_url(uri);
-        let ctx = self.context(method, &url, now_ms.div_euclid(1000));
-        let checked = check_request_with_decoder(
-            &ctx,
-            proof,
-            None,
-            |_| Err(ProtoError::UnknownKid),
-            &self.proof_keys,
-        )?;
+        let now = now_ms.div_euclid(1000);
+        let (url, url_is_normalized) = self.request_url(uri);
+        let ctx = self.context(method, &url, now);
+        let mut hooks = Hooks {
+            inner: self,
+            now,
+            url_is_normalized,
+            lookup: None,
+            to_cache: None,
+        };
+        let checked = check_request_with(&ctx, proof, None, &mut hooks)?;
         self.check_replay(&checked, now_ms).await?;
         self.check_nonce(checked.proof.claims(), now_ms)?;
         let jwk = *checked.proof.jwk();
@@ -503,8 +579,9 @@ impl Inner {
         }
     }
 
-    /// The URL the proof must name: the public origin plus the request's path.
-    fn request_url(&self, uri: &Uri) -> String {
+    /// The URL the proof must name: the public origin plus the request's path, and
+    /// whether it is already in normal form (see [`path_is_normal`]).
+    fn request_url(&self, uri: &Uri) -> (String, bool) {
         let path = uri.path();
         let mut url = String::with_capacity(self.origin.len() + path.len() + 1);
         url.push_str(&self.origin);
@@ -512,7 +589,7 @@ impl Inner {
             url.push('/');
         }
         url.push_str(path);
-        url
+        (url, path_is_normal(path))
     }
 
     /// The token of the single `Authorization: DPoP <token>` header.
@@ -567,29 +644,14 @@ impl Inner {
         })
     }
 
-    /// Resolves the token's `kid` in the key ring and verifies its signature, unless
-    /// the cache already holds it as verified by that same key. Returns what to cache.
-    fn verify_token(&self, token: &AccessToken, now: i64) -> Result<Option<ToCache>, ProtoError> {
-        let key: VerifyingKey = *self
-            .keys
+    /// The server key named by the token's `kid`.
+    fn token_key(&self, token: &AccessToken) -> Result<VerifyingKey, ProtoError> {
+        self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .verifying_key(token.kid())
-            .ok_or(ProtoError::UnknownKid)?;
-        if !self.token_cache.is_enabled() {
-            token.verify_signature(&key)?;
-            return Ok(None);
-        }
-        let hash = TokenCache::hash(token.as_str());
-        if self.token_cache.get(&hash, now) == Some(key.to_bytes()) {
-            return Ok(None);
-        }
-        token.verify_signature(&key)?;
-        Ok(Some(ToCache {
-            hash,
-            exp: token.claims().exp,
-            key: key.to_bytes(),
-        }))
+            .copied()
+            .ok_or(ProtoError::UnknownKid)
     }
 
     async fn check_replay(&self, checked: &CheckedRequest, now_ms: i64) -> Result<(), Rejection> {
@@ -797,6 +859,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn normal_paths_need_no_normalising() {
+        for origin in ["https://api.example.com", "http://[::1]:8080/base"] {
+            for path in [
+                "/", "/a", "/a/", "/a//b", "/a/./b", "/a/../b", "/.", "/..", "/a/.", "/a/..",
+                "/.a", "/a..", "/%2e/x", "/a/b/c.d", "*", "", "/A/B", "/a?b", "/a#b",
+            ] {
+                let url = format!("{origin}{path}");
+                if path_is_normal(path) {
+                    assert_eq!(normalize_htu(&url).unwrap(), url, "{url}");
+                }
+            }
+        }
+        assert!(path_is_normal("/api/orders"));
+        assert!(!path_is_normal("/api/../orders"));
+        assert!(!path_is_normal("*"));
     }
 
     #[test]

@@ -33,6 +33,29 @@ mod sqlite {
     });
 }
 
+#[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
+mod redis {
+    use keybound_server::store::conformance::Fixture;
+    use keybound_server::store::redis::{RedisOptions, RedisStore};
+
+    use super::redis_server;
+
+    // One redis-server for the cases running at the same time, each case under its
+    // own key prefix, so they run in parallel like the other stores' cases.
+    keybound_server::store_conformance_tests!(|| async {
+        let server = redis_server::shared();
+        let options = RedisOptions::default().prefix(redis_server::unique_prefix());
+        let store = RedisStore::connect_with(&server.url(), options)
+            .await
+            .unwrap();
+        Fixture::new(store).with_guard(server)
+    });
+}
+
 #[test]
 fn run_all_covers_every_case_on_a_shared_store() {
     // Stores shared between cases must still pass: the cases use random ids.

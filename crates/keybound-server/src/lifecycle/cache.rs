@@ -5,9 +5,11 @@
 //! an invalidation is dropped (each shard counts invalidations; a fill started before
 //! one does not land). Entries also expire at the session's deadline and after a TTL,
 //! which bounds how long a change made by another process goes unseen. Cross-node
-//! stores feed their change notifications into `invalidate` as well.
+//! stores feed their change notifications into `invalidate` as well, and suspend the
+//! cache (it then neither answers nor fills) while they cannot receive them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::{Jkt, SessionId};
@@ -34,6 +36,7 @@ pub(crate) struct SessionCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     ttl_secs: i64,
+    suspended: AtomicBool,
 }
 
 /// A token for a fill: the shard's invalidation count when the load started.
@@ -46,6 +49,7 @@ impl SessionCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             ttl_secs,
+            suspended: AtomicBool::new(false),
         }
     }
 
@@ -57,6 +61,9 @@ impl SessionCache {
     }
 
     pub(crate) fn get(&self, id: &SessionId, now: i64) -> Option<CachedSession> {
+        if self.suspended.load(Ordering::Acquire) {
+            return None;
+        }
         self.shard(id)
             .entries
             .get(id)
@@ -78,7 +85,9 @@ impl SessionCache {
     ) {
         entry.valid_until = entry.valid_until.min(now.saturating_add(self.ttl_secs));
         let mut shard = self.shard(&id);
-        if shard.invalidations != ticket.0 {
+        // Checked under the shard lock: `suspend` sets the flag before it clears the
+        // shards, so a fill either lands before the clear or sees the flag.
+        if shard.invalidations != ticket.0 || self.suspended.load(Ordering::Acquire) {
             return;
         }
         if shard.entries.len() >= self.per_shard {
@@ -95,6 +104,26 @@ impl SessionCache {
         let mut shard = self.shard(id);
         shard.invalidations = shard.invalidations.wrapping_add(1);
         shard.entries.remove(id);
+    }
+
+    /// Forgets every session at once; fills that started before are dropped.
+    pub(crate) fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.invalidations = shard.invalidations.wrapping_add(1);
+            shard.entries.clear();
+        }
+    }
+
+    /// Stops answering and filling (`true`) or starts again (`false`); either way
+    /// everything cached so far is forgotten.
+    pub(crate) fn set_suspended(&self, suspended: bool) {
+        self.suspended.store(suspended, Ordering::Release);
+        self.clear();
+    }
+
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::Acquire)
     }
 }
 
@@ -122,6 +151,33 @@ mod tests {
         assert!(cache.get(&id, 0).is_some());
         cache.invalidate(&id);
         assert!(cache.get(&id, 0).is_none());
+    }
+
+    #[test]
+    fn clearing_and_suspending_forget_everything() {
+        let cache = SessionCache::new(100, 60);
+        let a = SessionId::from_bytes([1; 16]);
+        let b = SessionId::from_bytes([2; 16]);
+        cache.fill(a, entry(1000), 0, cache.ticket(&a));
+        let stale_ticket = cache.ticket(&b);
+        cache.clear();
+        assert!(cache.get(&a, 0).is_none());
+        cache.fill(b, entry(1000), 0, stale_ticket);
+        assert!(cache.get(&b, 0).is_none());
+
+        cache.fill(a, entry(1000), 0, cache.ticket(&a));
+        let ticket = cache.ticket(&b);
+        cache.set_suspended(true);
+        assert!(cache.is_suspended());
+        assert!(cache.get(&a, 0).is_none());
+        cache.fill(b, entry(1000), 0, cache.ticket(&b));
+        assert!(cache.get(&b, 0).is_none());
+        cache.set_suspended(false);
+        // A fill that started before the resume does not land either.
+        cache.fill(b, entry(1000), 0, ticket);
+        assert!(cache.get(&b, 0).is_none());
+        cache.fill(b, entry(1000), 0, cache.ticket(&b));
+        assert!(cache.get(&b, 0).is_some());
     }
 
     #[test]

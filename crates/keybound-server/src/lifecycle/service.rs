@@ -244,7 +244,10 @@ impl SessionServiceBuilder {
     /// Caches up to `capacity` active sessions for the session check, each for at
     /// most `ttl` (default: 100 000 sessions, 30 s). Every change made through the
     /// service drops the entry at once; `ttl` only bounds how long a change made by
-    /// another process (another service on the same SQLite file) goes unseen.
+    /// another process (another service on the same SQLite file) goes unseen. With
+    /// the Redis store, other nodes' revocations drop entries at once too, and `ttl`
+    /// is the worst case while a node's subscription is silently broken (see
+    /// `RedisStore::spawn_invalidation_listener`).
     pub fn session_cache(mut self, capacity: usize, ttl: Duration) -> Self {
         self.cache = Some((capacity, ttl));
         self
@@ -478,6 +481,40 @@ impl SessionService {
         if let Some(id) = SessionId::parse(session_id) {
             self.invalidate(&id);
         }
+    }
+
+    /// Drops everything this process caches about sessions.
+    pub fn invalidate_all_cached(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+    }
+
+    /// Stops trusting the session cache: it is emptied and every session check reads
+    /// the store until [`resume_session_cache`](Self::resume_session_cache). A
+    /// cross-node store calls this while it cannot receive other nodes' change
+    /// notifications (its subscription is down), so no node relies on a cache that
+    /// may have missed a revocation.
+    pub fn suspend_session_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.set_suspended(true);
+        }
+    }
+
+    /// Uses the session cache again (starting empty) after
+    /// [`suspend_session_cache`](Self::suspend_session_cache).
+    pub fn resume_session_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.set_suspended(false);
+        }
+    }
+
+    /// Whether the session cache is suspended (always `false` without a cache).
+    pub fn is_session_cache_suspended(&self) -> bool {
+        self.inner
+            .cache
+            .as_ref()
+            .is_some_and(SessionCache::is_suspended)
     }
 
     pub(super) fn invalidate(&self, id: &SessionId) {

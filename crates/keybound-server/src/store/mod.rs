@@ -1,6 +1,6 @@
 //! Session stores: the one async trait the lifecycle runs on, the records it keeps,
-//! and the two stores keybound ships ([`MemoryStore`], and `SqliteStore` behind the
-//! `sqlite` feature).
+//! and the stores keybound ships ([`MemoryStore`], `SqliteStore` behind the `sqlite`
+//! feature, `RedisStore` behind the `redis` feature).
 //!
 //! Every operation that must be atomic is one trait method, made atomic by the store
 //! itself (a mutex, a SQL transaction, a Redis script), never a read-modify-write in
@@ -26,10 +26,14 @@ use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 pub mod conformance;
 mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

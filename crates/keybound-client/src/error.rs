@@ -1,0 +1,227 @@
+//! The one error type of the SDK, with the stable codes JavaScript sees as `err.code`.
+
+use keybound_proto::ProtoError;
+use thiserror::Error;
+
+use crate::state::Terminal;
+
+/// Why an SDK operation failed.
+///
+/// Every variant has a stable snake_case [`code`](ClientError::code). Server answers keep
+/// the server's own `error_code` (for example `invalid_credentials` or `iat_too_old`), so
+/// JavaScript code can branch on `err.code` whichever side detected the problem.
+/// Messages never contain token or key material.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientError {
+    /// There is no session: log in first.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// The session has ended (revoked, closed or expired); log in again.
+    #[error("the session has ended: {0}")]
+    SessionEnded(Terminal),
+    /// The request did not reach the server or no answer came back.
+    #[error("network error: {detail}")]
+    Network {
+        /// What the browser reported (never contains request headers).
+        detail: String,
+    },
+    /// The request was aborted by its `AbortSignal`.
+    #[error("the request was aborted")]
+    Aborted,
+    /// The arguments do not make a valid request (what `fetch` rejects with a
+    /// `TypeError`: a body on a GET, an unusable URL, a used body, …).
+    #[error("invalid request: {detail}")]
+    InvalidInput {
+        /// What the browser reported.
+        detail: String,
+    },
+    /// The server answered with an error.
+    #[error("{status} {code}: {description}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's `error_code`, else its `error`, else a code derived from the status.
+        code: String,
+        /// The server's `error_description` (servers never put tokens there).
+        description: String,
+    },
+    /// The server's answer could not be understood (not a token response, bad JSON, …).
+    #[error("invalid response from the server: {reason}")]
+    InvalidResponse {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A proof could not be built (for example a URL that is not http(s)).
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    /// The browser's crypto failed (key generation, signing, encryption).
+    #[error("crypto operation failed: {op}")]
+    Crypto {
+        /// Which operation failed.
+        op: &'static str,
+    },
+    /// IndexedDB failed or holds data the SDK cannot read.
+    #[error("storage error: {op}")]
+    Storage {
+        /// Which operation failed.
+        op: &'static str,
+    },
+    /// The browser lacks something the SDK cannot work without (IndexedDB, WebCrypto).
+    #[error("unsupported browser: {missing} is not available")]
+    Unsupported {
+        /// The missing API.
+        missing: &'static str,
+    },
+    /// The `Keybound` object was disposed.
+    #[error("this Keybound instance was disposed")]
+    Disposed,
+    /// An option passed to `Keybound.init` or to a method is invalid.
+    #[error("invalid option: {reason}")]
+    InvalidOption {
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+impl ClientError {
+    /// The stable machine code (`err.code` in JavaScript).
+    pub fn code(&self) -> &str {
+        match self {
+            Self::NotLoggedIn => "not_logged_in",
+            Self::SessionEnded(terminal) => terminal.error_code(),
+            Self::Network { .. } => "network_error",
+            Self::Aborted => "aborted",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::Server { code, .. } => code,
+            Self::InvalidResponse { .. } => "invalid_response",
+            Self::Proto(err) => err.code(),
+            Self::Crypto { .. } => "crypto_error",
+            Self::Storage { .. } => "storage_error",
+            Self::Unsupported { .. } => "unsupported_browser",
+            Self::Disposed => "disposed",
+            Self::InvalidOption { .. } => "invalid_option",
+        }
+    }
+
+    /// The HTTP status, for errors that are a server's answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying later may succeed (network trouble, 5xx, 408, 429): such
+    /// failures keep the session.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Network { .. } => true,
+            Self::Server { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// Builds the error for a server's JSON error answer, preferring `error_code` over
+    /// `error` and falling back to a code derived from the status.
+    pub fn from_server(
+        status: u16,
+        error: Option<&str>,
+        error_code: Option<&str>,
+        description: Option<&str>,
+    ) -> Self {
+        let code = error_code
+            .filter(|c| is_code(c))
+            .or(error.filter(|c| is_code(c)))
+            .map_or_else(|| status_code(status).to_owned(), str::to_owned);
+        Self::Server {
+            status,
+            code,
+            description: description.unwrap_or_default().chars().take(200).collect(),
+        }
+    }
+}
+
+/// A code fit to pass through: short snake_case ASCII (anything else is replaced).
+fn is_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The code used when the server gave none.
+fn status_code(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        408 => "request_timeout",
+        429 => "too_many_requests",
+        500..=599 => "server_error",
+        _ => "unexpected_status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn server_codes_prefer_error_code_then_error_then_status() {
+        let e = ClientError::from_server(401, Some("invalid_token"), Some("token_expired"), None);
+        assert_eq!(e.code(), "token_expired");
+        assert_eq!(e.status(), Some(401));
+        let e = ClientError::from_server(400, Some("invalid_grant"), None, Some("no"));
+        assert_eq!(e.code(), "invalid_grant");
+        let e = ClientError::from_server(503, None, None, None);
+        assert_eq!(e.code(), "server_error");
+        assert!(e.is_transient());
+        let e = ClientError::from_server(418, None, None, None);
+        assert_eq!(e.code(), "unexpected_status");
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn odd_server_codes_are_not_passed_through() {
+        let e = ClientError::from_server(400, Some("Bad Thing <script>"), None, None);
+        assert_eq!(e.code(), "bad_request");
+        let long = "a".repeat(65);
+        let e = ClientError::from_server(401, None, Some(&long), None);
+        assert_eq!(e.code(), "unauthorized");
+    }
+
+    #[test]
+    fn client_codes_are_stable() {
+        assert_eq!(ClientError::NotLoggedIn.code(), "not_logged_in");
+        assert_eq!(
+            ClientError::SessionEnded(Terminal::Revoked).code(),
+            "session_revoked"
+        );
+        assert_eq!(
+            ClientError::Network { detail: "x".into() }.code(),
+            "network_error"
+        );
+        assert!(ClientError::Network { detail: "x".into() }.is_transient());
+        assert_eq!(
+            ClientError::Proto(ProtoError::HtuMismatch).code(),
+            "htu_mismatch"
+        );
+        assert_eq!(ClientError::Crypto { op: "sign" }.code(), "crypto_error");
+        assert_eq!(ClientError::Aborted.code(), "aborted");
+        assert_eq!(ClientError::Disposed.code(), "disposed");
+        assert!(!ClientError::Aborted.is_transient());
+        assert_eq!(
+            ClientError::InvalidInput { detail: "x".into() }.code(),
+            "invalid_input"
+        );
+        assert_eq!(
+            ClientError::Unsupported { missing: "x" }.code(),
+            "unsupported_browser"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! keybound's browser SDK, compiled to WebAssembly and published as the npm package
+//! `keybound`.
+//!
+//! Every request the app sends through `kb.fetch()` carries a DPoP proof (RFC 9449)
+//! signed by a device key that cannot leave the browser: a non-extractable WebCrypto
+//! Ed25519 key kept in IndexedDB, or, where the browser lacks WebCrypto Ed25519, an
+//! ed25519-dalek key inside this module whose seed is stored encrypted under a
+//! non-extractable AES-GCM key. Proofs are built by [`keybound_proto::ProofBuilder`],
+//! the same code the server checks them with.
+//!
+//! The crate has two halves:
+//! * target-independent logic, unit-tested natively: the session [`state`] machine, the
+//!   refresh and warning [`schedule`], retry [`Backoff`], the [`ServerClock`] offset,
+//!   the meaning of server [`answer`]s, [`NonceJar`] and [`SessionTokens`];
+//! * the browser engine (`wasm32` only): key store, IndexedDB, WebCrypto, Web Locks,
+//!   BroadcastChannel, timers, and the `Core` class the JavaScript package wraps.
+//!
+//! The JavaScript API (`Keybound.init`, `kb.login`, `kb.fetch`, events, …) is
+//! documented in the package's `index.d.ts`.
+//!
+//! # Storage
+//!
+//! One IndexedDB database per `storageName` holds the device key (a non-extractable
+//! `CryptoKey`, or the module key's seed sealed with AES-GCM), a non-extractable AES-GCM
+//! "vault" key (created when something is first sealed), and the session: deadlines in
+//! clear, both tokens sealed under the vault key with the session id and key thumbprint
+//! as associated data, and a random `stamp` that changes with every write. When a session
+//! ends, its record is replaced by a marker saying how (`revoked`, …). Logout deletes
+//! the device key too. The access token is kept with the refresh token (sealed) rather
+//! than in memory only, so a new tab or a reload does not cost a refresh and a tab that
+//! waited for another tab's refresh finds the new access token in storage.
+//!
+//! # Tabs
+//!
+//! Every refresh, expiry and logout runs under the Web Lock `keybound:{name}:session`.
+//! Under the lock a tab re-reads the stored session first: if the stamp changed since it
+//! decided to refresh and the stored tokens are fresh, another tab refreshed and it takes
+//! those; otherwise it refreshes with the *stored* refresh token (never an old copy in
+//! memory, which would look like reuse to the server). The result is stored, then
+//! announced on the BroadcastChannel `keybound:{name}` (`sync`, `login`, `ended`), on
+//! which other tabs re-read storage or end their session. Within a tab, concurrent
+//! callers share one refresh.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod answer;
+mod backoff;
+mod clock;
+mod error;
+mod nonce;
+pub mod schedule;
+pub mod state;
+mod tokens;
+
+#[cfg(target_arch = "wasm32")]
+mod browser;
+
+pub use backoff::Backoff;
+pub use clock::{ServerClock, parse_http_date};
+pub use error::ClientError;
+pub use nonce::{NonceJar, origin_of};
+pub use state::{SessionState, Terminal, Transition};
+pub use tokens::SessionTokens;
+
+#[cfg(target_arch = "wasm32")]
+pub use browser::Core;

@@ -1,0 +1,197 @@
+//! The one error type of keybound's HTTP endpoints and extractors.
+
+use ::axum::Json;
+use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use ::axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use keybound_proto::ErrorBody;
+
+use crate::{LifecycleError, Rejection};
+
+/// Why a keybound endpoint or extractor refused a request. Renders as the JSON body
+/// `{"error","error_description","error_code"}` with `Cache-Control: no-store`.
+///
+/// | variant | status | `error` | `error_code` |
+/// |---|---|---|---|
+/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
+/// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
+/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_path`, … |
+/// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
+/// | [`PayloadTooLarge`](ApiError::PayloadTooLarge) | 413 | `invalid_request` | `payload_too_large` |
+///
+/// Server faults (5xx) are described generically; the details go to the log
+/// (`tracing`, level `warn`), never to the client.
+///
+/// Handlers that take a JSON body can turn axum's rejection into the same shape:
+///
+/// ```
+/// use axum::Json;
+/// use axum::extract::rejection::JsonRejection;
+/// use keybound_server::axum::ApiError;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Order { item: u32 }
+///
+/// async fn order(body: Result<Json<Order>, JsonRejection>) -> Result<String, ApiError> {
+///     let Json(order) = body?; // 400 invalid_json, 413 payload_too_large, 415 …
+///     Ok(format!("item {}", order.item))
+/// }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The DPoP proof or access token failed verification.
+    #[error(transparent)]
+    Verification(#[from] Rejection),
+    /// The session lifecycle refused the operation.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// The request body or a parameter is malformed.
+    #[error("{description}")]
+    BadRequest {
+        /// Stable code (`invalid_json`, `missing_refresh_token`, …).
+        code: &'static str,
+        /// What is wrong, without echoing the input.
+        description: &'static str,
+    },
+    /// The body is not `application/json`.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// The request body is larger than the endpoint accepts.
+    #[error("{}", too_large(*.limit))]
+    PayloadTooLarge {
+        /// The limit in bytes, when known.
+        limit: Option<usize>,
+    },
+}
+
+fn too_large(limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) => format!("the request body is larger than {limit} bytes"),
+        None => "the request body is too large".to_owned(),
+    }
+}
+
+impl ApiError {
+    /// The stable fine code (`error_code` in the body).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Verification(r) => r.code(),
+            Self::Lifecycle(e) => e.code(),
+            Self::BadRequest { code, .. } => code,
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+        }
+    }
+
+    /// The OAuth error (`error` in the body).
+    pub fn oauth_error(&self) -> &'static str {
+        match self {
+            Self::Verification(r) => r.oauth_error(),
+            Self::Lifecycle(e) => e.oauth_error(),
+            Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
+                "invalid_request"
+            }
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Verification(r) => r.status(),
+            Self::Lifecycle(LifecycleError::SessionNotFound) => StatusCode::NOT_FOUND,
+            Self::Lifecycle(e) => match e.oauth_error() {
+                "invalid_grant" | "invalid_request" => StatusCode::BAD_REQUEST,
+                "access_denied" => StatusCode::FORBIDDEN,
+                "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// The human-readable description: fixed text for server faults (their details
+    /// are logged, not sent), the error's own text otherwise.
+    pub fn description(&self) -> String {
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "the service is temporarily unavailable; retry later".to_owned()
+            }
+            status if status.is_server_error() => "internal server error".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            Self::Verification(r) => r.body(),
+            other => ErrorBody {
+                error: other.oauth_error().to_owned(),
+                error_description: other.description(),
+                error_code: other.code().to_owned(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Verification(rejection) => rejection.into_response(),
+            other => {
+                let status = other.status();
+                if status.is_server_error() {
+                    tracing::warn!(code = other.code(), "keybound request failed: {other}");
+                }
+                let mut response = (status, Json(other.body())).into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                response
+            }
+        }
+    }
+}
+
+/// axum's JSON rejections: `413` for a body over the limit, `415` without a JSON
+/// content type, `400 invalid_json` otherwise.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            _ => Self::BadRequest {
+                code: "invalid_json",
+                description: "the request body is not the expected JSON object",
+            },
+        }
+    }
+}
+
+/// axum's body rejections: `413` for a body over the limit, `400` otherwise.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
+            _ => Self::BadRequest {
+                code: "invalid_body",
+                description: "the request body could not be read",
+            },
+        }
+    }
+}
+
+/// axum's path rejections: `400 invalid_path`.
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        Self::BadRequest {
+            code: "invalid_path",
+            description: "a path parameter is malformed",
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Extractors: [`Session`] (a verified caller), `Option<Session>` (anonymous callers
+//! too) and [`ProofOfPossession`] (a login request's verified proof).
+
+use std::net::SocketAddr;
+
+use ::axum::extract::{
+    ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, OriginalUri,
+};
+use ::axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, header};
+
+use super::{ApiError, Keybound};
+use crate::Rejection;
+use crate::lifecycle::RequestSignals;
+
+/// A verified caller: every check of the DPoP protocol passed and the session is active.
+///
+/// Use it as a handler argument; the state must provide a [`Keybound`] through
+/// [`FromRef`]. A failed check is answered with the exact DPoP error response (`401`
+/// with `WWW-Authenticate`, or `503` when a store is down).
+///
+/// ```no_run
+/// use axum::{Json, Router, routing::get};
+/// use keybound_server::axum::{Keybound, Session};
+///
+/// async fn me(session: Session) -> Json<serde_json::Value> {
+///     Json(serde_json::json!({ "user": session.user_id, "session_id": session.session_id }))
+/// }
+///
+/// fn app(kb: Keybound) -> Router {
+///     Router::new().route("/api/me", get(me)).with_state(kb)
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The user (`sub`).
+    pub user_id: String,
+    /// The session (`sid`).
+    pub session_id: String,
+    /// Thumbprint of the device key that signed the request.
+    pub jkt: String,
+    /// When the access token expires, seconds since the epoch.
+    pub token_expires_at: i64,
+}
+
+impl Session {
+    pub(crate) fn from_verified(v: crate::VerifiedRequest) -> Self {
+        Self {
+            user_id: v.sub,
+            session_id: v.sid,
+            jkt: v.jkt,
+            token_expires_at: v.token_expires_at,
+        }
+    }
+}
+
+/// The URI the client signed: the one before any `Router::nest` stripped a prefix.
+pub(crate) fn signed_uri(parts: &Parts) -> &http::Uri {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0)
+}
+
+impl<S> FromRequestParts<S> for Session
+where
+    Keybound: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // A `require_session` layer in front already verified this request (and
+        // consumed its proof's jti): reuse its result instead of verifying twice.
+        if let Some(session) = parts.extensions.get::<Session>() {
+            return Ok(session.clone());
+        }
+        let kb = Keybound::from_ref(state);
+        let verified = kb
+            .verifier()
+            .verify_headers(&parts.method, signed_uri(parts), &parts.headers)
+            .await?;
+        let session = Session::from_verified(verified);
+        parts.extensions.insert(session.clone());
+        Ok(session)
+    }
+}
+
+/// `Option<Session>`, for routes that serve anonymous callers too: `None` for a request
+/// with neither an `Authorization` nor a `DPoP` header. A request that presents either
+/// must present valid credentials, or it is refused like a `Session` argument would be
+/// (a stale or stolen token is not silently downgraded to anonymous).
+impl<S> OptionalFromRequestParts<S> for Session
+where
+    Keybound: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let anonymous = !parts.headers.contains_key(header::AUTHORIZATION)
+            && !parts.headers.contains_key("dpop");
+        if anonymous && parts.extensions.get::<Session>().is_none() {
+            return Ok(None);
+        }
+        <Session as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
+/// The verified DPoP proof of a request without an access token: what a login
+/// handler needs to open a session bound to the device key.
+///
+/// Verifying it checks the proof (signature, `htm`/`htu`, `iat`), consumes its `jti`
+/// (replay protection) and checks the nonce when nonces are on; an `Authorization`
+/// header is ignored. Declare it before the body extractor so that a bad proof is
+/// refused before any credential is looked at. See [`Keybound::open_session`].
+#[derive(Clone, Debug)]
+pub struct ProofOfPossession {
+    /// Thumbprint of the device key.
+    pub jkt: String,
+    /// Request signals for the risk policy (IP from the connection if the server was
+    /// started with `into_make_service_with_connect_info`, user agent).
+    pub signals: RequestSignals,
+}
+
+impl ProofOfPossession {
+    /// The request's `User-Agent`, a sensible default device label.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.signals.user_agent.as_deref()
+    }
+}
+
+pub(crate) fn signals(parts: &Parts) -> RequestSignals {
+    let mut signals = RequestSignals::new();
+    if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        signals = signals.with_ip(addr.ip());
+    }
+    if let Some(ua) = user_agent(&parts.headers) {
+        signals = signals.with_user_agent(ua);
+    }
+    signals
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?;
+    Some(ua.chars().take(256).collect())
+}
+
+impl<S> FromRequestParts<S> for ProofOfPossession
+where
+    Keybound: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let kb = Keybound::from_ref(state);
+        let proof = kb
+            .verifier()
+            .verify_proof_headers(&parts.method, signed_uri(parts), &parts.headers)
+            .await?;
+        Ok(Self {
+            jkt: proof.jkt,
+            signals: signals(parts),
+        })
+    }
+}
+
+/// A verification [`Rejection`] is a complete DPoP error response in axum too.
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (parts, body) = self.into_http_response().into_parts();
+        Response::from_parts(parts, body.into())
+    }
+}

@@ -1,0 +1,428 @@
+//! Service settings from `KEYBOUND_*` environment variables, shared by the examples and
+//! by applications that want the same knobs.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `KEYBOUND_LISTEN` | `127.0.0.1:8080` | address to listen on |
+//! | `KEYBOUND_PUBLIC_ORIGIN` | `http://` + listen address | origin clients reach the service at (for `htu`) |
+//! | `KEYBOUND_ACCESS_TTL_SECS` | `300` | access-token lifetime |
+//! | `KEYBOUND_IDLE_TIMEOUT_SECS` | `1800` | idle timeout |
+//! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
+//! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
+//! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
+//! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` / `rediss://…` |
+//! | `KEYBOUND_REDIS_PREFIX` | `keybound:` | prefix of every Redis key and of the revocation channel |
+//! | `KEYBOUND_REDIS_TIMEOUT_MS` | `2000` | timeout of every Redis call; requests fail closed (`503`) after it |
+//! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
+//!
+//! Invalid values stop start-up with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::lifecycle::{Policy, RefreshSecret};
+use crate::{KeyRing, ServerKey};
+
+/// Why the settings are unusable.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A variable has a value that cannot be used.
+    #[error("{name}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key file could not be read or written.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Where sessions are stored.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// In this process's memory.
+    Memory,
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A Redis server (`redis://` or `rediss://` URL).
+    Redis(String),
+}
+
+/// Settings of a keybound service.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The origin clients use (`htu` checks), without a trailing slash.
+    pub public_origin: String,
+    /// Lifetimes and grace.
+    pub policy: Policy,
+    /// Whether proofs must carry server nonces.
+    pub nonce: bool,
+    /// Where sessions live.
+    pub store: StoreSpec,
+    /// Where the server key and refresh secret persist, if anywhere.
+    pub key_file: Option<PathBuf>,
+    /// Prefix of the Redis store's keys and channel.
+    pub redis_prefix: String,
+    /// Timeout of every Redis call.
+    pub redis_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (a variable name → its value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let listen: SocketAddr = match get("KEYBOUND_LISTEN") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v.trim().parse().map_err(|_| SettingsError::Invalid {
+                name: "KEYBOUND_LISTEN",
+                reason: format!("{v:?} is not an address like 127.0.0.1:8080"),
+            })?,
+        };
+        let public_origin = match get("KEYBOUND_PUBLIC_ORIGIN") {
+            None => format!("http://{listen}"),
+            Some(v) => {
+                let v = v.trim().trim_end_matches('/').to_owned();
+                keybound_proto::normalize_htu(&v).map_err(|e| SettingsError::Invalid {
+                    name: "KEYBOUND_PUBLIC_ORIGIN",
+                    reason: format!("{v:?} is not an http(s) origin: {e}"),
+                })?;
+                v
+            }
+        };
+        let secs = |name: &'static str| -> Result<Option<Duration>, SettingsError> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .map(Duration::from_secs)
+                        .ok_or(SettingsError::Invalid {
+                            name,
+                            reason: format!("{v:?} is not a positive number of seconds"),
+                        })
+                })
+                .transpose()
+        };
+        let mut policy = Policy::default();
+        if let Some(d) = secs("KEYBOUND_ACCESS_TTL_SECS")? {
+            policy = policy.with_access_token_lifetime(d);
+        }
+        if let Some(d) = secs("KEYBOUND_IDLE_TIMEOUT_SECS")? {
+            policy = policy.with_idle_timeout(d);
+        }
+        if let Some(d) = secs("KEYBOUND_ABSOLUTE_LIFETIME_SECS")? {
+            policy = policy.with_absolute_lifetime(d);
+        }
+        match secs("KEYBOUND_REFRESH_GRACE_SECS")? {
+            Some(d) => policy = policy.with_refresh_grace(d),
+            // The default grace (30 s) must stay below the access-token lifetime; with
+            // a short lifetime chosen for trying expiry, a quarter of it is used.
+            None if policy.refresh_grace() >= policy.access_token_lifetime() => {
+                let quarter = policy.access_token_lifetime() / 4;
+                policy = policy.with_refresh_grace(quarter.max(Duration::from_secs(1)));
+            }
+            None => {}
+        }
+        policy.validate().map_err(|e| SettingsError::Invalid {
+            name: "KEYBOUND_*_SECS",
+            reason: e.to_string(),
+        })?;
+        let nonce = match get("KEYBOUND_NONCE").as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(v) => {
+                return Err(SettingsError::Invalid {
+                    name: "KEYBOUND_NONCE",
+                    reason: format!("{v:?} must be on or off"),
+                });
+            }
+        };
+        let store = match get("KEYBOUND_STORE") {
+            None => StoreSpec::Memory,
+            Some(v) => parse_store(v.trim())?,
+        };
+        let key_file = get("KEYBOUND_KEY_FILE").map(PathBuf::from);
+        let redis_prefix = match get("KEYBOUND_REDIS_PREFIX") {
+            None => "keybound:".to_owned(),
+            Some(prefix) if prefix.chars().any(char::is_control) => {
+                return Err(SettingsError::Invalid {
+                    name: "KEYBOUND_REDIS_PREFIX",
+                    reason: "contains control characters".into(),
+                });
+            }
+            Some(prefix) => prefix,
+        };
+        let redis_timeout = match get("KEYBOUND_REDIS_TIMEOUT_MS") {
+            None => Duration::from_secs(2),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=60_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or(SettingsError::Invalid {
+                    name: "KEYBOUND_REDIS_TIMEOUT_MS",
+                    reason: format!("{v:?} is not a number of milliseconds from 1 to 60000"),
+                })?,
+        };
+        Ok(Self {
+            listen,
+            public_origin,
+            policy,
+            nonce,
+            store,
+            key_file,
+            redis_prefix,
+            redis_timeout,
+        })
+    }
+
+    /// The server signing key and refresh secret: read from the key file (created with
+    /// fresh random values on first use), or random when there is no key file.
+    pub fn load_secrets(&self) -> Result<(KeyRing, RefreshSecret), SettingsError> {
+        match &self.key_file {
+            None => {
+                let keys = KeyRing::generate().map_err(|e| SettingsError::Invalid {
+                    name: "KEYBOUND_KEY_FILE",
+                    reason: e.to_string(),
+                })?;
+                let secret = RefreshSecret::generate().map_err(|e| SettingsError::Invalid {
+                    name: "KEYBOUND_KEY_FILE",
+                    reason: e.to_string(),
+                })?;
+                Ok((keys, secret))
+            }
+            Some(path) => load_or_create_key_file(path),
+        }
+    }
+}
+
+fn parse_store(v: &str) -> Result<StoreSpec, SettingsError> {
+    let invalid = |reason: &str| SettingsError::Invalid {
+        name: "KEYBOUND_STORE",
+        reason: format!("{v:?}: {reason}"),
+    };
+    if v == "memory" {
+        Ok(StoreSpec::Memory)
+    } else if let Some(path) = v.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(invalid(
+                "sqlite: needs a file path, e.g. sqlite:data/sessions.db",
+            ));
+        }
+        Ok(StoreSpec::Sqlite(PathBuf::from(path)))
+    } else if v.starts_with("redis://") || v.starts_with("rediss://") {
+        Ok(StoreSpec::Redis(v.to_owned()))
+    } else {
+        Err(invalid("use memory, sqlite:PATH or redis://HOST:PORT"))
+    }
+}
+
+fn key_file_error(path: &Path, reason: impl std::fmt::Display) -> SettingsError {
+    SettingsError::KeyFile {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn load_or_create_key_file(path: &Path) -> Result<(KeyRing, RefreshSecret), SettingsError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            let value: Value = serde_json::from_slice(&bytes)
+                .map_err(|_| key_file_error(path, "not valid JSON"))?;
+            let key = ServerKey::from_private_jwk(value.get("signing_key").unwrap_or(&Value::Null))
+                .map_err(|e| key_file_error(path, e))?;
+            let secret = value
+                .get("refresh_secret")
+                .and_then(Value::as_str)
+                .ok_or_else(|| key_file_error(path, "refresh_secret is missing"))
+                .and_then(|s| {
+                    RefreshSecret::from_base64url(s).map_err(|e| key_file_error(path, e))
+                })?;
+            Ok((KeyRing::new(key), secret))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = ServerKey::generate().map_err(|e| key_file_error(path, e))?;
+            let secret = RefreshSecret::generate().map_err(|e| key_file_error(path, e))?;
+            let jwk: Value =
+                serde_json::from_str(&key.to_private_jwk()).map_err(|e| key_file_error(path, e))?;
+            let text = zeroize::Zeroizing::new(
+                json!({"signing_key": jwk, "refresh_secret": secret.to_base64url().as_str()})
+                    .to_string(),
+            );
+            write_private(path, text.as_bytes()).map_err(|e| key_file_error(path, e))?;
+            Ok((KeyRing::new(key), secret))
+        }
+        Err(err) => Err(key_file_error(path, err)),
+    }
+}
+
+/// Writes a new file readable only by its owner, failing if it exists.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_origin, "http://127.0.0.1:8080");
+        assert_eq!(s.store, StoreSpec::Memory);
+        assert_eq!(s.redis_prefix, "keybound:");
+        assert_eq!(s.redis_timeout, Duration::from_secs(2));
+        assert!(!s.nonce);
+        assert_eq!(s.policy, Policy::default());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let s = settings(&[
+            ("KEYBOUND_LISTEN", "127.0.0.1:9000"),
+            ("KEYBOUND_PUBLIC_ORIGIN", "https://app.example/"),
+            ("KEYBOUND_ACCESS_TTL_SECS", "10"),
+            ("KEYBOUND_IDLE_TIMEOUT_SECS", "60"),
+            ("KEYBOUND_ABSOLUTE_LIFETIME_SECS", "600"),
+            ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
+            ("KEYBOUND_NONCE", "on"),
+            ("KEYBOUND_STORE", "sqlite:data/s.db"),
+            ("KEYBOUND_REDIS_PREFIX", "shop:"),
+            ("KEYBOUND_REDIS_TIMEOUT_MS", "500"),
+        ])
+        .unwrap();
+        assert_eq!(s.redis_prefix, "shop:");
+        assert_eq!(s.redis_timeout, Duration::from_millis(500));
+        assert_eq!(s.public_origin, "https://app.example");
+        assert_eq!(s.policy.access_token_lifetime(), Duration::from_secs(10));
+        assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
+        assert!(s.nonce);
+        assert_eq!(s.store, StoreSpec::Sqlite("data/s.db".into()));
+    }
+
+    #[test]
+    fn short_access_lifetime_gets_a_shorter_default_grace() {
+        let s = settings(&[("KEYBOUND_ACCESS_TTL_SECS", "20")]).unwrap();
+        assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
+        let s = settings(&[("KEYBOUND_ACCESS_TTL_SECS", "2")]).unwrap();
+        assert_eq!(s.policy.refresh_grace(), Duration::from_secs(1));
+        // An explicit grace is never changed: a nonsense one is refused.
+        assert!(
+            settings(&[
+                ("KEYBOUND_ACCESS_TTL_SECS", "20"),
+                ("KEYBOUND_REFRESH_GRACE_SECS", "30")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn rejects_nonsense_naming_the_variable() {
+        for (vars, name) in [
+            (vec![("KEYBOUND_LISTEN", "nowhere")], "KEYBOUND_LISTEN"),
+            (
+                vec![("KEYBOUND_PUBLIC_ORIGIN", "ftp://x")],
+                "KEYBOUND_PUBLIC_ORIGIN",
+            ),
+            (
+                vec![("KEYBOUND_ACCESS_TTL_SECS", "0")],
+                "KEYBOUND_ACCESS_TTL_SECS",
+            ),
+            (
+                vec![("KEYBOUND_IDLE_TIMEOUT_SECS", "-5")],
+                "KEYBOUND_IDLE_TIMEOUT_SECS",
+            ),
+            (vec![("KEYBOUND_NONCE", "yes")], "KEYBOUND_NONCE"),
+            (vec![("KEYBOUND_STORE", "postgres://x")], "KEYBOUND_STORE"),
+            (vec![("KEYBOUND_STORE", "sqlite:")], "KEYBOUND_STORE"),
+            (
+                vec![("KEYBOUND_REDIS_TIMEOUT_MS", "0")],
+                "KEYBOUND_REDIS_TIMEOUT_MS",
+            ),
+            (
+                vec![("KEYBOUND_REDIS_PREFIX", "a\tb")],
+                "KEYBOUND_REDIS_PREFIX",
+            ),
+            (
+                vec![
+                    ("KEYBOUND_ACCESS_TTL_SECS", "60"),
+                    ("KEYBOUND_REFRESH_GRACE_SECS", "120"),
+                ],
+                "KEYBOUND_*_SECS",
+            ),
+        ] {
+            match settings(&vars) {
+                Err(SettingsError::Invalid { name: got, .. }) => assert_eq!(got, name, "{vars:?}"),
+                other => panic!("{vars:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/keys.json");
+        let s = settings(&[("KEYBOUND_KEY_FILE", path.to_str().unwrap())]).unwrap();
+        let (ring1, secret1) = s.load_secrets().unwrap();
+        let (ring2, secret2) = s.load_secrets().unwrap();
+        assert_eq!(ring1.current().kid(), ring2.current().kid());
+        assert_eq!(*secret1.to_base64url(), *secret2.to_base64url());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not json").unwrap();
+        assert!(matches!(
+            s.load_secrets(),
+            Err(SettingsError::KeyFile { .. })
+        ));
+    }
+}

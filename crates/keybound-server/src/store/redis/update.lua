@@ -1,0 +1,22 @@
+-- replace_tokens and touch: ARGV[3] id, [4] jkt ('' for touch: any key), [5] successor
+-- hash ('' for touch: keep the tokens), [6] now, [7] new idle deadline.
+local id, jkt, nxt, now_s, idle = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local now = tonumber(now_s)
+local r = load(id)
+if not r then return {'not_found'} end
+if r.state ~= 'active' then return {'not_active', 0, pack(id, r)} end
+if expire_if_due(r, now) then
+  save(id, r, now)
+  return {'not_active', 1, pack(id, r)}
+end
+if jkt ~= '' and jkt ~= r.jkt then return {'key_mismatch'} end
+if nxt ~= '' then
+  r.prev = r.cur
+  r.cur = nxt
+  r.gen = string.format('%d', tonumber(r.gen) + 1)
+  r.grace = nil
+end
+r.seen = now_s
+r.idle = min_str(idle, r.abs)
+save(id, r, now)
+return {'updated', pack(id, r)}

@@ -1,0 +1,128 @@
+// Browser SDK budgets: download size, proof generation time, time to the first signed
+// request. Prints a Markdown table for BENCHMARKS.md.
+//   (cd tests/browser && node bench.mjs)        after js/build.sh
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { JS_DIR, SDK_MISSING, launch, openApp, sdkBuilt, startStaticServer } from "./lib/harness.mjs";
+
+if (!sdkBuilt) {
+  console.error(SDK_MISSING);
+  process.exit(1);
+}
+
+const PROOFS = 1000;
+
+/** Raw size and `gzip -9` size (the command line tool, as the budget is defined). */
+function gz(file) {
+  const full = path.join(JS_DIR, file);
+  return { raw: readFileSync(full).length, gzip: execFileSync("gzip", ["-9", "-c", full]).length };
+}
+
+const files = ["pkg/keybound_client_bg.wasm", "pkg/keybound_client.js", "index.js"];
+const sizes = Object.fromEntries(files.map((f) => [f, gz(f)]));
+const totalGzip = Object.values(sizes).reduce((sum, s) => sum + s.gzip, 0);
+
+const browser = await launch();
+// A real HTTP server (no interception latency); cross-origin isolation gives
+// performance.now() microsecond resolution.
+const server = await startStaticServer({
+  headers: {
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-embedder-policy": "require-corp",
+  },
+});
+
+async function freshPage() {
+  const context = await browser.newContext();
+  return { context, page: await openApp(context, server.origin) };
+}
+
+async function proofTimes(forceWasmKeys) {
+  const { context, page } = await freshPage();
+  const result = await page.evaluate(
+    async ({ forceWasmKeys, count }) => {
+      await start({ storageName: `bench-${forceWasmKeys}`, forceWasmKeys });
+      const url = "https://api.example/orders/42";
+      const token = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+      for (let i = 0; i < 50; i++) await kb.createProof("GET", url, { accessToken: token });
+      const times = [];
+      for (let i = 0; i < count; i++) {
+        const t0 = performance.now();
+        await kb.createProof("GET", url, { accessToken: token });
+        times.push(performance.now() - t0);
+      }
+      times.sort((a, b) => a - b);
+      return {
+        keyKind: kb.keyKind,
+        isolated: crossOriginIsolated,
+        median: times[Math.floor(times.length / 2)],
+        p95: times[Math.floor(times.length * 0.95)],
+      };
+    },
+    { forceWasmKeys, count: PROOFS },
+  );
+  await context.close();
+  return result;
+}
+
+/**
+ * Page start to the first signed request: module import (index.js, glue, wasm fetch and
+ * compile), `Keybound.init` (IndexedDB, key), one proof.
+ */
+async function initToFirstProof(context, page, storageName) {
+  return page.evaluate(async (storageName) => {
+    const t0 = performance.now();
+    const { Keybound } = await import(`/__kb/index.js?fresh=${Math.random()}`);
+    const t1 = performance.now();
+    const kb = await Keybound.init({ storageName });
+    const t2 = performance.now();
+    await kb.createProof("GET", location.href);
+    const t3 = performance.now();
+    return { import: t1 - t0, init: t2 - t1, proof: t3 - t2, total: t3 - t0, keyKind: kb.keyKind };
+  }, storageName);
+}
+
+const webcrypto = await proofTimes(false);
+const wasm = await proofTimes(true);
+
+const starts = [];
+for (let i = 0; i < 5; i++) {
+  const { context, page } = await freshPage();
+  const cold = await initToFirstProof(context, page, `start-${i}`);
+  await page.reload();
+  await page.waitForFunction(() => window.ready === true);
+  const warm = await initToFirstProof(context, page, `start-${i}`);
+  starts.push({ cold, warm });
+  await context.close();
+}
+await browser.close();
+await server.close();
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (x) => `${x.toFixed(3)} ms`;
+const kb = (n) => `${n} B (${(n / 1024).toFixed(1)} KiB)`;
+
+console.log("| measure | result | goal |");
+console.log("|---|---|---|");
+for (const f of files) console.log(`| \`js/${f}\` | ${sizes[f].raw} B raw, ${kb(sizes[f].gzip)} gzip -9 | |`);
+console.log(`| **download, wasm + JS, gzip -9** | **${kb(totalGzip)}** | ≤ 45 KB |`);
+console.log(`| proof, WebCrypto key, median of ${PROOFS} (p95) | ${ms(webcrypto.median)} (${ms(webcrypto.p95)}) | ≤ 0.3 ms |`);
+console.log(`| proof, wasm key, median of ${PROOFS} (p95) | ${ms(wasm.median)} (${ms(wasm.p95)}) | ≤ 0.5 ms |`);
+for (const [visit, label] of [
+  ["cold", "first visit (database and key created)"],
+  ["warm", "returning visit (key loaded)"],
+]) {
+  const part = (name) => ms(median(starts.map((s) => s[visit][name])));
+  console.log(
+    `| init → first signed request, ${label}, median of 5 | ${part("total")} (import ${part("import")}, init ${part("init")}, proof ${part("proof")}) | ≤ 50 ms |`,
+  );
+}
+console.log();
+console.log(
+  JSON.stringify({ sizes, totalGzip, webcrypto, wasm, starts, isolated: webcrypto.isolated }, null, 1)
+    .split("\n")
+    .slice(0, 3)
+    .join(" "),
+);
+console.log(`timer resolution: ${webcrypto.isolated ? "cross-origin isolated (5 µs)" : "coarse (100 µs)"}`);
