@@ -57,7 +57,7 @@ stage_interop() {
 node_tests_no_skips() {
     local dir=$1 log
     log=$(mktemp)
-    (cd "$dir" && node --test) 2>&1 | tee "$log"
+    (cd "$dir" && node --test --test-concurrency=1) 2>&1 | tee "$log"
     local status=${PIPESTATUS[0]}
     if [ "$status" -eq 0 ] && grep -Eq '^# skipped [1-9]' "$log"; then
         echo "$dir: some tests were skipped; every browser test must run here" >&2
