@@ -287,8 +287,9 @@ fn invalid_settings_stop_start_up_with_a_clear_message() {
         ),
         (
             "KEYBOUND_STORE",
-            "redis://127.0.0.1:6379".into(),
-            "KEYBOUND_STORE=redis://",
+            // Nothing listens on port 1: start-up fails once the connect timeout passes.
+            "redis://127.0.0.1:1".into(),
+            "cannot reach Redis",
         ),
         (
             "KEYBOUND_STORE",
