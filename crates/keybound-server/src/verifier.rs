@@ -507,24 +507,7 @@ impl Inner {
     ) -> Result<VerifiedRequest, Rejection> {
         let token = self.access_token(headers)?;
         let proof = self.proof_header(headers)?;
-        let now_ms = self.clock.now_ms();
-        let now = now_ms.div_euclid(1000);
-        let (url, url_is_normalized) = self.request_url(uri);
-        let ctx = self.context(method, &url, now);
-
-        let mut hooks = Hooks {
-            inner: self,
-            now,
-            url_is_normalized,
-            lookup: None,
-            to_cache: None,
-        };
-        let checked = check_request_with(&ctx, proof, Some(token), &mut hooks)?;
-        // Written to the cache only once every signature verified.
-        if let Some(ToCache { hash, token, key }) = hooks.to_cache {
-            self.token_cache.insert_token(hash, &token, key, now);
-        }
-
+        let (checked, now_ms) = self.pure_checks(method, uri, proof, Some(token))?;
         self.check_replay(&checked, now_ms).await?;
         let CheckedRequest { proof, token, jkt } = checked;
         self.check_nonce(proof.claims(), now_ms)?;
@@ -547,6 +530,27 @@ impl Inner {
         headers: &HeaderMap,
     ) -> Result<VerifiedProof, Rejection> {
         let proof = self.proof_header(headers)?;
+        let (checked, now_ms) = self.pure_checks(method, uri, proof, None)?;
+        self.check_replay(&checked, now_ms).await?;
+        self.check_nonce(checked.proof.claims(), now_ms)?;
+        let jwk = *checked.proof.jwk();
+        Ok(VerifiedProof {
+            jkt: checked.jkt,
+            jwk,
+            claims: checked.proof.into_claims(),
+        })
+    }
+
+    /// The pure checks of `keybound_proto` in their fixed order, with this verifier's
+    /// token cache and key ring; returns the checked request and the time it was
+    /// checked at (milliseconds).
+    fn pure_checks(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        proof: &str,
+        token: Option<&str>,
+    ) -> Result<(CheckedRequest, i64), Rejection> {
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
         let (url, url_is_normalized) = self.request_url(uri);
@@ -558,15 +562,12 @@ impl Inner {
             lookup: None,
             to_cache: None,
         };
-        let checked = check_request_with(&ctx, proof, None, &mut hooks)?;
-        self.check_replay(&checked, now_ms).await?;
-        self.check_nonce(checked.proof.claims(), now_ms)?;
-        let jwk = *checked.proof.jwk();
-        Ok(VerifiedProof {
-            jkt: checked.jkt,
-            jwk,
-            claims: checked.proof.into_claims(),
-        })
+        let checked = check_request_with(&ctx, proof, token, &mut hooks)?;
+        // Written to the cache only once every signature verified.
+        if let Some(ToCache { hash, token, key }) = hooks.to_cache {
+            self.token_cache.insert_token(hash, &token, key, now);
+        }
+        Ok((checked, now_ms))
     }
 
     fn context<'a>(&self, method: &'a Method, url: &'a str, now: i64) -> RequestContext<'a> {

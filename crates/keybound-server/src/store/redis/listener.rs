@@ -235,9 +235,11 @@ async fn listen(
             _ = &mut *stopped => return Ended::Stopped,
             message = messages.next() => match message {
                 Some(message) => {
+                    // Counted once the cache entry is gone, so whoever waits for the
+                    // count sees the invalidation done.
+                    invalidate(service, message.get_payload_bytes());
                     status.notices.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(METRIC_INVALIDATIONS).increment(1);
-                    invalidate(service, message.get_payload_bytes());
                 }
                 None => return Ended::Lost("the connection closed".into()),
             },
