@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use keybound_proto::ed25519_dalek::VerifyingKey;
-use keybound_proto::{
-    CheckError, CheckedRequest, Credential, ErrorBody, ProtoError, RequestContext, check_request,
-};
+use keybound_proto::{CheckedRequest, ErrorBody, ProtoError, RequestContext, check_request};
 use serde::Serialize;
 
 /// What to verify and against what.
@@ -29,22 +27,7 @@ pub(crate) fn verify(input: &VerifyInput<'_>) -> Result<CheckedRequest, ErrorBod
             .ok_or(ProtoError::UnknownKid)?;
         token.verify_signature(key)
     })
-    .map_err(|e| error_body(&e))
-}
-
-/// Maps a failed check to keybound's JSON error body: `error` is the RFC 9449 / RFC 6750
-/// error of the credential that failed, `error_code` the precise stable code. Kept in
-/// one place so it can follow the server's mapping exactly.
-pub(crate) fn error_body(err: &CheckError) -> ErrorBody {
-    let error = match err.credential {
-        Credential::Proof => "invalid_dpop_proof",
-        Credential::AccessToken => "invalid_token",
-    };
-    ErrorBody {
-        error: error.to_owned(),
-        error_description: err.error.to_string(),
-        error_code: err.error.code().to_owned(),
-    }
+    .map_err(|e| keybound_server::Rejection::from(e).body())
 }
 
 /// The verified claims, as `keybound verify` prints them: the proof key's thumbprint,
