@@ -22,6 +22,8 @@ pub mod b64;
 mod check;
 mod dpop;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod htu;
 mod json;
 mod jwk;

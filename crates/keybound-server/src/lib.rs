@@ -75,6 +75,8 @@ use std::pin::Pin;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod clock;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod keys;
 pub mod lifecycle;
 mod nonce;

@@ -114,3 +114,5 @@ pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionSe
 pub use state::{Actor, Jkt, Reason, SessionId, SessionState, TokenHash};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;
+#[cfg(feature = "fuzzing")]
+pub(crate) use tokens::RefreshToken;

@@ -1,0 +1,613 @@
+//! `keybound`: keys, JWK thumbprints, DPoP proofs, access tokens and their verification
+//! from the command line, for wiring DPoP by hand and as a black-box test interface.
+//!
+//! Exit codes: 0 success; 1 `verify` rejected the credentials (the JSON error body is
+//! on stdout); 2 bad input or usage (one line on stderr).
+//!
+//! The binary is [`main`]; [`run`] runs the same command line in-process with its
+//! output going to writers (for tests and fuzzing).
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use keybound_proto::{
+    AccessTokenClaims, MAX_JWS_LEN, ProofBuilder, PublicJwk, RequestContext, Signer as _, b64,
+    decode_unverified, normalize_htu,
+};
+use keybound_server::{KeyRing, ServerKey};
+use serde::Serialize;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+mod error;
+mod input;
+mod keyfile;
+mod verify;
+
+use error::CliError;
+use input::{private_key_from_json, read_json_object, read_jwks, read_jws, read_private_key};
+
+const ABOUT: &str = "keybound: Ed25519 keys, JWK thumbprints, DPoP proofs (RFC 9449), \
+access tokens (at+jwt) and their verification.";
+
+const LONG_ABOUT: &str = "\
+keybound: Ed25519 keys, JWK thumbprints, DPoP proofs (RFC 9449), access tokens (at+jwt)
+and their verification, for wiring DPoP by hand, debugging and tests.
+
+Every argument that takes a JWK, a JWKS, a proof or a token accepts the text itself or
+@FILE to read it from a file (@- reads standard input). Prefer @FILE for private keys:
+command lines are visible to other users of the machine.
+
+Exit codes: 0 success; 1 `verify` rejected the request (JSON error body on stdout);
+2 bad input or usage (one line on stderr).";
+
+const EXAMPLES: &str = "\
+Examples:
+  keybound keygen --out device.jwk
+  keybound thumbprint @device.jwk
+  curl -H \"DPoP: $(keybound proof --key @device.jwk --method GET --url https://api.example.com/me)\" \\
+       https://api.example.com/me
+  keybound inspect \"$PROOF\"";
+
+#[derive(Parser)]
+#[command(name = "keybound", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a new Ed25519 private key as a JWK (kty, crv, x, d, kid).
+    #[command(
+        long_about = "Generate a new Ed25519 private key as a JWK with members kty, crv, x, d \
+and kid (kid = the key's RFC 7638 thumbprint). The same format serves as a device key \
+(`proof --key`) and as a server signing key (`token --key`, `jwks`).
+
+Without --out the JWK is printed on stdout. With --out it is written to FILE with mode \
+0600, atomically (complete or not at all), and an existing FILE is never replaced unless \
+--force is given.",
+        after_help = "Examples:\n  keybound keygen --out device.jwk\n  keybound keygen --out server.jwk --force"
+    )]
+    Keygen {
+        /// Write the key to FILE (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE if it exists (the old key is lost).
+        #[arg(long, requires = "out")]
+        force: bool,
+    },
+
+    /// Print the RFC 7638 thumbprint (jkt) of an Ed25519 JWK.
+    #[command(
+        long_about = "Print the RFC 7638 JWK thumbprint (the `jkt` that access tokens are bound \
+to) of an Ed25519 JWK. A private JWK is accepted too: its public half is used.",
+        after_help = "Examples:\n  keybound thumbprint @device.jwk\n  keybound thumbprint \
+'{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}'"
+    )]
+    Thumbprint {
+        /// The JWK: JSON text or @FILE.
+        #[arg(value_name = "JWK")]
+        jwk: String,
+    },
+
+    /// Print the JWKS (public keys) for server signing keys.
+    #[command(
+        long_about = "Print the JWKS document (as served at /.well-known/jwks.json) holding \
+the public halves of server signing keys, for `verify --jwks`. The first KEY must be \
+private (the current signing key); further keys are previous keys, private or public, \
+and each needs a kid.",
+        after_help = "Example:\n  keybound jwks @server.jwk > jwks.json"
+    )]
+    Jwks {
+        /// Server keys: JSON text or @FILE; the first one private.
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+    },
+
+    /// Print a DPoP proof for one request.
+    #[command(
+        long_about = "Print a DPoP proof (compact JWS, typ dpop+jwt, alg EdDSA) for one \
+request, signed with a private device key. The URL is normalised into htu (query and \
+fragment dropped). jti is 128 random bits; iat is now unless --iat is given. With \
+--access-token the proof carries ath, the token's SHA-256 hash.",
+        after_help = "Examples:
+  curl -H \"DPoP: $(keybound proof --key @device.jwk --method GET --url https://api.example.com/me)\" \\
+       https://api.example.com/me
+  curl -H \"Authorization: DPoP $AT\" \\
+       -H \"DPoP: $(keybound proof --key @device.jwk --method POST --url https://api.example.com/orders --access-token \"$AT\")\" \\
+       -X POST https://api.example.com/orders"
+    )]
+    Proof {
+        /// The private device key: JWK text or @FILE.
+        #[arg(long, value_name = "JWK")]
+        key: String,
+        /// The request's HTTP method (htm), exactly as sent, e.g. GET.
+        #[arg(long, value_name = "M")]
+        method: String,
+        /// The request's URL (htu).
+        #[arg(long, value_name = "U")]
+        url: String,
+        /// The access token sent with the request (adds ath): text or @FILE.
+        #[arg(long, value_name = "AT", allow_hyphen_values = true)]
+        access_token: Option<String>,
+        /// A nonce the server issued in DPoP-Nonce.
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        nonce: Option<String>,
+        /// Issued-at time, seconds since the epoch (default: now).
+        #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+        iat: Option<i64>,
+    },
+
+    /// Print a signed access token (at+jwt) bound to a device key.
+    #[command(
+        long_about = "Print an access token (compact JWS, typ at+jwt, alg EdDSA) signed with a \
+private server key, bound to a device key by cnf.jkt. For tests and debugging: a real \
+service issues tokens at login and refresh.",
+        after_help = "Example:
+  keybound token --key @server.jwk --sub user-42 --sid session-1 \\
+      --jkt \"$(keybound thumbprint @device.jwk)\" --ttl 300"
+    )]
+    Token {
+        /// The private server key: JWK text or @FILE (its kid goes into the header).
+        #[arg(long, value_name = "SERVER_JWK")]
+        key: String,
+        /// The user id (sub).
+        #[arg(long, value_name = "S", allow_hyphen_values = true)]
+        sub: String,
+        /// The session id (sid).
+        #[arg(long, value_name = "SID", allow_hyphen_values = true)]
+        sid: String,
+        /// Thumbprint of the device key the token is bound to (cnf.jkt).
+        #[arg(long, value_name = "JKT", allow_hyphen_values = true)]
+        jkt: String,
+        /// Lifetime in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        ttl: u64,
+        /// Issued-at time, seconds since the epoch (default: now).
+        #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+        iat: Option<i64>,
+        /// The issuer (iss).
+        #[arg(long, value_name = "ISS", default_value = "keybound")]
+        iss: String,
+    },
+
+    /// Verify a DPoP proof (and access token) for one request.
+    #[command(
+        long_about = "Run keybound's ordered checks on a DPoP proof and, with --access-token, \
+the access token: JOSE parsing, htm/htu against the request, iat window, ath, cnf.jkt \
+against the proof key, token signature (key by kid from --jwks) and expiry, proof \
+signature. Replay and nonce checks need server state and are not run.
+
+Accepted: exit 0 and the verified claims as JSON on stdout. Rejected: exit 1 and \
+{\"error\",\"error_description\",\"error_code\"} on stdout, where error is \
+invalid_dpop_proof or invalid_token and error_code is keybound's precise code.",
+        after_help = "Examples:
+  keybound verify --method GET --url https://api.example.com/me --proof \"$PROOF\"
+  keybound verify --method GET --url https://api.example.com/me --proof \"$PROOF\" \\
+      --access-token \"$AT\" --jwks @jwks.json --max-skew 30"
+    )]
+    Verify {
+        /// The request's HTTP method.
+        #[arg(long, value_name = "M")]
+        method: String,
+        /// The request's URL as the service is reached publicly.
+        #[arg(long, value_name = "U")]
+        url: String,
+        /// The DPoP proof: text or @FILE.
+        #[arg(long, value_name = "P")]
+        proof: String,
+        /// The access token: text or @FILE (requires --jwks).
+        #[arg(long, value_name = "AT", requires = "jwks", allow_hyphen_values = true)]
+        access_token: Option<String>,
+        /// The server's public keys (JWKS): JSON text or @FILE (requires --access-token).
+        #[arg(long, value_name = "JWKS", requires = "access_token")]
+        jwks: Option<String>,
+        /// The time to verify at, seconds since the epoch (default: now).
+        #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+        now: Option<i64>,
+        /// Allowed distance between the proof's iat and now, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        max_skew: u64,
+    },
+
+    /// Decode a JWT's header and claims WITHOUT verifying anything.
+    #[command(
+        long_about = "Decode a compact JWT (a proof or an access token) and print its header \
+and claims as JSON, labelled NOT VERIFIED: nothing is checked, not the signature, not \
+the key, not the claims. Use `verify` to check.",
+        after_help = "Example:\n  keybound inspect \"$PROOF\""
+    )]
+    Inspect {
+        /// The JWT: text or @FILE.
+        #[arg(value_name = "JWT")]
+        jwt: String,
+    },
+}
+
+/// How a command that ran to completion ended.
+enum Outcome {
+    /// Done; exit 0.
+    Done,
+    /// `verify` rejected the request; exit 1.
+    Rejected,
+}
+
+/// The `keybound` binary: arguments from the process, output on standard output,
+/// messages on standard error. Usage errors and `--help` are printed by clap (in
+/// colour on a terminal).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = execute(
+        cli.command,
+        &mut Output {
+            out: &mut io::stdout().lock(),
+            err: &mut io::stderr().lock(),
+        },
+    );
+    ExitCode::from(code)
+}
+
+/// Runs the `keybound` command line in-process: `args` as a process receives them
+/// (the program name first), output to `stdout`, messages to `stderr`. Returns the
+/// exit code: 0 success (also `--help` and `--version`), 1 `verify` rejected the
+/// request, 2 bad input or usage.
+///
+/// Everything else is as in the binary: `@FILE` arguments read files, `@-` reads the
+/// process's standard input and `keygen --out` writes a file.
+///
+/// ```
+/// let mut out = Vec::new();
+/// let mut err = Vec::new();
+/// let code = keybound_cli::run(["keybound", "inspect", "not-a-jwt"], &mut out, &mut err);
+/// assert_eq!(code, 2);
+/// assert!(String::from_utf8_lossy(&err).starts_with("keybound: error: JWT"));
+/// ```
+pub fn run<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => execute(
+            cli.command,
+            &mut Output {
+                out: stdout,
+                err: stderr,
+            },
+        ),
+        Err(err) => {
+            let to: &mut dyn Write = if err.use_stderr() { stderr } else { stdout };
+            let _ = write!(to, "{}", err.render());
+            u8::try_from(err.exit_code()).unwrap_or(2)
+        }
+    }
+}
+
+/// Where a command writes: its output and its messages for the human.
+struct Output<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+impl Output<'_> {
+    /// Prints one line of output. A closed pipe (`keybound … | head -c 10`) is not an
+    /// error.
+    fn emit(&mut self, text: &str) -> Result<(), CliError> {
+        match writeln!(self.out, "{text}").and_then(|()| self.out.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(source) => Err(CliError::Write {
+                path: "standard output".into(),
+                source,
+            }),
+        }
+    }
+
+    /// A message for the human at the terminal, on stderr.
+    fn note(&mut self, message: &str) {
+        let _ = writeln!(self.err, "keybound: {message}");
+    }
+}
+
+fn execute(command: Command, output: &mut Output<'_>) -> u8 {
+    match run_command(command, output) {
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Rejected) => 1,
+        Err(err) => {
+            let _ = writeln!(output.err, "keybound: error: {err}");
+            2
+        }
+    }
+}
+
+fn run_command(command: Command, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+    match command {
+        Command::Keygen { out, force } => keygen(out, force, output),
+        Command::Thumbprint { jwk } => thumbprint(&jwk, output),
+        Command::Jwks { keys } => jwks(&keys, output),
+        Command::Proof {
+            key,
+            method,
+            url,
+            access_token,
+            nonce,
+            iat,
+        } => proof(
+            &key,
+            &method,
+            &url,
+            access_token.as_deref(),
+            nonce.as_deref(),
+            iat,
+            output,
+        ),
+        Command::Token {
+            key,
+            sub,
+            sid,
+            jkt,
+            ttl,
+            iat,
+            iss,
+        } => token(&key, &sub, &sid, &jkt, ttl, iat, &iss, output),
+        Command::Verify {
+            method,
+            url,
+            proof,
+            access_token,
+            jwks,
+            now,
+            max_skew,
+        } => verify(
+            &method,
+            &url,
+            &proof,
+            access_token.as_deref(),
+            jwks.as_deref(),
+            now,
+            max_skew,
+            output,
+        ),
+        Command::Inspect { jwt } => inspect(&jwt, output),
+    }
+}
+
+fn keygen(out: Option<PathBuf>, force: bool, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+    let key = ServerKey::generate().map_err(|e| CliError::Random(e.to_string()))?;
+    let jwk = key.to_private_jwk();
+    match out {
+        None => output.emit(&jwk)?,
+        Some(path) => {
+            let contents = Zeroizing::new(format!("{}\n", jwk.as_str()));
+            keyfile::write_private(&path, contents.as_bytes(), force)?;
+            output.note(&format!(
+                "wrote a new Ed25519 private key to {} (mode 0600); kid {}",
+                path.display(),
+                key.kid()
+            ));
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn thumbprint(arg: &str, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+    let json = read_json_object(arg, "JWK")?;
+    let public = if json.value().get("d").is_some() {
+        let key = private_key_from_json(json.value(), "JWK")?;
+        PublicJwk::from_verifying_key(&key.verifying_key())
+    } else {
+        PublicJwk::from_json(json.value()).map_err(|e| CliError::invalid("JWK", e))?
+    };
+    output.emit(&public.thumbprint())?;
+    Ok(Outcome::Done)
+}
+
+fn jwks(args: &[String], output: &mut Output<'_>) -> Result<Outcome, CliError> {
+    let Some((first, previous)) = args.split_first() else {
+        return Err(CliError::invalid("KEY", "at least one key is needed"));
+    };
+    let mut ring = KeyRing::new(read_private_key(first, "KEY")?);
+    for arg in previous {
+        let json = read_json_object(arg, "KEY")?;
+        let kid = match json.value().get("kid").and_then(Value::as_str) {
+            Some(kid) if !kid.is_empty() => kid.to_owned(),
+            _ => return Err(CliError::invalid("KEY", "a previous key needs a kid")),
+        };
+        let key = if json.value().get("d").is_some() {
+            private_key_from_json(json.value(), "KEY")?.verifying_key()
+        } else {
+            PublicJwk::from_json(json.value())
+                .and_then(|jwk| jwk.verifying_key())
+                .map_err(|e| CliError::invalid("KEY", e))?
+        };
+        ring = ring.with_previous(kid, key);
+    }
+    output.emit(&pretty(&ring.jwks())?)?;
+    Ok(Outcome::Done)
+}
+
+fn proof(
+    key: &str,
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+    nonce: Option<&str>,
+    iat: Option<i64>,
+    output: &mut Output<'_>,
+) -> Result<Outcome, CliError> {
+    check_method(method)?;
+    let key = read_private_key(key, "--key")?;
+    let signer = key.signing_key();
+    let iat = iat.unwrap_or_else(now_secs);
+    let mut builder = ProofBuilder::new(signer.public_jwk(), method, url, iat, random_16()?)
+        .map_err(|e| CliError::invalid("--url", e))?;
+    if let Some(arg) = access_token {
+        builder = builder.access_token(&read_jws(arg, "--access-token")?);
+    }
+    if let Some(nonce) = nonce {
+        if nonce.is_empty() {
+            return Err(CliError::invalid("--nonce", "is empty"));
+        }
+        builder = builder.nonce(nonce);
+    }
+    let proof = builder
+        .sign(signer)
+        .map_err(|e| CliError::invalid("--key", e))?;
+    output.emit(&proof)?;
+    Ok(Outcome::Done)
+}
+
+fn token(
+    key: &str,
+    sub: &str,
+    sid: &str,
+    jkt: &str,
+    ttl: u64,
+    iat: Option<i64>,
+    iss: &str,
+    output: &mut Output<'_>,
+) -> Result<Outcome, CliError> {
+    for (what, value) in [("--sub", sub), ("--sid", sid), ("--iss", iss)] {
+        if value.is_empty() {
+            return Err(CliError::invalid(what, "is empty"));
+        }
+    }
+    if b64::decode_array::<32>(jkt, "jkt").is_err() {
+        return Err(CliError::invalid(
+            "--jkt",
+            "expected a JWK thumbprint (43 characters of base64url, as `keybound thumbprint` prints)",
+        ));
+    }
+    if ttl == 0 {
+        return Err(CliError::invalid("--ttl", "must be at least 1 second"));
+    }
+    let ring = KeyRing::new(read_private_key(key, "--key")?);
+    let iat = iat.unwrap_or_else(now_secs);
+    let exp = i64::try_from(ttl)
+        .ok()
+        .and_then(|ttl| iat.checked_add(ttl))
+        .ok_or_else(|| CliError::invalid("--ttl", "iat + ttl is out of range"))?;
+    let claims = AccessTokenClaims {
+        iss: iss.to_owned(),
+        sub: sub.to_owned(),
+        sid: sid.to_owned(),
+        jti: b64::encode(random_16()?),
+        iat,
+        exp,
+        jkt: jkt.to_owned(),
+    };
+    let token = ring
+        .sign(&claims)
+        .map_err(|e| CliError::invalid("--key", e))?;
+    output.emit(&token)?;
+    Ok(Outcome::Done)
+}
+
+fn verify(
+    method: &str,
+    url: &str,
+    proof: &str,
+    access_token: Option<&str>,
+    jwks: Option<&str>,
+    now: Option<i64>,
+    max_skew: u64,
+    output: &mut Output<'_>,
+) -> Result<Outcome, CliError> {
+    check_method(method)?;
+    normalize_htu(url).map_err(|e| CliError::invalid("--url", e))?;
+    let proof = read_jws(proof, "--proof")?;
+    let access_token = access_token
+        .map(|arg| read_jws(arg, "--access-token"))
+        .transpose()?;
+    let keys = jwks.map(|arg| read_jwks(arg, "--jwks")).transpose()?;
+    let token = match (&access_token, &keys) {
+        (Some(token), Some(keys)) => Some((token.as_str(), keys)),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::invalid(
+                "--access-token",
+                "--access-token and --jwks go together",
+            ));
+        }
+    };
+    let input = verify::VerifyInput {
+        ctx: RequestContext {
+            method,
+            url,
+            now: now.unwrap_or_else(now_secs),
+            max_skew_secs: max_skew,
+            max_jws_len: MAX_JWS_LEN,
+        },
+        proof: &proof,
+        token,
+    };
+    match verify::verify(&input) {
+        Ok(checked) => {
+            output.emit(&pretty(&verify::Verified::new(&checked))?)?;
+            Ok(Outcome::Done)
+        }
+        Err(body) => {
+            let body = serde_json::to_string(&body)
+                .map_err(|e| CliError::invalid("output", e.to_string()))?;
+            output.emit(&body)?;
+            Ok(Outcome::Rejected)
+        }
+    }
+}
+
+/// What `keybound inspect` prints, the warning first.
+#[derive(Serialize)]
+struct Inspected {
+    verified: bool,
+    warning: &'static str,
+    header: Value,
+    claims: Value,
+}
+
+fn inspect(arg: &str, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+    let jwt = read_jws(arg, "JWT")?;
+    let (header, claims) = decode_unverified(&jwt).map_err(|e| CliError::invalid("JWT", e))?;
+    let out = Inspected {
+        verified: false,
+        warning: "NOT VERIFIED: decoded only; signature, key and claims were not checked",
+        header,
+        claims,
+    };
+    output.note("NOT VERIFIED: decoded only; use `keybound verify` to check a proof or token");
+    output.emit(&pretty(&out)?)?;
+    Ok(Outcome::Done)
+}
+
+/// An HTTP method must be a non-empty RFC 9110 token; it is compared exactly, so it is
+/// not case-folded.
+fn check_method(method: &str) -> Result<(), CliError> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.is_empty() || !method.bytes().all(tchar) {
+        return Err(CliError::invalid(
+            "--method",
+            "expected an HTTP method such as GET or POST",
+        ));
+    }
+    Ok(())
+}
+
+fn random_16() -> Result<[u8; 16], CliError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| CliError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn pretty(value: &impl Serialize) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value).map_err(|e| CliError::invalid("output", e.to_string()))
+}
