@@ -206,7 +206,11 @@ mod tests {
     /// taken as a port, so a port no request can have passed as `htu`.
     #[test]
     fn rejects_ports_above_65535() {
-        for bad in ["https://ap:84484/", "http://h:65536/", "http://[::1]:99999/x"] {
+        for bad in [
+            "https://ap:84484/",
+            "http://h:65536/",
+            "http://[::1]:99999/x",
+        ] {
             assert_eq!(
                 normalize_htu(bad),
                 Err(ProtoError::InvalidUrl {
