@@ -237,6 +237,32 @@ enum Outcome {
     Rejected,
 }
 
+/// What a command that ran to completion prints, and how it ended.
+struct Printed {
+    outcome: Outcome,
+    /// One line for standard output (wiped when dropped: it may be a private key).
+    out: Option<Zeroizing<String>>,
+    /// A message for the human at the terminal, on standard error.
+    note: Option<String>,
+}
+
+impl Printed {
+    /// Done, printing `out`.
+    fn done(out: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Done,
+            out: Some(Zeroizing::new(out.into())),
+            note: None,
+        }
+    }
+
+    /// The same with a message on standard error.
+    fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
 /// The `keybound` binary: arguments from the process, output on standard output,
 /// messages on standard error. Usage errors and `--help` are printed by clap (in
 /// colour on a terminal).
@@ -315,7 +341,16 @@ impl Output<'_> {
 }
 
 fn execute(command: Command, output: &mut Output<'_>) -> u8 {
-    match run_command(command, output) {
+    let result = run_command(command).and_then(|printed| {
+        if let Some(note) = &printed.note {
+            output.note(note);
+        }
+        if let Some(text) = &printed.out {
+            output.emit(text)?;
+        }
+        Ok(printed.outcome)
+    });
+    match result {
         Ok(Outcome::Done) => 0,
         Ok(Outcome::Rejected) => 1,
         Err(err) => {
@@ -325,11 +360,11 @@ fn execute(command: Command, output: &mut Output<'_>) -> u8 {
     }
 }
 
-fn run_command(command: Command, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+fn run_command(command: Command) -> Result<Printed, CliError> {
     match command {
-        Command::Keygen { out, force } => keygen(out, force, output),
-        Command::Thumbprint { jwk } => thumbprint(&jwk, output),
-        Command::Jwks { keys } => jwks(&keys, output),
+        Command::Keygen { out, force } => keygen(out, force),
+        Command::Thumbprint { jwk } => thumbprint(&jwk),
+        Command::Jwks { keys } => jwks(&keys),
         Command::Proof {
             key,
             method,
@@ -344,7 +379,6 @@ fn run_command(command: Command, output: &mut Output<'_>) -> Result<Outcome, Cli
             access_token.as_deref(),
             nonce.as_deref(),
             iat,
-            output,
         ),
         Command::Token {
             key,
@@ -354,7 +388,7 @@ fn run_command(command: Command, output: &mut Output<'_>) -> Result<Outcome, Cli
             ttl,
             iat,
             iss,
-        } => token(&key, &sub, &sid, &jkt, ttl, iat, &iss, output),
+        } => token(&key, &sub, &sid, &jkt, ttl, iat, &iss),
         Command::Verify {
             method,
             url,
@@ -371,31 +405,37 @@ fn run_command(command: Command, output: &mut Output<'_>) -> Result<Outcome, Cli
             jwks.as_deref(),
             now,
             max_skew,
-            output,
         ),
-        Command::Inspect { jwt } => inspect(&jwt, output),
+        Command::Inspect { jwt } => inspect(&jwt),
     }
 }
 
-fn keygen(out: Option<PathBuf>, force: bool, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+fn keygen(out: Option<PathBuf>, force: bool) -> Result<Printed, CliError> {
     let key = ServerKey::generate().map_err(|e| CliError::Random(e.to_string()))?;
     let jwk = key.to_private_jwk();
     match out {
-        None => output.emit(&jwk)?,
+        None => Ok(Printed {
+            outcome: Outcome::Done,
+            out: Some(jwk),
+            note: None,
+        }),
         Some(path) => {
             let contents = Zeroizing::new(format!("{}\n", jwk.as_str()));
             keyfile::write_private(&path, contents.as_bytes(), force)?;
-            output.note(&format!(
-                "wrote a new Ed25519 private key to {} (mode 0600); kid {}",
-                path.display(),
-                key.kid()
-            ));
+            Ok(Printed {
+                outcome: Outcome::Done,
+                out: None,
+                note: Some(format!(
+                    "wrote a new Ed25519 private key to {} (mode 0600); kid {}",
+                    path.display(),
+                    key.kid()
+                )),
+            })
         }
     }
-    Ok(Outcome::Done)
 }
 
-fn thumbprint(arg: &str, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+fn thumbprint(arg: &str) -> Result<Printed, CliError> {
     let json = read_json_object(arg, "JWK")?;
     let public = if json.value().get("d").is_some() {
         let key = private_key_from_json(json.value(), "JWK")?;
@@ -403,11 +443,10 @@ fn thumbprint(arg: &str, output: &mut Output<'_>) -> Result<Outcome, CliError> {
     } else {
         PublicJwk::from_json(json.value()).map_err(|e| CliError::invalid("JWK", e))?
     };
-    output.emit(&public.thumbprint())?;
-    Ok(Outcome::Done)
+    Ok(Printed::done(public.thumbprint()))
 }
 
-fn jwks(args: &[String], output: &mut Output<'_>) -> Result<Outcome, CliError> {
+fn jwks(args: &[String]) -> Result<Printed, CliError> {
     let Some((first, previous)) = args.split_first() else {
         return Err(CliError::invalid("KEY", "at least one key is needed"));
     };
@@ -427,8 +466,7 @@ fn jwks(args: &[String], output: &mut Output<'_>) -> Result<Outcome, CliError> {
         };
         ring = ring.with_previous(kid, key);
     }
-    output.emit(&pretty(&ring.jwks())?)?;
-    Ok(Outcome::Done)
+    Ok(Printed::done(pretty(&ring.jwks())?))
 }
 
 fn proof(
@@ -438,8 +476,7 @@ fn proof(
     access_token: Option<&str>,
     nonce: Option<&str>,
     iat: Option<i64>,
-    output: &mut Output<'_>,
-) -> Result<Outcome, CliError> {
+) -> Result<Printed, CliError> {
     check_method(method)?;
     let key = read_private_key(key, "--key")?;
     let signer = key.signing_key();
@@ -458,8 +495,7 @@ fn proof(
     let proof = builder
         .sign(signer)
         .map_err(|e| CliError::invalid("--key", e))?;
-    output.emit(&proof)?;
-    Ok(Outcome::Done)
+    Ok(Printed::done(proof))
 }
 
 fn token(
@@ -470,8 +506,7 @@ fn token(
     ttl: u64,
     iat: Option<i64>,
     iss: &str,
-    output: &mut Output<'_>,
-) -> Result<Outcome, CliError> {
+) -> Result<Printed, CliError> {
     for (what, value) in [("--sub", sub), ("--sid", sid), ("--iss", iss)] {
         if value.is_empty() {
             return Err(CliError::invalid(what, "is empty"));
@@ -504,8 +539,7 @@ fn token(
     let token = ring
         .sign(&claims)
         .map_err(|e| CliError::invalid("--key", e))?;
-    output.emit(&token)?;
-    Ok(Outcome::Done)
+    Ok(Printed::done(token))
 }
 
 fn verify(
@@ -516,8 +550,7 @@ fn verify(
     jwks: Option<&str>,
     now: Option<i64>,
     max_skew: u64,
-    output: &mut Output<'_>,
-) -> Result<Outcome, CliError> {
+) -> Result<Printed, CliError> {
     check_method(method)?;
     normalize_htu(url).map_err(|e| CliError::invalid("--url", e))?;
     let proof = read_jws(proof, "--proof")?;
@@ -547,15 +580,14 @@ fn verify(
         token,
     };
     match verify::verify(&input) {
-        Ok(checked) => {
-            output.emit(&pretty(&verify::Verified::new(&checked))?)?;
-            Ok(Outcome::Done)
-        }
+        Ok(checked) => Ok(Printed::done(pretty(&verify::Verified::new(&checked))?)),
         Err(body) => {
             let body = serde_json::to_string(&body)
                 .map_err(|e| CliError::invalid("output", e.to_string()))?;
-            output.emit(&body)?;
-            Ok(Outcome::Rejected)
+            Ok(Printed {
+                outcome: Outcome::Rejected,
+                ..Printed::done(body)
+            })
         }
     }
 }
@@ -569,7 +601,7 @@ struct Inspected {
     claims: Value,
 }
 
-fn inspect(arg: &str, output: &mut Output<'_>) -> Result<Outcome, CliError> {
+fn inspect(arg: &str) -> Result<Printed, CliError> {
     let jwt = read_jws(arg, "JWT")?;
     let (header, claims) = decode_unverified(&jwt).map_err(|e| CliError::invalid("JWT", e))?;
     let out = Inspected {
@@ -578,9 +610,8 @@ fn inspect(arg: &str, output: &mut Output<'_>) -> Result<Outcome, CliError> {
         header,
         claims,
     };
-    output.note("NOT VERIFIED: decoded only; use `keybound verify` to check a proof or token");
-    output.emit(&pretty(&out)?)?;
-    Ok(Outcome::Done)
+    Ok(Printed::done(pretty(&out)?)
+        .with_note("NOT VERIFIED: decoded only; use `keybound verify` to check a proof or token"))
 }
 
 /// An HTTP method must be a non-empty RFC 9110 token; it is compared exactly, so it is
