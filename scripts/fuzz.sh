@@ -36,14 +36,11 @@ else
 fi
 case $seconds in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a number" >&2; exit 2 ;; esac
 
-if ! rustup toolchain list | grep -q '^nightly'; then
-    say "installing the nightly toolchain (for fuzzing only)"
-    rustup toolchain install nightly --profile minimal
-fi
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    say "installing cargo-fuzz"
-    cargo install cargo-fuzz
-fi
+# The nightly toolchain (for fuzzing only) and cargo-fuzz, through keybound's installer.
+. scripts/lib/install.sh
+kb_require_rust
+kb_install_toolchain nightly
+kb_install_cargo_tool cargo-fuzz cargo-fuzz
 
 say "writing seed corpora from tests/vectors"
 cargo run -q --manifest-path fuzz/Cargo.toml -p keybound-fuzz-seeds -- tests/vectors fuzz/seeds-out
