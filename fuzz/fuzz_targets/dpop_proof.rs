@@ -75,11 +75,18 @@ fuzz_target!(|data: &[u8]| {
             // verify_stateless refuses texts above its header limit before parsing.
             let within = proof.len() <= DEFAULT_MAX_HEADER_LEN
                 && token.is_none_or(|t| t.len() <= DEFAULT_MAX_HEADER_LEN);
+            let body = rejection.body();
             if within {
                 let expected = Rejection::from(err.clone());
                 assert_eq!(rejection.code(), expected.code(), "{err:?}");
+                let CheckError { credential, .. } = err;
+                let error = if *credential == Credential::Proof {
+                    "invalid_dpop_proof"
+                } else {
+                    "invalid_token"
+                };
+                assert_eq!(body.error, error);
             }
-            let body = rejection.body();
             for secret in [Some(proof), token].into_iter().flatten() {
                 if secret.len() >= 16 {
                     assert!(
@@ -88,13 +95,6 @@ fuzz_target!(|data: &[u8]| {
                     );
                 }
             }
-            let CheckError { credential, .. } = err;
-            let code = if *credential == Credential::Proof {
-                "invalid_dpop_proof"
-            } else {
-                "invalid_token"
-            };
-            assert_eq!(body.error, code);
         }
         (Err(_), Ok(_)) | (Ok(_), Err(_)) => {
             panic!("check_request {checked:?} but verify_stateless {stateless:?}")
