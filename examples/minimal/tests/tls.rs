@@ -46,7 +46,10 @@ fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-fn command(env: &[(&str, &Path)]) -> Command {
+/// Variables and the paths they name.
+type Env<'a> = &'a [(&'a str, &'a Path)];
+
+fn command(env: Env<'_>) -> Command {
     let mut command = Command::new(MINIMAL);
     for name in [
         "KEYBOUND_PUBLIC_ORIGIN",
@@ -65,7 +68,7 @@ fn command(env: &[(&str, &Path)]) -> Command {
 
 /// Runs the binary with `env`, expecting it to stop at once with exit code 2; returns
 /// its standard error.
-fn refused(env: &[(&str, &Path)]) -> String {
+fn refused(env: Env<'_>) -> String {
     let mut child = command(env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -90,7 +93,7 @@ fn bad_tls_settings_stop_start_up_with_a_clear_message() {
     let (cert, key) = certificate(dir.path(), "a");
     let (_, other_key) = certificate(dir.path(), "b");
     let missing = dir.path().join("missing.pem");
-    let cases: [(&[(&str, &Path)], &[&str]); 6] = [
+    let cases: [(Env<'_>, &[&str]); 6] = [
         (
             &[("KEYBOUND_TLS_CERT", &cert)],
             &["KEYBOUND_TLS_KEY is not", "needs both"],
