@@ -6,13 +6,14 @@
 // http://localhost and --ignore-certificate-errors do nothing. Trust comes from
 // --ignore-certificate-errors-spki-list with the base64 SHA-256 of the certificate's
 // SubjectPublicKeyInfo. Without a TPM the software-key feature must be switched on.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
+import { ROOT, eventually, freePort } from "./harness.mjs";
 
 /** The Chromium features DBSC needs on a machine without a TPM. */
 export const DBSC_FEATURES = "DeviceBoundSessions,EnableBoundSessionCredentialsSoftwareKeysForManualTesting";
@@ -134,4 +135,56 @@ export function decodeJws(jws) {
   const [header, payload] = jws.replace(/^"|"$/g, "").split(".");
   const part = (s) => JSON.parse(Buffer.from(s, "base64url").toString("utf8"));
   return { header: part(header), payload: part(payload) };
+}
+
+let probeBinary;
+
+/**
+ * The DBSC probe server (`crates/keybound-server/examples/dbsc_probe.rs`):
+ * `KEYBOUND_DBSC_PROBE_BIN`, else built with cargo.
+ */
+export async function dbscProbeBinary() {
+  if (probeBinary) return probeBinary;
+  if (process.env.KEYBOUND_DBSC_PROBE_BIN) return (probeBinary = process.env.KEYBOUND_DBSC_PROBE_BIN);
+  const { stdout } = await promisify(execFile)(
+    "cargo",
+    ["build", "--quiet", "-p", "keybound-server", "--example", "dbsc_probe", "--message-format=json-render-diagnostics"],
+    { cwd: ROOT, maxBuffer: 64 << 20 },
+  );
+  probeBinary = stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line))
+    .find((m) => m.reason === "compiler-artifact" && m.executable && m.target.name === "dbsc_probe")?.executable;
+  if (!probeBinary) throw new Error("cargo built no dbsc_probe example");
+  return probeBinary;
+}
+
+/**
+ * Starts the DBSC probe over HTTPS with the certificate `tls` (from `makeCertificate`)
+ * on a free port of 127.0.0.1; its origin is `https://localhost:PORT`. Resolves once it
+ * listens to `{origin, output(), stop()}`.
+ */
+export async function startDbscProbe(tls, { cookieTtlSecs = 4 } = {}) {
+  const bin = await dbscProbeBinary();
+  const port = await freePort();
+  const child = spawn(bin, [`127.0.0.1:${port}`, tls.cert, tls.key, String(cookieTtlSecs)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  await eventually(() => {
+    if (child.exitCode !== null) throw new Error(`dbsc_probe exited:\n${output}`);
+    return output.includes("listening on");
+  }, 20_000, "the DBSC probe to listen");
+  return {
+    origin: `https://localhost:${port}`,
+    output: () => output,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
 }
