@@ -70,7 +70,7 @@ fn issued(input: &Issued) {
     // authenticate.
     let bytes = text.as_bytes();
     let at = usize::from(input.flip) % bytes.len();
-    for replacement in [b'A', b'0', b'_', b'.'] {
+    for replacement in *b"A0_." {
         if bytes[at] == replacement {
             continue;
         }
