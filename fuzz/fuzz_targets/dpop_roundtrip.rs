@@ -24,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
 
     let builder = match ProofBuilder::new(jwk, method, url, iat, jti) {
         Ok(builder) => builder,
+        Err(err) if method.is_empty() => {
+            assert_eq!(err, ProtoError::InvalidClaim { name: "htm" });
+            return;
+        }
         Err(err) => {
             assert_eq!(
                 Err(err),
