@@ -9,8 +9,8 @@
 
 use keybound_fuzz::{field, fields, vectors};
 use keybound_proto::{
-    CheckError, Credential, DpopProof, MAX_JWS_LEN, ProtoError, RequestContext, access_token_hash,
-    check_request, normalize_htu,
+    AccessToken, CheckError, Credential, DpopProof, MAX_JWS_LEN, ProtoError, RequestContext,
+    access_token_hash, check_request, normalize_htu,
 };
 use keybound_server::{DEFAULT_MAX_HEADER_LEN, KeyRing, Rejection, verify_stateless};
 use libfuzzer_sys::fuzz_target;
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         max_skew_secs: max_skew,
         max_jws_len: MAX_JWS_LEN,
     };
-    let checked = check_request(&ctx, proof, token, |t| {
+    let checked = check_request(&ctx, proof, token, &mut |t: &AccessToken| {
         let key = keys.get(t.kid()).ok_or(ProtoError::UnknownKid)?;
         t.verify_signature(key)
     });
@@ -118,14 +118,14 @@ fn parsed_proof(text: &str) {
         "accepted a weak or invalid key"
     );
     assert_eq!(
-        proof.check_request(&claims.htm, &claims.htu).is_ok(),
+        proof.check_htm_htu(&claims.htm, &claims.htu).is_ok(),
         normalize_htu(&claims.htu).is_ok()
     );
     if let Ok(normal) = normalize_htu(&claims.htu) {
-        assert!(proof.check_request(&claims.htm, &normal).is_ok());
+        assert!(proof.check_htm_htu(&claims.htm, &normal).is_ok());
         let other_method = format!("{}X", claims.htm);
         assert_eq!(
-            proof.check_request(&other_method, &normal),
+            proof.check_htm_htu(&other_method, &normal),
             Err(ProtoError::HtmMismatch)
         );
     }

@@ -53,8 +53,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(proof.claims(), builder.claims());
     assert_eq!(proof.jwk(), &jwk);
     proof
-        .check_request(method, url)
-        .unwrap_or_else(|e| panic!("check_request: {e:?}"));
+        .check_htm_htu(method, url)
+        .unwrap_or_else(|e| panic!("check_htm_htu: {e:?}"));
     assert!(proof.check_iat(iat, 0).is_ok());
     assert!(proof.check_ath(token).is_ok());
 });

@@ -17,8 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let value = Value::Object(map.clone());
-    let tree = PublicJwk::from_map(&map);
-    assert_eq!(tree, PublicJwk::from_json(&value));
+    let tree = PublicJwk::from_json(&value);
 
     // The same object as a proof's `jwk`: read by the typed form, with the same
     // outcome (the proof is otherwise valid up to its signature, which parsing does not

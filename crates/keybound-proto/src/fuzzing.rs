@@ -27,7 +27,7 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProtoError> {
 
 /// The typed form as a JWS header is read, rendered as described in the module docs.
 pub fn typed_header(bytes: &[u8]) -> Result<Value, ProtoError> {
-    let header: json::Header<'_> = json::parse_members(bytes, "input")?;
+    let header: crate::jws::Header<'_> = json::parse_members(bytes, "input")?;
     let mut out = Map::new();
     put(&mut out, "alg", &header.alg);
     put(&mut out, "typ", &header.typ);
@@ -36,11 +36,12 @@ pub fn typed_header(bytes: &[u8]) -> Result<Value, ProtoError> {
     }
     put(&mut out, "kid", &header.kid);
     put_nested(&mut out, "jwk", &header.jwk, |jwk| {
+        let (kty, crv, x, private) = jwk.parts();
         let mut members = Map::new();
-        put(&mut members, "kty", &jwk.kty);
-        put(&mut members, "crv", &jwk.crv);
-        put(&mut members, "x", &jwk.x);
-        members.insert("private".into(), Value::Bool(jwk.private));
+        put(&mut members, "kty", kty);
+        put(&mut members, "crv", crv);
+        put(&mut members, "x", x);
+        members.insert("private".into(), Value::Bool(private));
         members
     });
     Ok(Value::Object(out))
@@ -48,7 +49,7 @@ pub fn typed_header(bytes: &[u8]) -> Result<Value, ProtoError> {
 
 /// The typed form as a JWT payload is read, rendered as described in the module docs.
 pub fn typed_claims(bytes: &[u8]) -> Result<Value, ProtoError> {
-    let claims: json::Claims<'_> = json::parse_members(bytes, "input")?;
+    let claims: crate::jws::Claims<'_> = json::parse_members(bytes, "input")?;
     let mut out = Map::new();
     for (name, value) in [
         ("jti", &claims.jti),
