@@ -7,13 +7,12 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use keybound_server::lifecycle::{RefreshSecret, SessionService};
 use keybound_server::settings::{Settings, SettingsError};
 use keybound_server::store::MemoryStore;
-use keybound_server::{AcceptAllSessions, KeyRing, ServerKey, Verifier};
+use keybound_server::{KeyRing, ServerKey, Verifier};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -54,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     Verifier::builder()
         .public_origin(settings.public_origin.clone())
         .keys(keys())
-        .session_check(Arc::new(AcceptAllSessions))
+        .danger_accept_any_session()
         .build()
         .unwrap_or_else(|e| {
             panic!(
