@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
-use crate::{AccessToken, DpopProof, ProtoError};
+use crate::{AccessToken, DpopProof, ProofAlgs, ProtoError};
 
 /// What the checked request looked like to the service.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +72,7 @@ pub struct CheckedRequest {
 /// Runs the pure checks in order: JOSE parsing of proof and token → `htm`/`htu` →
 /// `iat` window → `ath` → `cnf.jkt` equals the proof key's thumbprint → access-token
 /// signature (through `verify_token`, which resolves `kid` and may consult a cache) and
-/// expiry → proof signature (`verify_strict`).
+/// expiry → proof signature (`verify_strict` for EdDSA, ECDSA P-256 for ES256).
 ///
 /// `verify_token` must verify the token's signature; it returns
 /// [`ProtoError::UnknownKid`] for a key it does not know.
@@ -143,6 +143,12 @@ pub trait CheckHooks {
         &DecodeEveryTime
     }
 
+    /// The proof algorithms accepted (default: [`ProofAlgs::ALL`]); a proof of any
+    /// other `alg` is refused with [`ProtoError::UnsupportedAlg`].
+    fn proof_algs(&self) -> ProofAlgs {
+        ProofAlgs::ALL
+    }
+
     /// Whether [`RequestContext::url`] is already the result of
     /// [`normalize_htu`](crate::normalize_htu), so it need not be normalised again
     /// (default: false).
@@ -161,7 +167,7 @@ pub fn check_request_with(
     access_token: Option<&str>,
     hooks: &mut impl CheckHooks,
 ) -> Result<CheckedRequest, CheckError> {
-    let proof = DpopProof::parse_with_decoder(proof, ctx.max_jws_len, hooks.decoder())
+    let proof = DpopProof::parse_with(proof, ctx.max_jws_len, hooks.proof_algs(), hooks.decoder())
         .map_err(CheckError::proof)?;
     // One SHA-256 of the token serves both `ath` and the caller's lookup.
     let token_hash: Option<[u8; 32]> = access_token.map(|t| Sha256::digest(t.as_bytes()).into());

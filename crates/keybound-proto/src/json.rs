@@ -185,25 +185,27 @@ impl<'de> Members<'de> for Header<'de> {
     }
 }
 
-/// The members of a `jwk` that keybound reads.
+/// The members of a `jwk` that keybound reads, whichever key type it is.
 #[derive(Default)]
 pub(crate) struct JwkMembers<'a> {
     pub(crate) kty: Loose<'a>,
     pub(crate) crv: Loose<'a>,
     pub(crate) x: Loose<'a>,
+    pub(crate) y: Loose<'a>,
     /// Whether a member that carries private key material is present.
     pub(crate) private: bool,
 }
 
 impl<'de> Members<'de> for JwkMembers<'de> {
-    const NAMES: &'static [&'static str] = &["kty", "crv", "x"];
+    const NAMES: &'static [&'static str] = &["kty", "crv", "x", "y"];
 
     fn read<A: MapAccess<'de>>(&mut self, index: usize, access: &mut A) -> Result<(), A::Error> {
         let value = access.next_value_seed(LooseSeed)?;
         match index {
             0 => self.kty = value,
             1 => self.crv = value,
-            _ => self.x = value,
+            2 => self.x = value,
+            _ => self.y = value,
         }
         Ok(())
     }
