@@ -2,14 +2,75 @@
 //! their RFC 7638 thumbprints, and the decoded form a signature check uses.
 
 use ed25519_dalek::VerifyingKey;
-use serde_json::{Map, Value, json};
+use serde::de::MapAccess;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::ec::P256Coordinates;
+use crate::json::{self, Loose, Members, Nested};
 use crate::{ProofAlg, ProtoError, b64};
 
 /// JWK members that carry private key material in any key type (RFC 7517/7518/8037).
-pub(crate) const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The members of a `jwk` that keybound reads, whichever key type it is.
+#[derive(Default)]
+pub(crate) struct JwkMembers<'a> {
+    kty: Loose<'a>,
+    crv: Loose<'a>,
+    x: Loose<'a>,
+    y: Loose<'a>,
+    /// Whether a member that carries private key material is present.
+    private: bool,
+}
+
+impl<'de> Members<'de> for JwkMembers<'de> {
+    const NAMES: &'static [&'static str] = &["kty", "crv", "x", "y"];
+
+    fn read<A: MapAccess<'de>>(&mut self, index: usize, access: &mut A) -> Result<(), A::Error> {
+        let value = json::loose(access)?;
+        match index {
+            0 => self.kty = value,
+            1 => self.crv = value,
+            2 => self.x = value,
+            _ => self.y = value,
+        }
+        Ok(())
+    }
+
+    fn other(&mut self, name: &str) {
+        if PRIVATE_MEMBERS.contains(&name) {
+            self.private = true;
+        }
+    }
+}
+
+/// The key types a `jwk` may be, by its `kty` and `crv`. A new type is a new variant
+/// here plus its members in [`JwkMembers`] and its arm in [`PublicJwk::read`].
+enum KeyType {
+    /// `{"kty":"OKP","crv":"Ed25519"}` (RFC 8037).
+    Ed25519,
+    /// `{"kty":"EC","crv":"P-256"}` (RFC 7518 §6.2).
+    P256,
+}
+
+impl KeyType {
+    fn of(members: &JwkMembers<'_>) -> Result<Self, ProtoError> {
+        match (members.kty.as_str(), members.crv.as_str()) {
+            (Some("OKP"), Some("Ed25519")) => Ok(Self::Ed25519),
+            (Some("OKP"), _) => Err(ProtoError::InvalidJwk {
+                reason: "an OKP key's crv must be Ed25519",
+            }),
+            (Some("EC"), Some("P-256")) => Ok(Self::P256),
+            (Some("EC"), _) => Err(ProtoError::InvalidJwk {
+                reason: "an EC key's crv must be P-256",
+            }),
+            _ => Err(ProtoError::InvalidJwk {
+                reason: "kty must be OKP (Ed25519) or EC (P-256)",
+            }),
+        }
+    }
+}
 
 /// Turns a proof's `jwk` into a checked key, ready to verify signatures.
 ///
@@ -69,76 +130,52 @@ impl PublicJwk {
     /// or `kty` `EC` with `crv` `P-256` and 32-byte `x` and `y`; canonical base64url;
     /// no private members (`d` and friends). The key is checked to be usable
     /// ([`decode`](Self::decode)) where this build can decode it: Ed25519 always, P-256
-    /// with the `es256` feature.
+    /// with the `es256` feature. The rules are those of a proof's `jwk` header, applied
+    /// by the same code.
     pub fn from_json(value: &Value) -> Result<Self, ProtoError> {
-        let obj = value.as_object().ok_or(ProtoError::InvalidJwk {
-            reason: "not a JSON object",
-        })?;
-        Self::from_map(obj)
-    }
-
-    /// [`from_json`](Self::from_json) on an already extracted JSON object.
-    pub fn from_map(obj: &Map<String, Value>) -> Result<Self, ProtoError> {
-        let member = |name: &str| obj.get(name).and_then(Value::as_str);
-        let jwk = Self::from_parts(
-            member("kty"),
-            member("crv"),
-            member("x"),
-            member("y"),
-            PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)),
-        )?;
+        let jwk = Self::read(json::members_of_value(value))?;
         match jwk.0 {
             Kind::P256(_) if !cfg!(feature = "es256") => Ok(jwk),
             _ => jwk.decode().map(|_| jwk),
         }
     }
 
-    /// The one set of JWK rules, on the members a strict parse read; also returns the
-    /// decoded key.
-    pub(crate) fn from_members(
-        members: &crate::json::JwkMembers<'_>,
+    /// The one set of JWK rules, on the members a strict parse read (from a JWS header
+    /// or a JSON value); also returns the decoded key.
+    pub(crate) fn parse(
+        jwk: Nested<JwkMembers<'_>>,
         decoder: &dyn KeyDecoder,
     ) -> Result<(Self, ProofKey), ProtoError> {
-        let jwk = Self::from_parts(
-            members.kty.as_str(),
-            members.crv.as_str(),
-            members.x.as_str(),
-            members.y.as_str(),
-            members.private,
-        )?;
+        let jwk = Self::read(jwk)?;
         let key = decoder.decode(&jwk)?;
         Ok((jwk, key))
     }
 
-    fn from_parts(
-        kty: Option<&str>,
-        crv: Option<&str>,
-        x: Option<&str>,
-        y: Option<&str>,
-        private: bool,
-    ) -> Result<Self, ProtoError> {
-        if private {
+    /// The rules on the members, without decoding the key.
+    fn read(jwk: Nested<JwkMembers<'_>>) -> Result<Self, ProtoError> {
+        let members = match jwk {
+            Nested::Absent => return Err(ProtoError::MissingClaim { name: "jwk" }),
+            Nested::NotObject => {
+                return Err(ProtoError::InvalidJwk {
+                    reason: "not a JSON object",
+                });
+            }
+            Nested::Object(members) => members,
+        };
+        if members.private {
             return Err(ProtoError::PrivateKeyInJwk);
         }
-        match (kty, crv) {
-            (Some("OKP"), Some("Ed25519")) => {
-                let x = x.ok_or(ProtoError::InvalidJwk {
+        match KeyType::of(&members)? {
+            KeyType::Ed25519 => {
+                let x = members.x.as_str().ok_or(ProtoError::InvalidJwk {
                     reason: "x is missing",
                 })?;
                 Ok(Self::from_bytes(b64::decode_array::<32>(x, "jwk x")?))
             }
-            (Some("OKP"), _) => Err(ProtoError::InvalidJwk {
-                reason: "an OKP key's crv must be Ed25519",
-            }),
-            (Some("EC"), Some("P-256")) => {
-                Ok(Self(Kind::P256(P256Coordinates::from_members(x, y)?)))
-            }
-            (Some("EC"), _) => Err(ProtoError::InvalidJwk {
-                reason: "an EC key's crv must be P-256",
-            }),
-            _ => Err(ProtoError::InvalidJwk {
-                reason: "kty must be OKP (Ed25519) or EC (P-256)",
-            }),
+            KeyType::P256 => Ok(Self(Kind::P256(P256Coordinates::from_members(
+                members.x.as_str(),
+                members.y.as_str(),
+            )?))),
         }
     }
 
@@ -342,6 +379,18 @@ mod tests {
             PublicJwk::from_json(&json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"})),
             Err(ProtoError::InvalidBase64 { .. })
         ));
+        assert_eq!(
+            PublicJwk::from_json(&json!({"kty":"OKP","crv":"Ed25519","x":7})),
+            Err(ProtoError::InvalidJwk {
+                reason: "x is missing"
+            })
+        );
+        assert_eq!(
+            PublicJwk::from_json(&json!(["OKP"])),
+            Err(ProtoError::InvalidJwk {
+                reason: "not a JSON object"
+            })
+        );
     }
 
     #[test]
