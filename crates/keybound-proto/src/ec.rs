@@ -205,8 +205,9 @@ mod tests {
             x: [3u8; 32],
             y: [250u8; 32],
         };
-        let canonical = serde_json::json!({"crv":"P-256","kty":"EC","x":b64::encode(c.x),"y":b64::encode(c.y)})
-            .to_string();
+        let canonical =
+            serde_json::json!({"crv":"P-256","kty":"EC","x":b64::encode(c.x),"y":b64::encode(c.y)})
+                .to_string();
         assert_eq!(c.thumbprint(), b64::encode(Sha256::digest(canonical)));
     }
 }

@@ -38,10 +38,10 @@ mod jws;
 mod token;
 pub mod wire;
 
+pub use alg::{ProofAlg, ProofAlgs, ProofAlgsError};
 pub use check::{
     CheckError, CheckHooks, CheckedRequest, Credential, RequestContext, check_request,
 };
-pub use alg::{ProofAlg, ProofAlgs, ProofAlgsError};
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;
 pub use htu::normalize_htu;

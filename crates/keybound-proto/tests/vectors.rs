@@ -99,7 +99,10 @@ fn keybound_keys() {
         point.as_bytes()[33..].try_into().unwrap(),
     );
     assert_eq!(public.to_json(), k["public_jwk"]);
-    assert_eq!((s(private, "x"), s(private, "y")), (s(&k["public_jwk"], "x"), s(&k["public_jwk"], "y")));
+    assert_eq!(
+        (s(private, "x"), s(private, "y")),
+        (s(&k["public_jwk"], "x"), s(&k["public_jwk"], "y"))
+    );
     assert_eq!(public.thumbprint(), s(k, "jkt"));
     assert_eq!(
         PublicJwk::from_json(&k["public_jwk"]).unwrap().thumbprint(),

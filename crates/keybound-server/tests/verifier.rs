@@ -185,7 +185,7 @@ fn assert_rejected<T: std::fmt::Debug>(
             challenge.starts_with(&format!("DPoP error=\"{oauth_error}\"")),
             "{challenge}"
         );
-        assert!(challenge.ends_with("algs=\"EdDSA\""), "{challenge}");
+        assert!(challenge.ends_with("algs=\"EdDSA ES256\""), "{challenge}");
     }
     rejection
 }
