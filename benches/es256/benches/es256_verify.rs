@@ -1,5 +1,7 @@
 //! Criterion: raw ES256 (ECDSA P-256, SHA-256) verification by the three candidate
-//! libraries, side by side on the same messages and signatures.
+//! libraries, side by side on the same messages and signatures; then keybound's whole
+//! check of an ES256 request (cached access token) and `dpop-verifier` 4.4's ES256 proof
+//! check. Ratios belong to the interleaved `es256_paired` bench (one run, same load).
 //!
 //! Run: `cargo bench -p keybound-es256-bench --bench es256_verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -7,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keybound_es256_bench::Corpus;
+use keybound_es256_bench::{Corpus, Requests};
 
 fn raw_verify(c: &mut Criterion) {
     let corpus = Corpus::new(1024);
@@ -36,6 +38,25 @@ fn raw_verify(c: &mut Criterion) {
     });
     group.bench_function("aws-lc-rs key decode", |b| {
         b.iter(|| black_box(corpus.decode_aws_lc()))
+    });
+    group.finish();
+
+    let requests = Requests::new();
+    let mut group = c.benchmark_group("es256_request");
+    group.bench_function("keybound full request, cached token", |b| {
+        b.iter_batched(
+            || requests.request(),
+            |request| requests.keybound(&request),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let requests = Requests::new();
+    group.bench_function("dpop-verifier 4.4 proof check", |b| {
+        b.iter_batched(
+            || requests.proof(),
+            |proof| requests.dpop_verifier(&proof),
+            criterion::BatchSize::SmallInput,
+        )
     });
     group.finish();
 }
