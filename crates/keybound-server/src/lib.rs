@@ -76,6 +76,7 @@ use std::pin::Pin;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod clock;
+pub mod keyfile;
 mod keys;
 pub mod lifecycle;
 mod nonce;
