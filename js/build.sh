@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. scripts/lib/install.sh
 OUT=$ROOT/js/pkg
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
@@ -18,24 +19,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 wasm-bindgen --target web --no-typescript --out-dir "$TMP" "$WASM"
 
-# The npm `binaryen` (a current wasm-opt) comes with the package's dev dependencies;
-# install them when missing, since Debian's wasm-opt 108 can emit a module that fails
-# to instantiate in the browser.
-if [ ! -x "$ROOT/js/node_modules/.bin/wasm-opt" ]; then
-    (cd "$ROOT/js" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-
-# wasm-opt: the npm `binaryen` (js/node_modules, current) when installed, else the
-# system one. Old releases (Debian's 108) need the post-MVP features spelled out; they
-# are on by default in the Rust wasm32 target and in every browser with WebCrypto.
-if [ -x "$ROOT/js/node_modules/.bin/wasm-opt" ]; then
-    WASM_OPT=("$ROOT/js/node_modules/.bin/wasm-opt")
-else
-    WASM_OPT=(wasm-opt --enable-bulk-memory --enable-nontrapping-float-to-int
-        --enable-sign-ext --enable-mutable-globals --enable-multivalue
-        --enable-reference-types)
-fi
-"${WASM_OPT[@]}" -Oz --strip-debug --strip-producers \
+# wasm-opt: the npm `binaryen` of js/'s dev dependencies, through the one installer.
+WASM_OPT=$(kb_wasm_opt)
+"$WASM_OPT" -Oz --strip-debug --strip-producers \
     -o "$TMP/keybound_client_bg.opt.wasm" "$TMP/keybound_client_bg.wasm"
 
 rm -rf "$OUT"

@@ -76,6 +76,7 @@ use std::pin::Pin;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod clock;
+mod dbsc_signature;
 pub mod keyfile;
 mod keys;
 pub mod lifecycle;
@@ -92,6 +93,7 @@ mod token_cache;
 mod verifier;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dbsc_signature::DbscSignatures;
 pub use keybound_proto as proto;
 pub use keys::{KeyError, KeyRing, ServerKey};
 pub use lifecycle::{LifecycleError, SessionService};
