@@ -22,7 +22,6 @@ use zeroize::Zeroizing;
 mod device;
 mod error;
 mod input;
-mod keyfile;
 mod verify;
 
 use device::DeviceKey;
@@ -317,7 +316,17 @@ fn keygen(alg: ProofAlg, out: Option<PathBuf>, force: bool) -> Result<Outcome, C
         None => emit(&jwk)?,
         Some(path) => {
             let contents = Zeroizing::new(format!("{}\n", jwk.as_str()));
-            keyfile::write_private(&path, contents.as_bytes(), force)?;
+            keybound_server::keyfile::write_private(&path, contents.as_bytes(), force).map_err(
+                |source| match source.kind() {
+                    std::io::ErrorKind::AlreadyExists => CliError::Exists {
+                        path: path.display().to_string(),
+                    },
+                    _ => CliError::Write {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                },
+            )?;
             let kind = match alg {
                 ProofAlg::EdDSA => "Ed25519",
                 ProofAlg::ES256 => "P-256",

@@ -21,7 +21,7 @@ codes! {
     UNSUPPORTED_ALG = "unsupported_alg":
         "The `alg` header is missing or not an accepted algorithm.";
     ALG_KEY_MISMATCH = "alg_key_mismatch":
-        "The `alg` header and the `jwk`'s key type disagree (`ES256` with `OKP`, `EdDSA` with `EC`).";
+        "The `alg` header and the key's type disagree (`ES256` with `OKP`, `EdDSA` with `EC`, …).";
     INVALID_TYP = "invalid_typ": "The `typ` header is missing or wrong for this kind of JWT.";
     UNKNOWN_CRIT = "unknown_crit":
         "The header has a `crit` member naming extensions keybound does not understand.";
@@ -42,7 +42,7 @@ codes! {
     NON_CANONICAL_SIGNATURE = "non_canonical_signature":
         "The signature's S component is not below the group order.";
     MALFORMED_SIGNATURE = "malformed_signature":
-        "An ES256 signature is not the 64-byte `r || s` (DER-encoded, or the wrong length).";
+        "The signature is not of the form its `alg` requires (ES256: the 64-byte `r || s`, not DER).";
     SIGNATURE_OUT_OF_RANGE = "signature_out_of_range":
         "An ES256 signature's `r` or `s` is zero or not below the group order.";
     INVALID_SIGNATURE = "invalid_signature": "The signature does not verify.";
@@ -50,6 +50,20 @@ codes! {
     TOKEN_EXPIRED = "token_expired": "The access token has expired.";
     TOKEN_NOT_YET_VALID = "token_not_yet_valid": "The access token was issued in the future.";
     SIGNING_FAILED = "signing_failed": "Producing a signature failed.";
+
+    // DBSC headers, proofs, keys and challenges (`DbscError`; the JOSE-level failures
+    // and `unsupported_alg`, `invalid_jwk`, `weak_key`, `invalid_signature` are the ones
+    // above).
+    MISSING_HEADER = "missing_header": "A DBSC request header the check needs is absent.";
+    INVALID_HEADER = "invalid_header": "A DBSC header is present but not of its syntax.";
+    UNENCODABLE_VALUE = "unencodable_value": "A value cannot be sent in a header.";
+    MISSING_KEY = "missing_key": "The DBSC registration proof carries no key.";
+    KEY_MISMATCH = "key_mismatch": "The DBSC proof's key is not the session's key.";
+    INVALID_CHALLENGE = "invalid_challenge": "The DBSC challenge was not issued for this session.";
+    CHALLENGE_EXPIRED = "challenge_expired": "The DBSC challenge has expired.";
+    AUTHORIZATION_MISMATCH = "authorization_mismatch":
+        "The DBSC proof's `authorization` does not match the registration.";
+    SESSION_MISMATCH = "session_mismatch": "The DBSC proof is for another session.";
 
     // The request around the credentials (the server's `Rejection`).
 
