@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds the npm package `keybound` from crates/keybound-client:
-#   cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
-# then `npm pack` writes js/keybound-<version>.tgz.
+# Builds the npm package `keybound`:
+#   crates/keybound-client   (the engine, loaded at start)
+#   crates/keybound-fallback (the in-module signer, fetched only where WebCrypto lacks Ed25519)
+#   each: cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
+# then prints the start and fallback bytes (failing above js/size-budget.json) and
+# `npm pack` writes js/keybound-<version>.tgz.
 #   js/build.sh            build and pack
 #   js/build.sh --no-pack  build only
 set -euo pipefail
@@ -11,12 +14,7 @@ OUT=$ROOT/js/pkg
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
 # `wasm-release` is `release` with every crate optimised for size (root Cargo.toml).
-cargo build -p keybound-client --target wasm32-unknown-unknown --profile wasm-release
-WASM=$TARGET_DIR/wasm32-unknown-unknown/wasm-release/keybound_client.wasm
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-wasm-bindgen --target web --no-typescript --out-dir "$TMP" "$WASM"
+cargo build -p keybound-client -p keybound-fallback --target wasm32-unknown-unknown --profile wasm-release
 
 # The npm `binaryen` (a current wasm-opt) comes with the package's dev dependencies;
 # install them when missing, since Debian's wasm-opt 108 can emit a module that fails
@@ -35,18 +33,20 @@ else
         --enable-sign-ext --enable-mutable-globals --enable-multivalue
         --enable-reference-types)
 fi
-"${WASM_OPT[@]}" -Oz --strip-debug --strip-producers \
-    -o "$TMP/keybound_client_bg.opt.wasm" "$TMP/keybound_client_bg.wasm"
 
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
 rm -rf "$OUT"
 mkdir -p "$OUT"
-cp "$TMP/keybound_client.js" "$OUT/"
-cp "$TMP/keybound_client_bg.opt.wasm" "$OUT/keybound_client_bg.wasm"
+for crate in keybound_client keybound_fallback; do
+    wasm-bindgen --target web --no-typescript --out-dir "$TMP" \
+        "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/$crate.wasm"
+    "${WASM_OPT[@]}" -Oz --strip-debug --strip-producers \
+        -o "$OUT/${crate}_bg.wasm" "$TMP/${crate}_bg.wasm"
+    cp "$TMP/$crate.js" "$OUT/"
+done
 
-wasm_gz=$(gzip -9 -c "$OUT/keybound_client_bg.wasm" | wc -c)
-glue_gz=$(gzip -9 -c "$OUT/keybound_client.js" | wc -c)
-index_gz=$(gzip -9 -c "$ROOT/js/index.js" | wc -c)
-echo "keybound: wasm $(wc -c < "$OUT/keybound_client_bg.wasm") B (gzip -9 $wasm_gz B), glue gzip $glue_gz B, index.js gzip $index_gz B, total gzip $((wasm_gz + glue_gz + index_gz)) B"
+node "$ROOT/js/size.mjs"
 
 if [ "${1:-}" != "--no-pack" ]; then
     (cd "$ROOT/js" && npm pack --silent >/dev/null && ls keybound-*.tgz)

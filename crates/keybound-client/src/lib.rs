@@ -51,8 +51,7 @@ pub mod schedule;
 pub mod state;
 mod tokens;
 
-#[cfg(target_arch = "wasm32")]
-mod browser;
+mod engine;
 
 pub use backoff::Backoff;
 pub use clock::{ServerClock, parse_http_date};
@@ -61,5 +60,4 @@ pub use nonce::{NonceJar, origin_of};
 pub use state::{SessionState, Terminal, Transition};
 pub use tokens::SessionTokens;
 
-#[cfg(target_arch = "wasm32")]
-pub use browser::Core;
+pub use engine::{Engine, KeyKind};
