@@ -3,7 +3,8 @@
 #   crates/keybound-client   (the engine, loaded at start)
 #   crates/keybound-fallback (the in-module signer, fetched only where WebCrypto lacks Ed25519)
 #   each: cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
-# then prints the start and fallback bytes (failing above js/size-budget.json) and
+# then bundles the JavaScript (js/*.js and the glue) with esbuild into js/pkg/keybound.js,
+# prints the start and fallback bytes (failing above js/size-budget.json) and
 # `npm pack` writes js/keybound-<version>.tgz.
 #   js/build.sh            build and pack
 #   js/build.sh --no-pack  build only
@@ -16,10 +17,10 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";pro
 # `wasm-release` is `release` with every crate optimised for size (root Cargo.toml).
 cargo build -p keybound-client -p keybound-fallback --target wasm32-unknown-unknown --profile wasm-release
 
-# The npm `binaryen` (a current wasm-opt) comes with the package's dev dependencies;
+# The npm `binaryen` (a current wasm-opt) and esbuild come with the package's dev dependencies;
 # install them when missing, since Debian's wasm-opt 108 can emit a module that fails
 # to instantiate in the browser.
-if [ ! -x "$ROOT/js/node_modules/.bin/wasm-opt" ]; then
+if [ ! -x "$ROOT/js/node_modules/.bin/wasm-opt" ] || [ ! -x "$ROOT/js/node_modules/.bin/esbuild" ]; then
     (cd "$ROOT/js" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -45,6 +46,14 @@ for crate in keybound_client keybound_fallback; do
         -o "$OUT/${crate}_bg.wasm" "$TMP/${crate}_bg.wasm"
     cp "$TMP/$crate.js" "$OUT/"
 done
+
+# One minified ES module for the page (the JavaScript above and the engine's glue) and
+# one chunk for the fallback signer's glue, which the bundle imports only when needed
+# (and bundlers such as Vite split off the same way).
+rm -f "$OUT"/keybound.js "$OUT"/keybound_fallback-*.js
+"$ROOT/js/node_modules/.bin/esbuild" "$ROOT/js/index.js" --bundle --format=esm --minify \
+    --splitting --target=es2022 --outdir="$OUT" --entry-names=keybound \
+    --chunk-names='[name]-[hash]' --log-level=warning
 
 node "$ROOT/js/size.mjs"
 

@@ -3,14 +3,19 @@
 // of the fallback signer fetched only without it ("fallback").
 //   node js/size.mjs          prints both, and fails when start exceeds js/size-budget.json
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const JS = path.dirname(fileURLToPath(import.meta.url));
 
-export const START = ["index.js", "driver.js", "store.js", "error.js", "pkg/keybound_client.js", "pkg/keybound_client_bg.wasm"];
-export const FALLBACK = ["pkg/keybound_fallback.js", "pkg/keybound_fallback_bg.wasm"];
+export const START = ["pkg/keybound.js", "pkg/keybound_client_bg.wasm"];
+export const FALLBACK = [
+  ...readdirSync(path.join(JS, "pkg"))
+    .filter((f) => /^keybound_fallback-.*\.js$/.test(f))
+    .map((f) => `pkg/${f}`),
+  "pkg/keybound_fallback_bg.wasm",
+];
 
 /** `{file: {raw, gzip}}` with `gzip -9` (the command-line tool, as the budget is defined). */
 export function sizes(files) {
