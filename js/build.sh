@@ -15,7 +15,9 @@ OUT=$ROOT/js/pkg
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
 # `wasm-release` is `release` with every crate optimised for size (root Cargo.toml).
-cargo build -p keybound-client -p keybound-fallback --target wasm32-unknown-unknown --profile wasm-release
+# The engine with feature `module`: no standard library in the module.
+cargo build -p keybound-client -p keybound-fallback --features keybound-client/module \
+    --target wasm32-unknown-unknown --profile wasm-release
 
 # The npm `binaryen` (a current wasm-opt) and esbuild come with the package's dev dependencies;
 # install them when missing, since Debian's wasm-opt 108 can emit a module that fails

@@ -1,6 +1,8 @@
 //! What a server's answer means for the session: a nonce to retry with, a token to
 //! refresh, a clock to correct, or an ended session.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::state::Terminal;
 
 /// The facts of an HTTP answer the SDK looks at.

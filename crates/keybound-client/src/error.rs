@@ -1,6 +1,8 @@
 //! The one error type of the SDK, with the stable codes JavaScript sees as `err.code`.
 
-use std::fmt;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::fmt;
 
 use keybound_proto::ProtoError;
 
@@ -84,7 +86,7 @@ impl fmt::Display for ClientError {
     }
 }
 
-impl std::error::Error for ClientError {}
+impl core::error::Error for ClientError {}
 
 /// Appends `n` in decimal (the browser build carries no formatting machinery).
 pub(crate) fn push_decimal(out: &mut String, n: u64) {

@@ -41,6 +41,29 @@
 //! which other tabs re-read storage or end their session. Within a tab, concurrent
 //! callers share one refresh.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// The module every page downloads (feature `module`, which js/build.sh turns on) links
+// no standard library: no formatting or panic machinery (a panic stops the module).
+// Native builds and the wasm tests use `std` as usual.
+#![cfg_attr(all(target_arch = "wasm32", feature = "module"), no_std)]
+
+extern crate alloc;
+
+/// What the standard prelude would give every module.
+#[allow(unused_imports)]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+    pub(crate) use alloc::{format, vec};
+}
+
+/// A panic stops the module without formatting anything: the engine has no panics
+/// by design (no unwrap, no indexing it cannot prove), so this is only the backstop.
+#[cfg(all(target_arch = "wasm32", feature = "module"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 pub mod answer;
 mod backoff;

@@ -1,5 +1,7 @@
 //! Server-provided DPoP nonces (RFC 9449 §8), remembered per origin.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use keybound_proto::normalize_htu;
 
 /// How many origins' nonces are remembered; the oldest is forgotten first.

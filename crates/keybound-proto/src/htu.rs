@@ -2,6 +2,8 @@
 //! URL are compared after both went through [`normalize_htu`].
 
 use crate::ProtoError;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Normalises an absolute http(s) URL for `htu` comparison: scheme and host lowercased,
 /// the default port dropped, query and fragment removed, dot segments resolved, an empty

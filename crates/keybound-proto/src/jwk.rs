@@ -1,5 +1,7 @@
 //! Ed25519 public keys as JWKs (RFC 8037) and their RFC 7638 thumbprints.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};

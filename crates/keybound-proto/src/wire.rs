@@ -1,5 +1,7 @@
 //! JSON bodies shared by the server and the browser SDK.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

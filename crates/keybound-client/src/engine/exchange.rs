@@ -1,6 +1,8 @@
 //! One signed exchange: the proof for each attempt, and what each answer means (with
 //! the one retry budget of [`RetryBudget`]).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::wasm_bindgen;
 

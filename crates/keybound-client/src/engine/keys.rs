@@ -5,6 +5,8 @@
 //! P-256 key for browsers without Ed25519) means a name here, its place in
 //! [`Engine::key_kinds`], and a generator in the driver's key table.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::wasm_bindgen;
 

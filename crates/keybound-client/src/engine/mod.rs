@@ -9,6 +9,8 @@
 //! awaits, spawns or calls into JavaScript, so the module carries no futures, closures
 //! or per-call glue. Times come in as the browser's `Date.now()`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 mod exchange;
 mod keys;
 mod session;

@@ -1,6 +1,8 @@
 //! The session: tokens taken up from answers and from storage, endings, the refresh
 //! decisions around the cross-tab lock, and the one timer.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -20,7 +22,7 @@ pub(crate) mod adopted {
 
 /// A whole number that fits an `i64` exactly, from JavaScript.
 fn whole(n: f64) -> Option<i64> {
-    (n.fract() == 0.0 && n.abs() < 9.0e15).then_some(n as i64)
+    ((-9.0e15..9.0e15).contains(&n) && (n as i64) as f64 == n).then_some(n as i64)
 }
 
 /// A stored deadline, or why the record is unusable.

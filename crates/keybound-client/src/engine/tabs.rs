@@ -2,6 +2,8 @@
 //! `sync` (new tokens in storage), `login` (a new session, maybe a new key) and `ended`
 //! (with the state and the session id).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::wasm_bindgen;
 
