@@ -189,6 +189,36 @@ describe("device keys", { skip }, () => {
   });
 });
 
+describe("no storage", { skip }, () => {
+  const f = fixture({});
+
+  test("where indexedDB.open throws, a session lives in the tab: login, signed requests, refresh, logout", async () => {
+    const context = await f.device();
+    await context.addInitScript(() => {
+      IDBFactory.prototype.open = () => {
+        throw new DOMException("The operation is insecure.", "SecurityError");
+      };
+    });
+    const page = await f.page(context);
+    assert.equal(await page.evaluate(() => kb.persistent), false);
+    assert.equal(await page.evaluate(() => kb.keyKind), "webcrypto");
+    const session = await login(page);
+    assert.equal(await state(page), "active");
+    assert.equal((await me(page)).status, 200);
+    const extended = await page.evaluate(() => kb.extend());
+    assert.equal(extended.id, session.id);
+    assert.equal((await me(page)).status, 200);
+    assert.equal((await events(page, "error")).length, 0);
+    await page.evaluate(() => kb.logout());
+    assert.equal(await state(page), "closed");
+    // The tab's memory was all there was: a reload starts anonymous with a new key.
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+    const again = await page.evaluate(() => start({ storageName: "e2e" }));
+    assert.equal(again.state, "anonymous");
+  });
+});
+
 describe("server nonces", { skip }, () => {
   const f = fixture({ KEYBOUND_NONCE: "on" });
 
