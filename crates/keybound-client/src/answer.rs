@@ -257,7 +257,10 @@ impl Scanner<'_> {
     fn token(&mut self) -> Option<String> {
         let start = self.pos;
         self.skip(|b| !matches!(b, b' ' | b'\t' | b',' | b'=' | b'"'));
-        (self.pos > start).then(|| String::from_utf8_lossy(&self.bytes[start..self.pos]).into())
+        // Only ASCII delimiters end a token, so it is whole UTF-8.
+        (self.pos > start)
+            .then(|| String::from_utf8(self.bytes.get(start..self.pos)?.to_vec()).ok())
+            .flatten()
     }
 
     fn value(&mut self) -> Option<String> {
@@ -270,7 +273,8 @@ impl Scanner<'_> {
             match self.peek()? {
                 b'"' => {
                     self.pos += 1;
-                    return Some(String::from_utf8_lossy(&out).into());
+                    // Escapes copy whole bytes, so the text stays UTF-8.
+                    return String::from_utf8(out).ok();
                 }
                 b'\\' => {
                     self.pos += 1;

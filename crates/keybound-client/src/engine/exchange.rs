@@ -141,10 +141,13 @@ impl Engine {
             answer.error_code,
             description.as_deref(),
         );
-        self.last_answer = Some(failure.clone());
+        self.last_answer = None;
         let code = match step {
             Step::TakeTokens => step::TAKE_TOKENS,
-            Step::Deliver => step::DELIVER,
+            Step::Deliver => {
+                self.last_answer = Some(failure);
+                step::DELIVER
+            }
             Step::Retry => {
                 if answer.verdict() == crate::answer::Verdict::ClockSkew {
                     if let Some(secs) = date.as_deref().and_then(parse_http_date) {
@@ -166,10 +169,10 @@ impl Engine {
         code | budget.to_bits() << 8
     }
 
-    /// Leaves the error the last answer stands for (for a caller that got the answer
-    /// delivered but needed a success).
+    /// Leaves the error the last delivered answer stands for (for a caller that got
+    /// the answer but needed a success).
     pub fn answer_error(&mut self) {
-        if let Some(error) = self.last_answer.clone() {
+        if let Some(error) = self.last_answer.take() {
             self.fail(error);
         }
     }
