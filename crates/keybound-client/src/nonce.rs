@@ -65,7 +65,8 @@ fn is_nonce(value: &str) -> bool {
 /// `scheme://host[:port]` of an http(s) URL, normalised as for `htu`.
 pub fn origin_of(url: &str) -> Option<String> {
     let mut htu = normalize_htu(url).ok()?;
-    let authority_start = htu.find("://")? + 3;
+    // A normalised `htu` starts with `http://` or `https://`.
+    let authority_start = htu.find(':')? + 3;
     let path_start = htu[authority_start..].find('/')? + authority_start;
     htu.truncate(path_start);
     Some(htu)

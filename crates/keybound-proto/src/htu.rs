@@ -17,9 +17,14 @@ use crate::prelude::*;
 /// );
 /// ```
 pub fn normalize_htu(url: &str) -> Result<String, ProtoError> {
-    let (scheme, rest) = url.split_once("://").ok_or(ProtoError::InvalidUrl {
-        reason: "not an absolute URL",
-    })?;
+    // The scheme ends at the first ':' (RFC 3986 §3.1); searching for one character
+    // rather than "://" keeps the SDK's WebAssembly free of the substring searcher.
+    let (scheme, rest) = url
+        .split_once(':')
+        .and_then(|(scheme, rest)| Some((scheme, rest.strip_prefix("//")?)))
+        .ok_or(ProtoError::InvalidUrl {
+            reason: "not an absolute URL",
+        })?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "http" => "80",
