@@ -84,17 +84,19 @@ export class Driver {
    * Opens the storage, loads or makes the device key, resumes a stored session and
    * starts listening to other tabs.
    */
-  static async create(Engine, config, emit) {
+  static async create(Engine, config, emit, opening = Storage.open(config.storageName)) {
     const engine = new Engine(config.endpoint, config.expiringLeadSeconds);
     const problem = engine.take_error();
     if (problem !== undefined) {
       engine.free();
       throw engineError(problem);
     }
-    const storage = await Storage.open(config.storageName);
+    const storage = await opening;
     const driver = new Driver(Engine, engine, storage, config, emit);
-    await driver.#stage();
-    let key = await storage.loadKey();
+    // Both records at once: start-up waits for IndexedDB more than for anything else.
+    const [stored, storedKey] = await Promise.all([storage.loadSession(), storage.loadKey()]);
+    driver.#stageRecord(stored);
+    let key = storedKey;
     if (key) {
       if (!engine.set_key(key.kind, key.x)) throw driver.#fail();
       if (!engine.keep_key(config.forceWasmKeys)) {
@@ -180,7 +182,10 @@ export class Driver {
 
   /** Stages the stored session record in the engine. */
   async #stage() {
-    const stored = await this.#storage.loadSession();
+    this.#stageRecord(await this.#storage.loadSession());
+  }
+
+  #stageRecord(stored) {
     const live = stored.live;
     if (live) {
       if (!this.#engine.stage_live(live.plain, live.sid, live.jkt, live.stamp, live.numbers)) throw this.#fail();

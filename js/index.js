@@ -5,6 +5,7 @@
 import initModule, { Engine } from "./pkg/keybound_client.js";
 import { Driver } from "./driver.js";
 import { KeyboundError } from "./error.js";
+import { Storage } from "./store.js";
 
 export { KeyboundError };
 
@@ -85,6 +86,9 @@ export class Keybound extends EventTarget {
   /** Loads the module, opens the key store and resumes a stored session. */
   static async init(options = {}) {
     const config = settings(options);
+    // The database opens while the module compiles.
+    const opening = Storage.open(config.storageName);
+    opening.catch(() => {});
     await load(options.wasm);
     let kb = null;
     const pending = [];
@@ -93,7 +97,7 @@ export class Keybound extends EventTarget {
       if (kb) kb.dispatchEvent(event);
       else pending.push(event);
     };
-    const driver = await Driver.create(Engine, config, emit);
+    const driver = await Driver.create(Engine, config, emit, opening);
     kb = new Keybound(token, driver);
     // Events raised while starting (a resumed session about to expire) reach the
     // listeners the app adds right after `await Keybound.init()`.
