@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. scripts/lib/install.sh
 OUT=$ROOT/js/pkg
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
@@ -19,23 +20,8 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";pro
 cargo build -p keybound-client -p keybound-fallback --features keybound-client/module \
     --target wasm32-unknown-unknown --profile wasm-release
 
-# The npm `binaryen` (a current wasm-opt) and esbuild come with the package's dev dependencies;
-# install them when missing, since Debian's wasm-opt 108 can emit a module that fails
-# to instantiate in the browser.
-if [ ! -x "$ROOT/js/node_modules/.bin/wasm-opt" ] || [ ! -x "$ROOT/js/node_modules/.bin/esbuild" ]; then
-    (cd "$ROOT/js" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-
-# wasm-opt: the npm `binaryen` (js/node_modules, current) when installed, else the
-# system one. Old releases (Debian's 108) need the post-MVP features spelled out; they
-# are on by default in the Rust wasm32 target and in every browser with WebCrypto.
-if [ -x "$ROOT/js/node_modules/.bin/wasm-opt" ]; then
-    WASM_OPT=("$ROOT/js/node_modules/.bin/wasm-opt")
-else
-    WASM_OPT=(wasm-opt --enable-bulk-memory --enable-nontrapping-float-to-int
-        --enable-sign-ext --enable-mutable-globals --enable-multivalue
-        --enable-reference-types)
-fi
+# wasm-opt (the npm `binaryen`) and esbuild: js/'s dev dependencies, through the one installer.
+WASM_OPT=$(kb_wasm_opt)
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -44,7 +30,7 @@ mkdir -p "$OUT"
 for crate in keybound_client keybound_fallback; do
     wasm-bindgen --target web --no-typescript --out-dir "$TMP" \
         "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/$crate.wasm"
-    "${WASM_OPT[@]}" -Oz --strip-debug --strip-producers \
+    "$WASM_OPT" -Oz --strip-debug --strip-producers \
         -o "$OUT/${crate}_bg.wasm" "$TMP/${crate}_bg.wasm"
     cp "$TMP/$crate.js" "$OUT/"
 done
@@ -52,7 +38,6 @@ done
 # One minified ES module for the page (the JavaScript above and the engine's glue) and
 # one chunk for the fallback signer's glue, which the bundle imports only when needed
 # (and bundlers such as Vite split off the same way).
-rm -f "$OUT"/keybound.js "$OUT"/keybound_fallback-*.js
 "$ROOT/js/node_modules/.bin/esbuild" "$ROOT/js/index.js" --bundle --format=esm --minify \
     --splitting --target=es2022 --outdir="$OUT" --entry-names=keybound \
     --chunk-names='[name]-[hash]' --log-level=warning

@@ -23,7 +23,8 @@ POOL=${POOL:-100000}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 
-command -v wrk >/dev/null || { echo "bench-http: needs wrk (apt-get install wrk)" >&2; exit 2; }
+. scripts/lib/install.sh
+kb_install_apt wrk:wrk
 cargo build --release --quiet -p keybound-server --example http_bench
 bin=target/release/examples/http_bench
 lua=scripts/bench/dpop-pool.lua

@@ -11,10 +11,7 @@ if [ -z "${KEYBOUND_BIN:-}" ] || [ -z "${KEYBOUND_MINIMAL_BIN:-}" ]; then
 fi
 export KEYBOUND_BIN="${KEYBOUND_BIN:-$root/target/debug/keybound}"
 export KEYBOUND_MINIMAL_BIN="${KEYBOUND_MINIMAL_BIN:-$root/target/debug/keybound-minimal}"
+. "$root/scripts/lib/install.sh"
+kb_install_npm tests/interop
 cd "$here"
-if [ -f package-lock.json ]; then
-  npm ci --no-audit --no-fund
-else
-  npm install --no-audit --no-fund
-fi
 node --test
