@@ -20,7 +20,9 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";pro
 cargo build -p keybound-client -p keybound-fallback --features keybound-client/module \
     --target wasm32-unknown-unknown --profile wasm-release
 
-# wasm-opt (the npm `binaryen`) and esbuild: js/'s dev dependencies, through the one installer.
+# wasm-opt (the npm `binaryen`) and esbuild: js/'s dev dependencies, through the one
+# installer (installing first, so npm's own output does not end up in the path).
+kb_install_npm js >&2
 WASM_OPT=$(kb_wasm_opt)
 
 TMP=$(mktemp -d)
