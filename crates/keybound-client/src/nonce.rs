@@ -64,12 +64,12 @@ fn is_nonce(value: &str) -> bool {
 
 /// `scheme://host[:port]` of an http(s) URL, normalised as for `htu`.
 pub fn origin_of(url: &str) -> Option<String> {
-    let mut htu = normalize_htu(url).ok()?;
-    // A normalised `htu` starts with `http://` or `https://`.
+    let htu = normalize_htu(url).ok()?;
+    // A normalised `htu` starts with `http://` or `https://`. Checked slicing (`get`)
+    // keeps the module free of the string-slicing panic and its formatting.
     let authority_start = htu.find(':')? + 3;
-    let path_start = htu[authority_start..].find('/')? + authority_start;
-    htu.truncate(path_start);
-    Some(htu)
+    let path_start = htu.get(authority_start..)?.find('/')? + authority_start;
+    htu.get(..path_start).map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -37,8 +37,10 @@ pub fn normalize_htu(url: &str) -> Result<String, ProtoError> {
     };
     let rest = rest.split(['#']).next().unwrap_or_default();
     let rest = rest.split(['?']).next().unwrap_or_default();
+    // Checked slicing (`get`): the SDK's WebAssembly then carries no string-slicing
+    // panic and the formatting it brings.
     let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
+        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("")),
         None => (rest, ""),
     };
     if authority.is_empty() {
@@ -82,10 +84,13 @@ pub fn normalize_htu(url: &str) -> Result<String, ProtoError> {
 /// Splits `host[:port]` (IPv6 literals in brackets), checking the port is numeric.
 fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), ProtoError> {
     let (host, port) = if authority.starts_with('[') {
-        let end = authority.find(']').ok_or(ProtoError::InvalidUrl {
+        let unterminated = ProtoError::InvalidUrl {
             reason: "unterminated IPv6 literal",
-        })?;
-        let (host, rest) = authority.split_at(end + 1);
+        };
+        let end = authority.find(']').ok_or(unterminated.clone())? + 1;
+        let (Some(host), Some(rest)) = (authority.get(..end), authority.get(end..)) else {
+            return Err(unterminated);
+        };
         match rest.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if rest.is_empty() => (host, None),
