@@ -32,7 +32,7 @@ mkdir -p "$OUT"
 for crate in keybound_client keybound_fallback; do
     wasm-bindgen --target web --no-typescript --out-dir "$TMP" \
         "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/$crate.wasm"
-    "$WASM_OPT" -Oz --strip-debug --strip-producers \
+    "$WASM_OPT" -Oz --converge --strip-debug --strip-producers \
         -o "$OUT/${crate}_bg.wasm" "$TMP/${crate}_bg.wasm"
     cp "$TMP/$crate.js" "$OUT/"
 done
