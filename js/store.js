@@ -5,7 +5,7 @@
 //   session: the live session (tokens sealed, deadlines in clear) or a marker saying
 //            how the last one ended.
 // Records go through the structured clone, which keeps CryptoKeys non-extractable.
-import { KeyboundError, describe } from "./error.js";
+import { KeyboundError } from "./error.js";
 
 const KV = "kv";
 const VERSION = 1;
@@ -358,4 +358,4 @@ export class Storage {
   }
 }
 
-export { b64url, describe };
+export { b64url };

@@ -189,6 +189,62 @@ describe("device keys", { skip }, () => {
   });
 });
 
+describe("stored tokens", { skip }, () => {
+  const f = fixture({});
+
+  test("are sealed at rest, and a tampered record is not used", async () => {
+    const context = await f.device();
+    const page = await f.page(context, { storageName: "sealed" });
+    const tokens = [];
+    page.on("response", async (response) => {
+      if (new URL(response.url()).pathname === "/api/login" && response.ok()) {
+        const body = await response.json();
+        tokens.push(body.access_token, body.refresh_token);
+      }
+    });
+    await login(page);
+    const stored = await page.evaluate(() => describeSession("sealed"));
+    assert.deepEqual(stored.fields, [
+      "accessExpiresAt",
+      "idleExpiresAt",
+      "issuedAt",
+      "jkt",
+      "offset",
+      "sealed",
+      "sessionExpiresAt",
+      "sid",
+      "stamp",
+      "v",
+    ]);
+    assert.equal(tokens.length, 2);
+    for (const token of tokens) assert.ok(!stored.strings.some((s) => s.includes(token)));
+
+    // Flip one byte of the ciphertext: the record no longer decrypts, so it is not used.
+    await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const open = indexedDB.open("sealed");
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const store = open.result.transaction("kv", "readwrite").objectStore("kv");
+            const get = store.get("session");
+            get.onsuccess = () => {
+              const record = get.result;
+              const ct = new Uint8Array(record.sealed.ct);
+              ct[0] ^= 1;
+              record.sealed.ct = ct;
+              store.put(record, "session").onsuccess = () => resolve();
+            };
+          };
+        }),
+    );
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+    const again = await page.evaluate(() => start({ storageName: "sealed" }));
+    assert.equal(again.state, "anonymous");
+  });
+});
+
 describe("no storage", { skip }, () => {
   const f = fixture({});
 
