@@ -7,6 +7,7 @@
 //!   [`sign_access_token`], [`AccessToken`].
 //! * Public keys and RFC 7638 thumbprints: [`PublicJwk`].
 //! * `htu` normalisation: [`normalize_htu`].
+//! * DBSC, the browser's own device binding: the [`dbsc`] module.
 //!
 //! The crate does no I/O, reads no clock and has no randomness of its own: callers
 //! pass `now` and random bytes. It compiles for `wasm32-unknown-unknown` (the browser
@@ -36,6 +37,7 @@ mod prelude {
 
 pub mod b64;
 mod check;
+pub mod dbsc;
 mod dpop;
 mod error;
 mod htu;
@@ -43,11 +45,10 @@ mod json;
 mod jwk;
 mod jws;
 mod token;
-mod wire;
+pub mod wire;
 
 pub use check::{
     CheckError, CheckHooks, CheckedRequest, Credential, RequestContext, check_request,
-    check_request_with, check_request_with_decoder,
 };
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;
@@ -55,7 +56,9 @@ pub use htu::normalize_htu;
 pub use jwk::{DecodeEveryTime, KeyDecoder, PublicJwk};
 pub use jws::Signer;
 pub use token::{ACCESS_TOKEN_TYP, AccessToken, AccessTokenClaims, sign_access_token};
-pub use wire::{ErrorBody, TokenResponse, decode_unverified};
+pub use wire::{
+    ErrorBody, SessionEnd, SessionState, SessionSummary, TokenResponse, decode_unverified,
+};
 
 /// Re-exported so users of [`Signer`] need no direct dependency.
 pub use ed25519_dalek;

@@ -6,10 +6,12 @@
 //! metrics can rely on. [`Rejection::into_http_response`] renders it for any
 //! `http`-based framework.
 
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
+use keybound_proto::wire::{code, oauth};
 use keybound_proto::{CheckError, Credential, ErrorBody, ProtoError};
 
 use crate::replay::ReplayError;
+use crate::response;
 use crate::session_check::SessionDenied;
 
 /// The only algorithm keybound accepts, announced in every DPoP challenge.
@@ -138,17 +140,17 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Proto { error, .. } => error.code(),
-            Self::MissingProof => "missing_proof",
-            Self::MultipleDpopHeaders => "multiple_dpop_headers",
-            Self::HeaderTooLarge { .. } => "header_too_large",
-            Self::MissingToken => "missing_token",
-            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
-            Self::InvalidAuthScheme => "invalid_auth_scheme",
-            Self::ReplayedJti => "replayed_jti",
-            Self::UseDpopNonce { .. } => "use_dpop_nonce",
-            Self::InvalidNonce { .. } => "invalid_nonce",
+            Self::MissingProof => code::MISSING_PROOF,
+            Self::MultipleDpopHeaders => code::MULTIPLE_DPOP_HEADERS,
+            Self::HeaderTooLarge { .. } => code::HEADER_TOO_LARGE,
+            Self::MissingToken => code::MISSING_TOKEN,
+            Self::MultipleAuthorizationHeaders => code::MULTIPLE_AUTHORIZATION_HEADERS,
+            Self::InvalidAuthScheme => code::INVALID_AUTH_SCHEME,
+            Self::ReplayedJti => code::REPLAYED_JTI,
+            Self::UseDpopNonce { .. } => code::USE_DPOP_NONCE,
+            Self::InvalidNonce { .. } => code::INVALID_NONCE,
             Self::Session(denied) => denied.code(),
-            Self::ReplayStoreUnavailable(_) => "replay_store_unavailable",
+            Self::ReplayStoreUnavailable(_) => code::REPLAY_STORE_UNAVAILABLE,
         }
     }
 
@@ -175,7 +177,7 @@ impl Rejection {
     /// `use_dpop_nonce`, or `temporarily_unavailable` (503).
     pub fn oauth_error(&self) -> &'static str {
         match self {
-            _ if self.is_unavailable() => "temporarily_unavailable",
+            _ if self.is_unavailable() => oauth::TEMPORARILY_UNAVAILABLE,
             Self::Proto {
                 credential: Credential::Proof,
                 ..
@@ -186,9 +188,9 @@ impl Rejection {
             }
             | Self::MissingProof
             | Self::MultipleDpopHeaders
-            | Self::ReplayedJti => "invalid_dpop_proof",
-            Self::UseDpopNonce { .. } | Self::InvalidNonce { .. } => "use_dpop_nonce",
-            _ => "invalid_token",
+            | Self::ReplayedJti => oauth::INVALID_DPOP_PROOF,
+            Self::UseDpopNonce { .. } | Self::InvalidNonce { .. } => oauth::USE_DPOP_NONCE,
+            _ => oauth::INVALID_TOKEN,
         }
     }
 
@@ -233,31 +235,12 @@ impl Rejection {
     /// (503), `DPoP-Nonce` for a nonce challenge, `Cache-Control: no-store`, and the JSON
     /// [`body`](Self::body) as `application/json`.
     pub fn into_http_response(self) -> http::Response<String> {
-        let body = serde_json::to_string(&self.body()).unwrap_or_else(|_| {
-            // An ErrorBody of three strings always serialises; keep a valid body anyway.
-            format!(r#"{{"error":"{}"}}"#, self.oauth_error())
-        });
-        let mut response = http::Response::new(body);
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self
-            .www_authenticate()
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        if self.is_unavailable() {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if let Some(nonce) = self.nonce().and_then(|n| HeaderValue::from_str(n).ok()) {
-            headers.insert("dpop-nonce", nonce);
-        }
-        response
+        response::error(
+            self.status(),
+            &self.body(),
+            self.www_authenticate().as_deref(),
+            self.nonce(),
+        )
     }
 }
 

@@ -180,6 +180,9 @@ impl Engine {
     /// Whether an error with `code` (and HTTP `status`, 0 if none) may pass if retried
     /// later (network trouble, 5xx, 408, 429): such failures keep the session.
     pub fn is_transient(code: &str, status: u16) -> bool {
-        code == "network_error" || status >= 500 || status == 408 || status == 429
+        code == keybound_proto::wire::code::NETWORK_ERROR
+            || status >= 500
+            || status == 408
+            || status == 429
     }
 }

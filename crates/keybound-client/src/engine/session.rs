@@ -335,7 +335,9 @@ impl Engine {
     /// for the backoff (`random` is any uniformly random 32-bit number). Returns whether
     /// the failure is worth telling the app (`error` event): not when the session is gone.
     pub fn refresh_failed(&mut self, code: &str, random: u32, now: f64) -> bool {
-        if code == "not_logged_in" || Terminal::from_error_code(code).is_some() {
+        if code == keybound_proto::wire::code::NOT_LOGGED_IN
+            || Terminal::from_error_code(code).is_some()
+        {
             return false;
         }
         let delay = self.backoff.next_delay_ms(random);

@@ -116,7 +116,7 @@ fn login_takes_up_tokens_and_proofs_verify() {
     let proof = sign(&mut engine, "https://app.example/api/x?q=1", Some(&token));
     proof.verify_signature().unwrap();
     proof
-        .check_request("GET", "https://app.example/api/x")
+        .check_htm_htu("GET", "https://app.example/api/x")
         .unwrap();
     proof.check_ath(Some("at-1")).unwrap();
     assert_eq!(Some(proof.thumbprint()), engine.thumbprint());

@@ -1,12 +1,12 @@
 //! The one error type of keybound's HTTP endpoints and extractors.
 
-use ::axum::Json;
 use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use ::axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use keybound_proto::ErrorBody;
+use keybound_proto::wire::{code, oauth};
 
-use crate::{LifecycleError, Rejection};
+use crate::{LifecycleError, Rejection, response};
 
 /// Why a keybound endpoint or extractor refused a request. Renders as the JSON body
 /// `{"error","error_description","error_code"}` with `Cache-Control: no-store`.
@@ -15,7 +15,7 @@ use crate::{LifecycleError, Rejection};
 /// |---|---|---|---|
 /// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
 /// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
-/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_path`, … |
+/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
 /// | [`PayloadTooLarge`](ApiError::PayloadTooLarge) | 413 | `invalid_request` | `payload_too_large` |
 ///
@@ -33,7 +33,7 @@ use crate::{LifecycleError, Rejection};
 /// struct Order { item: u32 }
 ///
 /// async fn order(body: Result<Json<Order>, JsonRejection>) -> Result<String, ApiError> {
-///     let Json(order) = body?; // 400 invalid_json, 413 payload_too_large, 415 …
+///     let Json(order) = body?; // 400 invalid_json_body, 413 payload_too_large, 415 …
 ///     Ok(format!("item {}", order.item))
 /// }
 /// ```
@@ -49,7 +49,8 @@ pub enum ApiError {
     /// The request body or a parameter is malformed.
     #[error("{description}")]
     BadRequest {
-        /// Stable code (`invalid_json`, `missing_refresh_token`, …).
+        /// Stable code (`invalid_json_body`, `missing_refresh_token`, …; one of
+        /// [`keybound_proto::wire::code`]).
         code: &'static str,
         /// What is wrong, without echoing the input.
         description: &'static str,
@@ -79,8 +80,8 @@ impl ApiError {
             Self::Verification(r) => r.code(),
             Self::Lifecycle(e) => e.code(),
             Self::BadRequest { code, .. } => code,
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -90,83 +91,65 @@ impl ApiError {
             Self::Verification(r) => r.oauth_error(),
             Self::Lifecycle(e) => e.oauth_error(),
             Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
-                "invalid_request"
+                oauth::INVALID_REQUEST
             }
         }
     }
 
-    /// The HTTP status.
+    /// The HTTP status: each error's own ([`Rejection::status`],
+    /// [`LifecycleError::status`]), `400`, `415` or `413` for the request itself.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Verification(r) => r.status(),
-            Self::Lifecycle(LifecycleError::SessionNotFound) => StatusCode::NOT_FOUND,
-            Self::Lifecycle(e) => match e.oauth_error() {
-                "invalid_grant" | "invalid_request" => StatusCode::BAD_REQUEST,
-                "access_denied" => StatusCode::FORBIDDEN,
-                "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            Self::Lifecycle(e) => e.status(),
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
-    /// The human-readable description: fixed text for server faults (their details
-    /// are logged, not sent), the error's own text otherwise.
+    /// The human-readable description: the error's own ([`Rejection::description`],
+    /// [`LifecycleError::description`], which never details a server fault), or the
+    /// request's fault.
     pub fn description(&self) -> String {
-        match self.status() {
-            StatusCode::SERVICE_UNAVAILABLE => {
-                "the service is temporarily unavailable; retry later".to_owned()
-            }
-            status if status.is_server_error() => "internal server error".to_owned(),
-            _ => self.to_string(),
+        match self {
+            Self::Verification(r) => r.description(),
+            Self::Lifecycle(e) => e.description(),
+            other => other.to_string(),
         }
     }
 
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
-        match self {
-            Self::Verification(r) => r.body(),
-            other => ErrorBody {
-                error: other.oauth_error().to_owned(),
-                error_description: other.description(),
-                error_code: other.code().to_owned(),
-            },
+        ErrorBody {
+            error: self.oauth_error().to_owned(),
+            error_description: self.description(),
+            error_code: self.code().to_owned(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match self {
-            Self::Verification(rejection) => rejection.into_response(),
-            other => {
-                let status = other.status();
-                if status.is_server_error() {
-                    tracing::warn!(code = other.code(), "keybound request failed: {other}");
-                }
-                let mut response = (status, Json(other.body())).into_response();
-                let headers = response.headers_mut();
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                if status == StatusCode::SERVICE_UNAVAILABLE {
-                    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                }
-                response
-            }
-        }
+        let response = match self {
+            Self::Verification(rejection) => rejection.into_http_response(),
+            Self::Lifecycle(error) => error.into_http_response(),
+            other => response::error(other.status(), &other.body(), None, None),
+        };
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, body.into())
     }
 }
 
 /// axum's JSON rejections: `413` for a body over the limit, `415` without a JSON
-/// content type, `400 invalid_json` otherwise.
+/// content type, `400 invalid_json_body` otherwise.
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             _ => Self::BadRequest {
-                code: "invalid_json",
+                code: code::INVALID_JSON_BODY,
                 description: "the request body is not the expected JSON object",
             },
         }
@@ -179,7 +162,7 @@ impl From<BytesRejection> for ApiError {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             _ => Self::BadRequest {
-                code: "invalid_body",
+                code: code::INVALID_BODY,
                 description: "the request body could not be read",
             },
         }
@@ -190,7 +173,7 @@ impl From<BytesRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
         Self::BadRequest {
-            code: "invalid_path",
+            code: code::INVALID_PATH,
             description: "a path parameter is malformed",
         }
     }

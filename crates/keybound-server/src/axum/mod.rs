@@ -84,7 +84,7 @@
 //! | status | `error` | `error_code` |
 //! |---|---|---|
 //! | 413 | `invalid_request` | `payload_too_large` (body over 4 KiB) |
-//! | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_body` |
+//! | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_body` |
 //! | 400 | `invalid_grant` | `refresh_token_malformed`, `refresh_token_invalid`, `refresh_token_reused` (the session is now revoked), `refresh_key_mismatch` (proof by another key), `session_expired`, `session_revoked`, `session_closed`, `reauthentication_required` |
 //! | 503 | `temporarily_unavailable` | `store_unavailable` |
 //!
@@ -164,7 +164,7 @@ use crate::lifecycle::OpenRequest;
 use crate::{SessionService, Verifier};
 
 /// The `DPoP-Nonce` response header.
-pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+pub const DPOP_NONCE: HeaderName = crate::response::DPOP_NONCE;
 
 /// Request headers a cross-origin keybound client sends: `Authorization`, `DPoP`,
 /// `Content-Type`.
@@ -318,7 +318,7 @@ impl IntoResponse for TokenReply {
     fn into_response(self) -> Response {
         let mut response = Json(self.tokens).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        crate::response::no_store(headers);
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(nonce) = self.nonce {
             headers.insert(DPOP_NONCE, nonce);

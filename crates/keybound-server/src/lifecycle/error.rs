@@ -1,8 +1,11 @@
 //! The errors of the session lifecycle, with stable codes and their OAuth mapping.
 
-use keybound_proto::ProtoError;
+use http::StatusCode;
+use keybound_proto::wire::{code, oauth};
+use keybound_proto::{ErrorBody, ProtoError};
 
-use super::SessionState;
+use crate::response;
+use crate::session::SessionState;
 use crate::store::StoreError;
 
 /// Why a lifecycle policy was refused at start-up.
@@ -38,11 +41,11 @@ impl PolicyError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Zero { .. } => "policy_zero_value",
-            Self::TooLarge { .. } => "policy_value_too_large",
-            Self::GraceNotBelowAccessLifetime => "policy_grace_too_long",
-            Self::IdleExceedsAbsolute => "policy_idle_exceeds_absolute",
-            Self::AccessExceedsIdle => "policy_access_exceeds_idle",
+            Self::Zero { .. } => code::POLICY_ZERO_VALUE,
+            Self::TooLarge { .. } => code::POLICY_VALUE_TOO_LARGE,
+            Self::GraceNotBelowAccessLifetime => code::POLICY_GRACE_TOO_LONG,
+            Self::IdleExceedsAbsolute => code::POLICY_IDLE_EXCEEDS_ABSOLUTE,
+            Self::AccessExceedsIdle => code::POLICY_ACCESS_EXCEEDS_IDLE,
         }
     }
 }
@@ -117,27 +120,46 @@ impl LifecycleError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MalformedRefreshToken => "refresh_token_malformed",
-            Self::InvalidRefreshToken => "refresh_token_invalid",
-            Self::RefreshTokenReused => "refresh_token_reused",
-            Self::RefreshKeyMismatch => "refresh_key_mismatch",
-            Self::SessionEnded { state } => match state {
-                SessionState::Expired => "session_expired",
-                SessionState::Revoked => "session_revoked",
-                SessionState::Closed => "session_closed",
-                SessionState::Active => "session_active",
-            },
-            Self::SessionNotFound => "session_not_found",
-            Self::NotSessionOwner => "session_not_owned",
-            Self::SessionKeyMismatch => "session_key_mismatch",
-            Self::ReauthenticationRequired => "reauthentication_required",
-            Self::LoginDenied => "login_denied",
-            Self::InvalidInput { .. } => "invalid_input",
+            Self::MalformedRefreshToken => code::REFRESH_TOKEN_MALFORMED,
+            Self::InvalidRefreshToken => code::REFRESH_TOKEN_INVALID,
+            Self::RefreshTokenReused => code::REFRESH_TOKEN_REUSED,
+            Self::RefreshKeyMismatch => code::REFRESH_KEY_MISMATCH,
+            Self::SessionEnded { state } => state.error_code(),
+            Self::SessionNotFound => code::SESSION_NOT_FOUND,
+            Self::NotSessionOwner => code::SESSION_NOT_OWNED,
+            Self::SessionKeyMismatch => code::SESSION_KEY_MISMATCH,
+            Self::ReauthenticationRequired => code::REAUTHENTICATION_REQUIRED,
+            Self::LoginDenied => code::LOGIN_DENIED,
+            Self::InvalidInput { .. } => code::INVALID_INPUT,
             Self::InvalidPolicy(e) => e.code(),
             Self::Store(e) => e.code(),
-            Self::Signing(_) => "signing_failed",
-            Self::Randomness => "randomness_unavailable",
-            Self::NoRuntime => "no_runtime",
+            Self::Signing(_) => code::SIGNING_FAILED,
+            Self::Randomness => code::RANDOMNESS_UNAVAILABLE,
+            Self::NoRuntime => code::NO_RUNTIME,
+        }
+    }
+
+    /// The HTTP status: `400` for `invalid_grant` and `invalid_request`, `404` for an
+    /// unknown session, `403` for `access_denied`, `503` when the store is
+    /// unavailable, `500` for server faults.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::MalformedRefreshToken
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused
+            | Self::RefreshKeyMismatch
+            | Self::SessionEnded { .. }
+            | Self::SessionKeyMismatch
+            | Self::ReauthenticationRequired
+            | Self::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            Self::NotSessionOwner | Self::LoginDenied => StatusCode::FORBIDDEN,
+            Self::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidPolicy(_)
+            | Self::Store(_)
+            | Self::Signing(_)
+            | Self::Randomness
+            | Self::NoRuntime => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -153,15 +175,91 @@ impl LifecycleError {
             | Self::RefreshKeyMismatch
             | Self::SessionEnded { .. }
             | Self::SessionKeyMismatch
-            | Self::ReauthenticationRequired => "invalid_grant",
-            Self::SessionNotFound | Self::InvalidInput { .. } => "invalid_request",
-            Self::NotSessionOwner | Self::LoginDenied => "access_denied",
-            Self::Store(StoreError::Unavailable { .. }) => "temporarily_unavailable",
+            | Self::ReauthenticationRequired => oauth::INVALID_GRANT,
+            Self::SessionNotFound | Self::InvalidInput { .. } => oauth::INVALID_REQUEST,
+            Self::NotSessionOwner | Self::LoginDenied => oauth::ACCESS_DENIED,
+            Self::Store(StoreError::Unavailable { .. }) => oauth::TEMPORARILY_UNAVAILABLE,
             Self::InvalidPolicy(_)
             | Self::Store(_)
             | Self::Signing(_)
             | Self::Randomness
-            | Self::NoRuntime => "server_error",
+            | Self::NoRuntime => oauth::SERVER_ERROR,
+        }
+    }
+
+    /// The human-readable description: the error's own text, or fixed text for a
+    /// server fault (its details go to the log, never to the client).
+    pub fn description(&self) -> String {
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "the service is temporarily unavailable; retry later".to_owned()
+            }
+            status if status.is_server_error() => "internal server error".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// The JSON error body `{error, error_description, error_code}`.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.oauth_error().to_owned(),
+            error_description: self.description(),
+            error_code: self.code().to_owned(),
+        }
+    }
+
+    /// The complete response: [`status`](Self::status), the JSON [`body`](Self::body),
+    /// `Cache-Control: no-store` and, for a `503`, `Retry-After: 1`. A server fault is
+    /// logged (`tracing`, level `warn`) with its details.
+    pub fn into_http_response(self) -> http::Response<String> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), "keybound request failed: {self}");
+        }
+        response::error(status, &self.body(), None, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_the_status_of_its_oauth_error() {
+        let errors = [
+            LifecycleError::MalformedRefreshToken,
+            LifecycleError::InvalidRefreshToken,
+            LifecycleError::RefreshTokenReused,
+            LifecycleError::RefreshKeyMismatch,
+            LifecycleError::SessionEnded {
+                state: SessionState::Revoked,
+            },
+            LifecycleError::SessionNotFound,
+            LifecycleError::NotSessionOwner,
+            LifecycleError::SessionKeyMismatch,
+            LifecycleError::ReauthenticationRequired,
+            LifecycleError::LoginDenied,
+            LifecycleError::InvalidInput {
+                field: "user_id",
+                reason: "empty",
+            },
+            LifecycleError::InvalidPolicy(PolicyError::IdleExceedsAbsolute),
+            LifecycleError::Store(StoreError::Unavailable { reason: "x".into() }),
+            LifecycleError::Store(StoreError::Corrupt { reason: "x".into() }),
+            LifecycleError::Signing(ProtoError::InvalidSignature),
+            LifecycleError::Randomness,
+            LifecycleError::NoRuntime,
+        ];
+        for error in errors {
+            let expected = match (error.oauth_error(), &error) {
+                (_, LifecycleError::SessionNotFound) => StatusCode::NOT_FOUND,
+                (oauth::INVALID_GRANT | oauth::INVALID_REQUEST, _) => StatusCode::BAD_REQUEST,
+                (oauth::ACCESS_DENIED, _) => StatusCode::FORBIDDEN,
+                (oauth::TEMPORARILY_UNAVAILABLE, _) => StatusCode::SERVICE_UNAVAILABLE,
+                (oauth::SERVER_ERROR, _) => StatusCode::INTERNAL_SERVER_ERROR,
+                (other, _) => panic!("unexpected OAuth error {other}"),
+            };
+            assert_eq!(error.status(), expected, "{}", error.code());
         }
     }
 }

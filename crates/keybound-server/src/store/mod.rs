@@ -21,8 +21,10 @@
 
 use std::sync::Arc;
 
+use keybound_proto::wire::code;
+
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 pub mod conformance;
 mod memory;
@@ -75,11 +77,11 @@ impl StoreError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Duplicate => "store_duplicate_session",
-            Self::Unavailable { .. } => "store_unavailable",
-            Self::Corrupt { .. } => "store_corrupt",
-            Self::Incompatible { .. } => "store_incompatible",
-            Self::Backend { .. } => "store_error",
+            Self::Duplicate => code::STORE_DUPLICATE_SESSION,
+            Self::Unavailable { .. } => code::STORE_UNAVAILABLE,
+            Self::Corrupt { .. } => code::STORE_CORRUPT,
+            Self::Incompatible { .. } => code::STORE_INCOMPATIBLE,
+            Self::Backend { .. } => code::STORE_ERROR,
         }
     }
 }
@@ -487,6 +489,21 @@ pub struct SweptSession {
     pub generation: u64,
     /// Why it expired, or [`Reason::RETENTION`] for a purge.
     pub reason: Reason,
+}
+
+/// A node's cache of active sessions, as a cross-node store's invalidation listener
+/// sees it: the listener drops what other nodes changed and suspends the cache while
+/// it cannot hear them. [`SessionService`](crate::SessionService) implements it.
+pub trait SessionCacheControl: Send + Sync + 'static {
+    /// Drops one session from the cache, so its next check reads the store.
+    fn invalidate(&self, id: &SessionId);
+    /// Drops every session from the cache.
+    fn invalidate_all(&self);
+    /// Stops using the cache (emptied) until [`resume`](Self::resume): every check
+    /// reads the store.
+    fn suspend(&self);
+    /// Uses the cache again, starting empty.
+    fn resume(&self);
 }
 
 /// The storage behind the session lifecycle. Object-safe (held as
