@@ -1,7 +1,9 @@
 //! The signature algorithms of DPoP proofs, and sets of them (what a server accepts and
 //! advertises in `WWW-Authenticate: DPoP algs="…"`, RFC 9449 §7.1).
 
-use std::fmt;
+use core::fmt;
+
+use crate::prelude::*;
 
 /// A JWS algorithm keybound accepts for DPoP proofs. The key kind follows from it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -127,7 +129,7 @@ pub enum ProofAlgsError {
 }
 
 /// Parses names separated by commas and/or spaces (`EdDSA,ES256`, `ES256`).
-impl std::str::FromStr for ProofAlgs {
+impl core::str::FromStr for ProofAlgs {
     type Err = ProofAlgsError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {

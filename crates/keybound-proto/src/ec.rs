@@ -8,6 +8,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::prelude::*;
+
 use crate::{ProtoError, b64};
 
 /// The order n of the P-256 group, big-endian: `r` and `s` must lie in `[1, n - 1]`.

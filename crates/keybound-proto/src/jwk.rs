@@ -1,6 +1,8 @@
 //! Device public keys as JWKs: Ed25519 (`OKP`, RFC 8037) and P-256 (`EC`, RFC 7518),
 //! their RFC 7638 thumbprints, and the decoded form a signature check uses.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use ed25519_dalek::VerifyingKey;
 use serde::de::MapAccess;
 use serde_json::{Value, json};
@@ -282,15 +284,22 @@ impl PublicJwk {
     /// canonical order, as `serde_json` writes them).
     pub(crate) fn header_json(&self) -> String {
         match &self.0 {
-            Kind::Ed25519(x) => format!(
-                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-                b64::encode(x)
-            ),
-            Kind::P256(c) => format!(
-                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-                b64::encode(c.x),
-                b64::encode(c.y)
-            ),
+            Kind::Ed25519(x) => {
+                let mut json = String::with_capacity(80);
+                json.push_str(r#"{"crv":"Ed25519","kty":"OKP","x":""#);
+                json.push_str(&b64::encode(x));
+                json.push_str(r#""}"#);
+                json
+            }
+            Kind::P256(c) => {
+                let mut json = String::with_capacity(140);
+                json.push_str(r#"{"crv":"P-256","kty":"EC","x":""#);
+                json.push_str(&b64::encode(c.x));
+                json.push_str(r#"","y":""#);
+                json.push_str(&b64::encode(c.y));
+                json.push_str(r#""}"#);
+                json
+            }
         }
     }
 }
