@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::json::Nested;
 use crate::jws::{self, Jws, Signer};
-use crate::{MAX_JWS_LEN, ProtoError};
+use crate::{MAX_JWS_LEN, ProofAlg, ProofAlgs, ProtoError};
 
 /// The `typ` of an access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -63,6 +63,7 @@ impl AccessToken {
         let (jws, (kid, claims)) = Jws::parse(
             text,
             max_len,
+            ProofAlgs::only(ProofAlg::EdDSA),
             &[ACCESS_TOKEN_TYP, "application/at+jwt"],
             ACCESS_TOKEN_TYP,
             |header, p| {
@@ -114,7 +115,7 @@ impl AccessToken {
 
     /// Verifies the signature with the server key named by `kid` (`verify_strict`).
     pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
-        self.inner.jws.verify(key)
+        self.inner.jws.verify_ed25519(key)
     }
 
     /// The token must not be expired at `now`, nor issued after `now + leeway_secs`.
