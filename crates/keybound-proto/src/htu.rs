@@ -121,6 +121,11 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), ProtoError> 
     match port {
         Some("") => Ok((host, None)),
         Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            if p.parse::<u16>().is_err() {
+                return Err(ProtoError::InvalidUrl {
+                    reason: "port is out of range",
+                });
+            }
             let trimmed = p.trim_start_matches('0');
             Ok((host, Some(if trimmed.is_empty() { "0" } else { trimmed })))
         }
@@ -207,5 +212,26 @@ mod tests {
         ] {
             assert!(normalize_htu(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Fuzzing finding (`htu` target, input `https://ap:84484/`): five digits were
+    /// taken as a port, so a port no request can have passed as `htu`.
+    #[test]
+    fn rejects_ports_above_65535() {
+        for bad in [
+            "https://ap:84484/",
+            "http://h:65536/",
+            "http://[::1]:99999/x",
+        ] {
+            assert_eq!(
+                normalize_htu(bad),
+                Err(ProtoError::InvalidUrl {
+                    reason: "port is out of range"
+                }),
+                "{bad}"
+            );
+        }
+        assert_eq!(normalize_htu("http://h:65535/").unwrap(), "http://h:65535/");
+        assert_eq!(normalize_htu("http://h:00080/").unwrap(), "http://h/");
     }
 }

@@ -27,6 +27,15 @@ pub(crate) struct JwkMembers<'a> {
     private: bool,
 }
 
+/// What was read, for the fuzz targets (`crate::fuzzing`): `kty`, `crv`, `x` and
+/// whether a private-key member was present.
+#[cfg(feature = "fuzzing")]
+impl<'a> JwkMembers<'a> {
+    pub(crate) fn parts(&self) -> (&Loose<'a>, &Loose<'a>, &Loose<'a>, bool) {
+        (&self.kty, &self.crv, &self.x, self.private)
+    }
+}
+
 impl<'de> Members<'de> for JwkMembers<'de> {
     const NAMES: &'static [&'static str] = &["kty", "crv", "x", "y"];
 

@@ -49,6 +49,8 @@ mod ec;
 mod error;
 #[cfg(feature = "es256")]
 mod es256_verify;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod htu;
 mod json;
 mod jwk;

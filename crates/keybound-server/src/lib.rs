@@ -78,6 +78,8 @@ pub mod axum;
 mod clock;
 mod dbsc_signature;
 pub mod keyfile;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod keys;
 pub mod lifecycle;
 mod nonce;

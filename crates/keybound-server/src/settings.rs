@@ -103,13 +103,12 @@ impl Settings {
         };
         let public_origin = match get("KEYBOUND_PUBLIC_ORIGIN") {
             None => format!("http://{listen}"),
+            // Exactly what the verifier will accept, so settings that load also start.
             Some(v) => {
-                let v = v.trim().trim_end_matches('/').to_owned();
-                keybound_proto::normalize_htu(&v).map_err(|e| SettingsError::Invalid {
+                crate::verifier::normalize_origin(v.trim()).map_err(|e| SettingsError::Invalid {
                     name: "KEYBOUND_PUBLIC_ORIGIN",
-                    reason: format!("{v:?} is not an http(s) origin: {e}"),
-                })?;
-                v
+                    reason: format!("{:?} is not an http(s) origin: {e}", v.trim()),
+                })?
             }
         };
         let secs = |name: &'static str| -> Result<Option<Duration>, SettingsError> {
@@ -416,6 +415,34 @@ mod tests {
                 other => panic!("{vars:?}: {other:?}"),
             }
         }
+    }
+
+    /// Fuzzing finding (`settings` target): an origin with a query or fragment loaded
+    /// (the URL normalisation drops both), then the verifier refused it at start-up
+    /// without naming the variable.
+    #[test]
+    fn public_origin_is_checked_like_the_verifier_does() {
+        for bad in [
+            "https://api.exam?\0\0ple.com",
+            "https://api.example.com/?x=1",
+            "https://api.example.com#top",
+            "https://api.example.com:70000",
+        ] {
+            match settings(&[("KEYBOUND_PUBLIC_ORIGIN", bad)]) {
+                Err(SettingsError::Invalid { name, .. }) => {
+                    assert_eq!(name, "KEYBOUND_PUBLIC_ORIGIN", "{bad:?}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let s = settings(&[("KEYBOUND_PUBLIC_ORIGIN", " HTTPS://App.Example:443/base/ ")]).unwrap();
+        assert_eq!(s.public_origin, "https://app.example/base");
+        crate::Verifier::builder()
+            .public_origin(s.public_origin)
+            .keys(KeyRing::new(ServerKey::from_seed(&[1; 32])))
+            .danger_accept_any_session()
+            .build()
+            .unwrap();
     }
 
     #[test]

@@ -377,7 +377,10 @@ impl VerifierBuilder {
     }
 }
 
-fn normalize_origin(origin: &str) -> Result<String, VerifierConfigError> {
+/// The public origin as the verifier uses it: an absolute http(s) URL without query or
+/// fragment, normalised, without a trailing `/`. Settings validate
+/// `KEYBOUND_PUBLIC_ORIGIN` with it too.
+pub(crate) fn normalize_origin(origin: &str) -> Result<String, VerifierConfigError> {
     if origin.contains(['?', '#']) {
         return Err(VerifierConfigError::InvalidOrigin(
             "must not have a query or fragment",

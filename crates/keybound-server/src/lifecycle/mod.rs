@@ -113,3 +113,5 @@ pub use risk::{
 pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;
+#[cfg(feature = "fuzzing")]
+pub(crate) use tokens::RefreshToken;

@@ -169,7 +169,7 @@ pub(crate) struct RefreshToken {
     pub(crate) session_id: SessionId,
     pub(crate) generation: u64,
     pub(crate) secret: Zeroizing<[u8; 32]>,
-    tag: [u8; TAG_LEN],
+    pub(crate) tag: [u8; TAG_LEN],
 }
 
 impl RefreshToken {
