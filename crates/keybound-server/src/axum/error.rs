@@ -8,6 +8,9 @@ use keybound_proto::ErrorBody;
 
 use crate::{LifecycleError, Rejection};
 
+/// The code (and OAuth-style `error`) of a refused attempt over a rate limit.
+const RATE_LIMITED: &str = "rate_limited";
+
 /// Why a keybound endpoint or extractor refused a request. Renders as the JSON body
 /// `{"error","error_description","error_code"}` with `Cache-Control: no-store`.
 ///
@@ -18,6 +21,7 @@ use crate::{LifecycleError, Rejection};
 /// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
 /// | [`PayloadTooLarge`](ApiError::PayloadTooLarge) | 413 | `invalid_request` | `payload_too_large` |
+/// | [`RateLimited`](ApiError::RateLimited) | 429, with `Retry-After` | `rate_limited` | `rate_limited` |
 ///
 /// Server faults (5xx) are described generically; the details go to the log
 /// (`tracing`, level `warn`), never to the client.
@@ -63,6 +67,12 @@ pub enum ApiError {
         /// The limit in bytes, when known.
         limit: Option<usize>,
     },
+    /// Too many attempts (a [`LoginLimiter`](super::LoginLimiter) budget is used up).
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until an attempt may pass (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
 }
 
 fn too_large(limit: Option<usize>) -> String {
@@ -81,6 +91,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RateLimited { .. } => RATE_LIMITED,
         }
     }
 
@@ -92,6 +103,7 @@ impl ApiError {
             Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
                 "invalid_request"
             }
+            Self::RateLimited { .. } => RATE_LIMITED,
         }
     }
 
@@ -109,6 +121,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -151,6 +164,9 @@ impl IntoResponse for ApiError {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                if let Self::RateLimited { retry_after_secs } = &other {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
                 }
                 response
             }

@@ -143,6 +143,8 @@
 mod error;
 mod extract;
 mod layer;
+#[cfg(feature = "login-limit")]
+mod login_limit;
 mod routes;
 mod setup;
 
@@ -157,6 +159,8 @@ use keybound_proto::TokenResponse;
 pub use error::ApiError;
 pub use extract::{ProofOfPossession, Session};
 pub use layer::{nonce_header, require_session};
+#[cfg(feature = "login-limit")]
+pub use login_limit::LoginLimiter;
 pub use routes::{DEFAULT_BODY_LIMIT, REFRESH_BODY_LIMIT, routes};
 pub use setup::{Running, Setup, SetupError};
 

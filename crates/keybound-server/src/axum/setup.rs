@@ -3,7 +3,6 @@
 //! revocation listener.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::Keybound;
 use crate::lifecycle::{SessionServiceBuilder, SweeperHandle};
@@ -99,8 +98,10 @@ impl Setup {
     /// verifier, and starts the sweeper. Needs a tokio runtime.
     pub async fn build(self) -> Result<Running, SetupError> {
         let settings = self.settings;
-        let replay_memory =
-            || -> Arc<dyn ReplayStore> { Arc::new(MemoryReplayStore::new(self.clock.clone())) };
+        let capacity = settings.replay_capacity;
+        let replay_memory = || -> Arc<dyn ReplayStore> {
+            Arc::new(MemoryReplayStore::with_capacity(self.clock.clone(), capacity))
+        };
         #[cfg(feature = "redis")]
         let mut redis_store = None;
         let (store, replay): (Arc<dyn SessionStore>, Arc<dyn ReplayStore>) = match &settings.store {
@@ -144,6 +145,7 @@ impl Setup {
             }
         };
         let (keys, secret) = settings.load_secrets()?;
+        let nonce_secret = settings.nonce_secret_for(&secret);
         let keys = keys.into_shared();
         let replay_for_sweep = replay.clone();
         let mut builder = SessionService::builder_shared(store, keys.clone())
@@ -163,13 +165,10 @@ impl Setup {
             .replay_store(replay)
             .session_check(Arc::new(service.clone()));
         if settings.nonce {
-            let nonces = Nonces::generate(Duration::from_secs(60)).map_err(|e| {
-                SetupError::Settings(SettingsError::Invalid {
-                    name: "KEYBOUND_NONCE",
-                    reason: e.to_string(),
-                })
-            })?;
-            verifier = verifier.nonces(nonces);
+            verifier = verifier.nonces(Nonces::from_secret(
+                nonce_secret.as_bytes(),
+                Nonces::DEFAULT_STEP,
+            ));
         }
         let verifier = verifier.build()?;
         #[cfg(feature = "redis")]
