@@ -84,7 +84,9 @@ pub fn redact_url(url: &str) -> String {
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
         Some((user_info, host)) => {
-            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
             let password = if user_info.contains(':') { ":***" } else { "" };
             format!("{scheme}://{user}{password}@{host}{tail}")
         }
@@ -286,8 +288,8 @@ impl Settings {
                 ),
             }
         };
-        let replay_capacity = usize::try_from(count("KEYBOUND_REPLAY_CAPACITY", 1_000_000, 1)?)
-            .unwrap_or(usize::MAX);
+        let replay_capacity =
+            usize::try_from(count("KEYBOUND_REPLAY_CAPACITY", 1_000_000, 1)?).unwrap_or(usize::MAX);
         let defaults = LoginLimits::default();
         let per_minute = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
             let n = count(name, u64::from(default), 0)?;
@@ -544,14 +546,20 @@ mod tests {
     fn debug_shows_no_secret() {
         let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
         let s = settings(&[
-            ("KEYBOUND_STORE", "rediss://app:hunter2@cache.example:6380/0"),
+            (
+                "KEYBOUND_STORE",
+                "rediss://app:hunter2@cache.example:6380/0",
+            ),
             ("KEYBOUND_NONCE_SECRET", secret),
         ])
         .unwrap();
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains(secret), "{debug}");
-        assert!(debug.contains("rediss://app:***@cache.example:6380/0"), "{debug}");
+        assert!(
+            debug.contains("rediss://app:***@cache.example:6380/0"),
+            "{debug}"
+        );
         assert!(debug.contains("NonceSecret(<redacted>)"), "{debug}");
         // The URL itself is kept whole for connecting.
         assert_eq!(
@@ -582,7 +590,11 @@ mod tests {
         assert_ne!(derived.as_bytes(), &[9u8; 32]);
         let again = settings(&[]).unwrap().nonce_secret_for(&refresh);
         assert_eq!(derived.as_bytes(), again.as_bytes());
-        for bad in ["short", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "!!"] {
+        for bad in [
+            "short",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            "!!",
+        ] {
             match settings(&[("KEYBOUND_NONCE_SECRET", bad)]) {
                 Err(SettingsError::Invalid { name, .. }) => {
                     assert_eq!(name, "KEYBOUND_NONCE_SECRET");

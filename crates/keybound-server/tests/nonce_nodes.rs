@@ -34,7 +34,10 @@ async fn login(app: &Router, device: &Device, nonce: Option<&str>) -> (StatusCod
         .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let nonce = response.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let nonce = response.headers()["dpop-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
     (status, nonce, serde_json::from_slice(&bytes).unwrap())
 }

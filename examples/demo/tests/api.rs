@@ -443,6 +443,21 @@ async fn operator_routes_without_a_token_answer_local_same_site_callers() {
         (status, code(&body)),
         (StatusCode::NOT_FOUND, "unknown_user")
     );
+    // DNS rebinding: a page on the attacker's name, now resolving to 127.0.0.1, asks
+    // for /metrics as a same-origin request.
+    let (status, body) = send(
+        &d.app,
+        Request::get("/metrics")
+            .header(header::HOST, "rebind.evil.example:8080")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "admin_foreign_host")
+    );
     // No recorder in this process: the route says so.
     let (status, body) = send(
         &d.app,

@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use http::StatusCode;
 use keybound_server::axum::{
-    ApiError, DEFAULT_BODY_LIMIT, Keybound, LoginLimiter, ProofOfPossession, Session,
-    nonce_header, routes,
+    ApiError, DEFAULT_BODY_LIMIT, Keybound, LoginLimiter, ProofOfPossession, Session, nonce_header,
+    routes,
 };
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;

@@ -186,7 +186,9 @@ mod tests {
         let limiter = LoginLimiter::new(&limits(100, 2));
         limiter.check("192.0.2.1".parse().ok(), "alice").unwrap();
         limiter.check("192.0.2.2".parse().ok(), "alice").unwrap();
-        let err = limiter.check("192.0.2.3".parse().ok(), "alice").unwrap_err();
+        let err = limiter
+            .check("192.0.2.3".parse().ok(), "alice")
+            .unwrap_err();
         assert_eq!(err.code(), "rate_limited");
         limiter.check("192.0.2.3".parse().ok(), "bob").unwrap();
     }
@@ -195,8 +197,14 @@ mod tests {
     fn ipv6_hosts_count_by_their_64_prefix() {
         let limiter = LoginLimiter::new(&limits(2, 100));
         limiter.check("2001:db8:1:2::1".parse().ok(), "a").unwrap();
-        limiter.check("2001:db8:1:2::ffff".parse().ok(), "b").unwrap();
-        assert!(limiter.check("2001:db8:1:2:abcd::9".parse().ok(), "c").is_err());
+        limiter
+            .check("2001:db8:1:2::ffff".parse().ok(), "b")
+            .unwrap();
+        assert!(
+            limiter
+                .check("2001:db8:1:2:abcd::9".parse().ok(), "c")
+                .is_err()
+        );
         limiter.check("2001:db8:1:3::1".parse().ok(), "c").unwrap();
         // An IPv4-mapped address is the IPv4 address.
         limiter.check("192.0.2.9".parse().ok(), "d").unwrap();
@@ -215,7 +223,10 @@ mod tests {
             limiter.check(None, &format!("user{i}")).unwrap();
         }
         // Every tracked key is recent: a new one is refused, not tracked.
-        assert_eq!(limiter.check(None, "user10").unwrap_err().code(), "rate_limited");
+        assert_eq!(
+            limiter.check(None, "user10").unwrap_err().code(),
+            "rate_limited"
+        );
         assert_eq!(limiter.per_user.as_ref().unwrap().len(), 10);
     }
 

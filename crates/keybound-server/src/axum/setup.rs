@@ -100,7 +100,10 @@ impl Setup {
         let settings = self.settings;
         let capacity = settings.replay_capacity;
         let replay_memory = || -> Arc<dyn ReplayStore> {
-            Arc::new(MemoryReplayStore::with_capacity(self.clock.clone(), capacity))
+            Arc::new(MemoryReplayStore::with_capacity(
+                self.clock.clone(),
+                capacity,
+            ))
         };
         #[cfg(feature = "redis")]
         let mut redis_store = None;
