@@ -5,11 +5,9 @@ use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use ::axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use keybound_proto::ErrorBody;
+use keybound_proto::wire::{code, oauth};
 
 use crate::{LifecycleError, Rejection};
-
-/// The code (and OAuth-style `error`) of a refused attempt over a rate limit.
-const RATE_LIMITED: &str = "rate_limited";
 
 /// Why a keybound endpoint or extractor refused a request. Renders as the JSON body
 /// `{"error","error_description","error_code"}` with `Cache-Control: no-store`.
@@ -18,7 +16,7 @@ const RATE_LIMITED: &str = "rate_limited";
 /// |---|---|---|---|
 /// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
 /// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
-/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_path`, … |
+/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
 /// | [`PayloadTooLarge`](ApiError::PayloadTooLarge) | 413 | `invalid_request` | `payload_too_large` |
 /// | [`RateLimited`](ApiError::RateLimited) | 429, with `Retry-After` | `rate_limited` | `rate_limited` |
@@ -37,7 +35,7 @@ const RATE_LIMITED: &str = "rate_limited";
 /// struct Order { item: u32 }
 ///
 /// async fn order(body: Result<Json<Order>, JsonRejection>) -> Result<String, ApiError> {
-///     let Json(order) = body?; // 400 invalid_json, 413 payload_too_large, 415 …
+///     let Json(order) = body?; // 400 invalid_json_body, 413 payload_too_large, 415 …
 ///     Ok(format!("item {}", order.item))
 /// }
 /// ```
@@ -53,7 +51,8 @@ pub enum ApiError {
     /// The request body or a parameter is malformed.
     #[error("{description}")]
     BadRequest {
-        /// Stable code (`invalid_json`, `missing_refresh_token`, …).
+        /// Stable code (`invalid_json_body`, `missing_refresh_token`, …; one of
+        /// [`keybound_proto::wire::code`]).
         code: &'static str,
         /// What is wrong, without echoing the input.
         description: &'static str,
@@ -89,9 +88,9 @@ impl ApiError {
             Self::Verification(r) => r.code(),
             Self::Lifecycle(e) => e.code(),
             Self::BadRequest { code, .. } => code,
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::RateLimited { .. } => RATE_LIMITED,
+            Self::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => code::RATE_LIMITED,
         }
     }
 
@@ -101,9 +100,9 @@ impl ApiError {
             Self::Verification(r) => r.oauth_error(),
             Self::Lifecycle(e) => e.oauth_error(),
             Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
-                "invalid_request"
+                oauth::INVALID_REQUEST
             }
-            Self::RateLimited { .. } => RATE_LIMITED,
+            Self::RateLimited { .. } => oauth::RATE_LIMITED,
         }
     }
 
@@ -175,14 +174,14 @@ impl IntoResponse for ApiError {
 }
 
 /// axum's JSON rejections: `413` for a body over the limit, `415` without a JSON
-/// content type, `400 invalid_json` otherwise.
+/// content type, `400 invalid_json_body` otherwise.
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             _ => Self::BadRequest {
-                code: "invalid_json",
+                code: code::INVALID_JSON_BODY,
                 description: "the request body is not the expected JSON object",
             },
         }
@@ -195,7 +194,7 @@ impl From<BytesRejection> for ApiError {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             _ => Self::BadRequest {
-                code: "invalid_body",
+                code: code::INVALID_BODY,
                 description: "the request body could not be read",
             },
         }
@@ -206,7 +205,7 @@ impl From<BytesRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
         Self::BadRequest {
-            code: "invalid_path",
+            code: code::INVALID_PATH,
             description: "a path parameter is malformed",
         }
     }
