@@ -97,9 +97,10 @@ pub use replay::{MemoryReplayStore, ReplayError, ReplayStore, replay_key};
 pub use session_check::{AcceptAllSessions, SessionCheck, SessionDenied};
 pub use token_cache::TokenCache;
 pub use verifier::{
-    DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_SKEW, METRIC_REPLAY_ENTRIES, METRIC_VERIFICATION_SECONDS,
-    METRIC_VERIFICATIONS, SharedKeyRing, VerifiedProof, VerifiedRequest, Verifier, VerifierBuilder,
-    VerifierConfigError, describe_metrics, verify_stateless,
+    DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_IAT_AHEAD, DEFAULT_MAX_SKEW, METRIC_REPLAY_ENTRIES,
+    METRIC_VERIFICATION_SECONDS, METRIC_VERIFICATIONS, SharedKeyRing, VerifiedProof,
+    VerifiedRequest, Verifier, VerifierBuilder, VerifierConfigError, describe_metrics,
+    verify_stateless,
 };
 
 /// A boxed, sendable future, used by the object-safe async traits of this crate

@@ -57,6 +57,9 @@ codes! {
     INVALID_AUTH_SCHEME = "invalid_auth_scheme":
         "The `Authorization` scheme is not `DPoP` (for example `Bearer`).";
     REPLAYED_JTI = "replayed_jti": "The proof's `jti` was seen before within the proof's lifetime.";
+    REQUEST_TARGET_NOT_NORMAL = "request_target_not_normal":
+        "The request path has `.` or `..` segments (or is not absolute): refused, not normalised.";
+    INVALID_ISSUER = "invalid_issuer": "The access token's `iss` is not this service's issuer.";
     USE_DPOP_NONCE = "use_dpop_nonce":
         "Nonces are on and the proof carries none; retry with the `DPoP-Nonce` sent.";
     INVALID_NONCE = "invalid_nonce":

@@ -134,7 +134,8 @@ impl Setup {
                 let options = crate::store::redis::RedisOptions::default()
                     .prefix(settings.redis_prefix.clone())
                     .timeout(settings.redis_timeout)
-                    .retention(settings.policy.retention());
+                    .retention(settings.policy.retention())
+                    .replay_capacity(settings.replay_capacity);
                 let store = crate::store::RedisStore::connect_with(url, options).await?;
                 let replay = Arc::new(store.replay_store(self.clock.clone()));
                 redis_store = Some(store.clone());
@@ -163,6 +164,7 @@ impl Setup {
         let service = builder.build()?;
         let mut verifier = Verifier::builder()
             .public_origin(settings.public_origin.clone())
+            .issuer(settings.public_origin.clone())
             .key_ring(keys)
             .clock(self.clock.clone())
             .replay_store(replay)

@@ -18,7 +18,7 @@
 //! | `{prefix}u:{user id}` | set | the ids of a user's sessions |
 //! | `{prefix}active` | sorted set | active session ids by deadline (for expiry) |
 //! | `{prefix}ended` | sorted set | terminal session ids by end time (for purge) |
-//! | `{prefix}r:{replay key}` | string | one proof id, until its `iat` window closes |
+//! | `{prefix}replay` | sorted set | proof ids (scored by expiry, ms), at most the replay capacity; each until its `iat` window closes |
 //! | `{prefix}schema` | string | the layout version, `1` |
 //! | `{prefix}events` | channel | notices `{"v":1,"event":"revoked","session_id":…}` (event `revoked`, `closed` or `changed`) |
 //!
@@ -96,6 +96,7 @@ pub struct RedisOptions {
     retention: Duration,
     ttl_margin: Duration,
     liveness_interval: Duration,
+    replay_capacity: usize,
 }
 
 impl Default for RedisOptions {
@@ -107,6 +108,7 @@ impl Default for RedisOptions {
             retention: Duration::from_secs(7 * 24 * 3600),
             ttl_margin: Duration::from_secs(3600),
             liveness_interval: Duration::from_secs(1),
+            replay_capacity: 1_000_000,
         }
     }
 }
@@ -137,6 +139,13 @@ impl RedisOptions {
     /// ([`Policy::retention`](crate::lifecycle::Policy::retention)); default 7 days.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// The most proof ids the replay store ([`RedisStore::replay_store`]) holds
+    /// (default one million).
+    pub fn replay_capacity(mut self, capacity: usize) -> Self {
+        self.replay_capacity = capacity;
         self
     }
 
@@ -390,6 +399,7 @@ impl RedisStore {
             self.inner.conn.clone(),
             &self.inner.options.prefix,
             self.inner.options.timeout,
+            self.inner.options.replay_capacity,
             clock,
         )
     }
