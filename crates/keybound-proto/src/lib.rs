@@ -7,6 +7,7 @@
 //!   [`sign_access_token`], [`AccessToken`].
 //! * Public keys and RFC 7638 thumbprints: [`PublicJwk`].
 //! * `htu` normalisation: [`normalize_htu`].
+//! * DBSC, the browser's own device binding: the [`dbsc`] module.
 //!
 //! The crate does no I/O, reads no clock and has no randomness of its own: callers
 //! pass `now` and random bytes. It compiles for `wasm32-unknown-unknown` (the browser
@@ -20,6 +21,7 @@
 
 pub mod b64;
 mod check;
+pub mod dbsc;
 mod dpop;
 mod error;
 mod htu;

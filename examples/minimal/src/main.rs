@@ -6,7 +6,10 @@
 //! live under `/session`. Settings come from `KEYBOUND_*` variables
 //! (`keybound_server::settings`); invalid ones stop start-up with exit code 2. For
 //! several nodes sharing sessions, start each with the same `KEYBOUND_KEY_FILE` and
-//! `KEYBOUND_STORE=redis://127.0.0.1:6379/`.
+//! `KEYBOUND_STORE=redis://127.0.0.1:6379/`. With `KEYBOUND_TLS_CERT` and
+//! `KEYBOUND_TLS_KEY` (PEM files) it serves HTTPS.
+
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +74,13 @@ async fn me(session: Session) -> Json<serde_json::Value> {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let settings = Settings::from_env().unwrap_or_else(|err| fail(&err));
+    let mut settings = Settings::from_env().unwrap_or_else(|err| fail(&err));
+    let tls = tls::TlsFiles::from_lookup(|name| std::env::var(name).ok())
+        .and_then(|files| files.map(|f| f.server_config()).transpose())
+        .unwrap_or_else(|err| fail(&err));
+    if tls.is_some() && std::env::var_os("KEYBOUND_PUBLIC_ORIGIN").is_none() {
+        settings.public_origin = format!("https://{}", settings.listen);
+    }
     let listen = settings.listen;
     let origin = settings.public_origin.clone();
     let limiter = Arc::new(LoginLimiter::new(&settings.login_limits));
@@ -95,7 +104,18 @@ async fn main() {
         .unwrap_or_else(|err| fail(&format!("cannot listen on {listen}: {err}")));
     println!("keybound minimal example listening on {origin}");
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(err) = axum::serve(listener, service).await {
+    let served = match tls {
+        None => axum::serve(listener, service).await,
+        Some(config) => {
+            let listener = listener.into_std().unwrap_or_else(|err| fail(&err));
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            axum_server::from_tcp_rustls(listener, config)
+                .unwrap_or_else(|err| fail(&err))
+                .serve(service)
+                .await
+        }
+    };
+    if let Err(err) = served {
         fail(&err);
     }
 }

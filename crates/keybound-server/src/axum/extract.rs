@@ -11,8 +11,8 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 use super::{ApiError, Keybound};
-use crate::Rejection;
 use crate::lifecycle::RequestSignals;
+use crate::{Rejection, RequestHead};
 
 /// A verified caller: every check of the DPoP protocol passed and the session is active.
 ///
@@ -79,7 +79,11 @@ where
         let kb = Keybound::from_ref(state);
         let verified = kb
             .verifier()
-            .verify_headers(&parts.method, signed_uri(parts), &parts.headers)
+            .verify(RequestHead {
+                method: &parts.method,
+                uri: signed_uri(parts),
+                headers: &parts.headers,
+            })
             .await?;
         let session = Session::from_verified(verified);
         parts.extensions.insert(session.clone());
@@ -169,7 +173,11 @@ where
         let kb = Keybound::from_ref(state);
         let proof = kb
             .verifier()
-            .verify_proof_headers(&parts.method, signed_uri(parts), &parts.headers)
+            .verify_proof(RequestHead {
+                method: &parts.method,
+                uri: signed_uri(parts),
+                headers: &parts.headers,
+            })
             .await?;
         Ok(Self {
             jkt: proof.jkt.clone(),

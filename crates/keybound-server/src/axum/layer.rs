@@ -6,6 +6,7 @@ use ::axum::response::{IntoResponse, Response};
 
 use super::extract::signed_uri;
 use super::{Keybound, Session};
+use crate::RequestHead;
 
 /// Middleware that lets only verified callers through and hands the [`Session`] to the
 /// handlers (as a request extension: a `Session` argument or
@@ -36,7 +37,11 @@ pub async fn require_session(State(kb): State<Keybound>, request: Request, next:
     let (mut parts, body) = request.into_parts();
     let verified = kb
         .verifier()
-        .verify_headers(&parts.method, signed_uri(&parts), &parts.headers)
+        .verify(RequestHead {
+            method: &parts.method,
+            uri: signed_uri(&parts),
+            headers: &parts.headers,
+        })
         .await;
     match verified {
         Ok(verified) => {

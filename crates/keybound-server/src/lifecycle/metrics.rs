@@ -14,7 +14,7 @@
 //! | `keybound_sweep_duration_seconds` | histogram | – | duration of one complete sweep |
 //! | `keybound_active_sessions` | gauge | – | sessions stored as active, set after each sweep |
 
-use super::Reason;
+use crate::session::Reason;
 
 /// Sessions opened.
 pub const SESSIONS_OPENED: &str = "keybound_sessions_opened_total";

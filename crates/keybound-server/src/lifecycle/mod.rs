@@ -99,10 +99,10 @@ pub mod metrics;
 mod policy;
 mod risk;
 mod service;
-mod state;
 mod sweeper;
 mod tokens;
 
+pub use crate::session::{Actor, Jkt, Reason, SessionId, SessionState, TokenHash};
 pub use audit::{AuditEvent, AuditEventKind, AuditSink, BroadcastSink, JsonLinesSink, TracingSink};
 pub use error::{LifecycleError, PolicyError};
 pub use policy::Policy;
@@ -111,6 +111,5 @@ pub use risk::{
     UserAgentChangePolicy,
 };
 pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder};
-pub use state::{Actor, Jkt, Reason, SessionId, SessionState, TokenHash};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;

@@ -43,7 +43,7 @@ use super::{
     TouchRequest, UpdateOutcome,
 };
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 /// A store under test, plus anything that must live as long as the test (a temporary
 /// directory, a server process).

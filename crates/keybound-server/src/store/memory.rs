@@ -14,7 +14,7 @@ use super::{
     SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome, decide_rotation,
 };
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 const DEFAULT_SHARDS: usize = 64;
 
