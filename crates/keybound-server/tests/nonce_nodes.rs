@@ -3,13 +3,14 @@
 //! file they derive it from), and refuse them otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod common;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
+use common::T0_MS;
+use common::http::Device;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
-use support::{Device, T0_MS};
 use tower::ServiceExt;
 
 const LOGIN: &str = "https://api.example/api/login";
@@ -17,8 +18,8 @@ const LOGIN: &str = "https://api.example/api/login";
 async fn node(vars: &[(&str, &str)]) -> (keybound_server::axum::Running, Router) {
     let mut vars = vars.to_vec();
     vars.push(("KEYBOUND_NONCE", "on"));
-    let (running, _clock) = support::keybound(support::settings(&vars)).await;
-    let app = support::app(running.keybound.clone());
+    let (running, _clock) = common::http::keybound(common::http::settings(&vars)).await;
+    let app = common::http::app(running.keybound.clone());
     (running, app)
 }
 

@@ -8,18 +8,19 @@
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[cfg(feature = "redis")]
 #[path = "common/redis_server.rs"]
 mod redis_server;
-mod support;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
+use common::T0_MS;
+use common::http::Device;
 use http::{Request, StatusCode};
 use keybound_server::axum::Running;
 use keybound_server::proto::TokenResponse;
 use serde_json::{Value, json};
-use support::{Device, T0_MS};
 use tower::ServiceExt;
 
 const ORIGIN: &str = "https://api.example";
@@ -80,7 +81,7 @@ async fn refresh(app: &Router, device: &Device, token: &str) -> (StatusCode, Val
 /// The flood and the user's requests around it, on a service set up with a replay
 /// capacity of 1,000.
 async fn flood_then_use(running: &Running) {
-    let app = support::app(running.keybound.clone());
+    let app = common::http::app(running.keybound.clone());
     let user = Device::new(1);
     let (status, body) = login(&app, &user, "wonderland").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -133,16 +134,22 @@ async fn flood_then_use(running: &Running) {
 
 #[tokio::test]
 async fn a_flood_of_unauthenticated_proofs_leaves_the_memory_replay_store_alone() {
-    let (running, _clock) =
-        support::keybound(support::settings(&[("KEYBOUND_REPLAY_CAPACITY", "1000")])).await;
+    let (running, _clock) = common::http::keybound(common::http::settings(&[(
+        "KEYBOUND_REPLAY_CAPACITY",
+        "1000",
+    )]))
+    .await;
     flood_then_use(&running).await;
 }
 
 #[tokio::test]
 async fn a_replayed_login_or_refresh_request_is_still_refused() {
-    let (running, _clock) =
-        support::keybound(support::settings(&[("KEYBOUND_REPLAY_CAPACITY", "1000")])).await;
-    let app = support::app(running.keybound.clone());
+    let (running, _clock) = common::http::keybound(common::http::settings(&[(
+        "KEYBOUND_REPLAY_CAPACITY",
+        "1000",
+    )]))
+    .await;
+    let app = common::http::app(running.keybound.clone());
     let user = Device::new(3);
     let body = json!({"username": "alice", "password": "wonderland"});
     let request = || post(&user, "/api/login", &body);
@@ -196,7 +203,7 @@ mod redis {
         let server = redis_server::RedisServer::start();
         let prefix = redis_server::unique_prefix();
         let url = server.url();
-        let (running, _clock) = support::keybound(support::settings(&[
+        let (running, _clock) = common::http::keybound(common::http::settings(&[
             ("KEYBOUND_STORE", url.as_str()),
             ("KEYBOUND_REDIS_PREFIX", prefix.as_str()),
             ("KEYBOUND_REPLAY_CAPACITY", "1000"),
