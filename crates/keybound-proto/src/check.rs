@@ -2,6 +2,8 @@
 //! first; signatures before anything is written). Stateful checks (replay, nonce,
 //! session state) come after this and live in the server.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};

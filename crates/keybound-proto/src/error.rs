@@ -1,5 +1,7 @@
 //! The one error type of the protocol core, with stable machine codes.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use thiserror::Error;
 
 use crate::wire::code;

@@ -1,5 +1,7 @@
 //! Ed25519 public keys as JWKs (RFC 8037) and their RFC 7638 thumbprints.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use ed25519_dalek::VerifyingKey;
 use serde::de::MapAccess;
 use serde_json::{Value, json};

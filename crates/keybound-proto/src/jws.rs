@@ -1,7 +1,9 @@
 //! Strict compact JWS for `alg: EdDSA` (RFC 7515, RFC 8037): parsing, signing input,
 //! and signing through the [`Signer`] trait.
 
-use std::borrow::Cow;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::de::MapAccess;

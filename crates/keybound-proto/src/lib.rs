@@ -18,6 +18,22 @@
 //! in `jwk`, canonical signatures (S < L), no small-order keys. Every failure is a
 //! [`ProtoError`] with a stable [`code`](ProtoError::code).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// `no_std` + `alloc`: the browser SDK's WebAssembly carries no standard library (and so
+// no formatting or panic machinery); tests and the server link `std` as usual.
+#![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+/// What the standard prelude would give every module.
+#[allow(unused_imports)]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+    pub(crate) use alloc::{format, vec};
+}
 
 pub mod b64;
 mod check;

@@ -1,6 +1,8 @@
 //! Access tokens (RFC 9068 `at+jwt`) bound to a DPoP key (`cnf.jkt`).
 
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;

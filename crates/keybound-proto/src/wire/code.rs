@@ -6,6 +6,8 @@
 //! list for readers). A code never changes its meaning; new ones may be added.
 
 use super::Code;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 codes! {
     // The protocol core's checks of a proof or an access token (`ProtoError`).
