@@ -5,8 +5,11 @@
 //! curve) costs a noticeable part of a signature check. A client signs every request
 //! with the same key, so the verifier remembers the keys it decoded. Decoding is a pure
 //! function of the JWK: a remembered key is exactly what decoding again would give, so
-//! the checks are unchanged.
+//! the checks are unchanged. A key decoded for a request is remembered only once that
+//! request's proof verified ([`Decoding::remember`]), so nothing an unverified request
+//! sends is written.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::sync::{Mutex, PoisonError};
@@ -18,8 +21,8 @@ const SHARDS: usize = 16;
 type Shard = Mutex<HashMap<PublicJwk, ProofKey, RandomState>>;
 
 /// A bounded map from a key's JWK to its decoded form. Only keys that decoded
-/// successfully are kept; a full shard drops an arbitrary entry (hash order, so in
-/// effect a random one) to make room.
+/// successfully, from proofs that verified, are kept; a full shard drops an arbitrary
+/// entry (hash order, so in effect a random one) to make room.
 pub(crate) struct ProofKeyCache {
     shards: Box<[Shard]>,
     shard_capacity: usize,
@@ -43,36 +46,80 @@ impl ProofKeyCache {
             .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
-}
 
-impl KeyDecoder for ProofKeyCache {
-    fn decode(&self, jwk: &PublicJwk) -> Result<ProofKey, ProtoError> {
-        if self.shard_capacity == 0 {
-            return DecodeEveryTime.decode(jwk);
-        }
-        // The map is only ever changed by single operations: a poisoned lock is fine.
-        // The last byte of a public key picks the shard (any byte is as good as random).
+    /// The shard of a key: the last byte of a public key picks it (any byte is as good
+    /// as random).
+    fn shard(&self, jwk: &PublicJwk) -> &Shard {
         let last = match (jwk.ed25519_bytes(), jwk.p256_coordinates()) {
             (Some(x), _) => x[31],
             (None, Some((_, y))) => y[31],
             (None, None) => 0,
         };
-        let shard = &self.shards[usize::from(last) % SHARDS];
-        if let Some(key) = shard
+        &self.shards[usize::from(last) % SHARDS]
+    }
+
+    /// The remembered decoded form of `jwk`, if any.
+    fn get(&self, jwk: &PublicJwk) -> Option<ProofKey> {
+        // The map is only ever changed by single operations: a poisoned lock is fine.
+        self.shard(jwk)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(jwk)
-        {
-            return Ok(key.clone());
+            .cloned()
+    }
+
+    /// Remembers a decoded key. Called only once the proof it came with verified.
+    fn remember(&self, jwk: PublicJwk, key: ProofKey) {
+        if self.shard_capacity == 0 {
+            return;
         }
-        let key = DecodeEveryTime.decode(jwk)?;
-        let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .shard(&jwk)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if map.len() >= self.shard_capacity {
             if let Some(old) = map.keys().next().copied() {
                 map.remove(&old);
             }
         }
-        map.insert(*jwk, key.clone());
+        map.insert(jwk, key);
+    }
+
+    /// A decoder for one request: remembered keys come from the cache, a key decoded
+    /// afresh is held until the caller knows the proof verified.
+    pub(crate) fn decoding(&self) -> Decoding<'_> {
+        Decoding {
+            cache: self,
+            fresh: RefCell::new(None),
+        }
+    }
+}
+
+/// The [`KeyDecoder`] of one request (see [`ProofKeyCache::decoding`]).
+pub(crate) struct Decoding<'c> {
+    cache: &'c ProofKeyCache,
+    fresh: RefCell<Option<(PublicJwk, ProofKey)>>,
+}
+
+impl Decoding<'_> {
+    /// Writes the key decoded for this request to the cache: call once every check
+    /// passed.
+    pub(crate) fn remember(&self) {
+        if let Some((jwk, key)) = self.fresh.borrow_mut().take() {
+            self.cache.remember(jwk, key);
+        }
+    }
+}
+
+impl KeyDecoder for Decoding<'_> {
+    fn decode(&self, jwk: &PublicJwk) -> Result<ProofKey, ProtoError> {
+        if let Some(key) = self.cache.get(jwk) {
+            return Ok(key);
+        }
+        let key = DecodeEveryTime.decode(jwk)?;
+        if self.cache.shard_capacity > 0 {
+            *self.fresh.borrow_mut() = Some((*jwk, key.clone()));
+        }
         Ok(key)
     }
 }
@@ -96,6 +143,25 @@ mod tests {
             hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
             hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"),
         )
+    }
+
+    impl ProofKeyCache {
+        /// Decodes `jwk` for a request whose proof then verified.
+        fn decode(&self, jwk: &PublicJwk) -> Result<ProofKey, ProtoError> {
+            let decoding = self.decoding();
+            let key = decoding.decode(jwk);
+            decoding.remember();
+            key
+        }
+    }
+
+    #[test]
+    fn a_proof_that_failed_its_checks_leaves_nothing_behind() {
+        let cache = ProofKeyCache::new(SHARDS);
+        let decoding = cache.decoding();
+        assert_eq!(decoding.decode(&ed25519(3)), ed25519(3).decode());
+        drop(decoding);
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

@@ -79,6 +79,13 @@ pub enum Rejection {
     /// The proof's `jti` was seen before within the proof's lifetime.
     #[error("the proof was already used")]
     ReplayedJti,
+    /// The request target is not in normal form (a `.` or `..` segment, or not an
+    /// absolute path): the router would dispatch on another path than the proof names.
+    #[error("the request path is not in normal form")]
+    RequestTargetNotNormal,
+    /// The access token's `iss` is not this service's issuer.
+    #[error("the access token was issued by another issuer")]
+    InvalidIssuer,
     /// Nonces are on and the proof carries none; retry with the nonce in
     /// [`Rejection::nonce`] (sent as the `DPoP-Nonce` header).
     #[error("the server requires a nonce in the DPoP proof")]
@@ -144,6 +151,8 @@ impl Rejection {
             Self::MultipleAuthorizationHeaders => code::MULTIPLE_AUTHORIZATION_HEADERS,
             Self::InvalidAuthScheme => code::INVALID_AUTH_SCHEME,
             Self::ReplayedJti => code::REPLAYED_JTI,
+            Self::RequestTargetNotNormal => code::REQUEST_TARGET_NOT_NORMAL,
+            Self::InvalidIssuer => code::INVALID_ISSUER,
             Self::UseDpopNonce { .. } => code::USE_DPOP_NONCE,
             Self::InvalidNonce { .. } => code::INVALID_NONCE,
             Self::Session(denied) => denied.code(),
@@ -185,6 +194,7 @@ impl Rejection {
             }
             | Self::MissingProof
             | Self::MultipleDpopHeaders
+            | Self::RequestTargetNotNormal
             | Self::ReplayedJti => oauth::INVALID_DPOP_PROOF,
             Self::UseDpopNonce { .. } | Self::InvalidNonce { .. } => oauth::USE_DPOP_NONCE,
             _ => oauth::INVALID_TOKEN,

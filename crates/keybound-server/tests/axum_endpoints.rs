@@ -1608,7 +1608,9 @@ async fn failing_stores_answer_503_or_a_generic_500() {
     let reply = h.me(&device, &t.access_token).await; // 2
     reply.assert_error(503, "temporarily_unavailable", "session_store_unavailable");
     assert_eq!(reply.header("retry-after"), Some("1"));
-    let reply = h.refresh(&device, &t.refresh_token).await; // 3
+    // A refresh proof is recorded only once its token's binding is checked: these two
+    // record nothing.
+    let reply = h.refresh(&device, &t.refresh_token).await;
     reply.assert_error(503, "temporarily_unavailable", "store_unavailable");
     assert_eq!(reply.header("retry-after"), Some("1"));
     assert_eq!(
@@ -1617,13 +1619,15 @@ async fn failing_stores_answer_503_or_a_generic_500() {
     );
 
     store.mode.store(2, Ordering::SeqCst);
-    let reply = h.refresh(&device, &t.refresh_token).await; // 4
+    let reply = h.refresh(&device, &t.refresh_token).await;
     reply.assert_error(500, "server_error", "store_error");
     assert_eq!(reply.body["error_description"], "internal server error");
     assert!(!reply.body.to_string().contains("/var/lib"));
 
     // The replay store is full (4 live entries, none expired): fail closed too.
     store.mode.store(0, Ordering::SeqCst);
+    assert_eq!(h.me(&device, &t.access_token).await.status, StatusCode::OK); // 3
+    assert_eq!(h.me(&device, &t.access_token).await.status, StatusCode::OK); // 4
     let reply = h.me(&device, &t.access_token).await;
     reply.assert_error(503, "temporarily_unavailable", "replay_store_unavailable");
     assert_eq!(reply.header("retry-after"), Some("1"));

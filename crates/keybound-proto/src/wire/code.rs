@@ -79,6 +79,9 @@ codes! {
     INVALID_AUTH_SCHEME = "invalid_auth_scheme":
         "The `Authorization` scheme is not `DPoP` (for example `Bearer`).";
     REPLAYED_JTI = "replayed_jti": "The proof's `jti` was seen before within the proof's lifetime.";
+    REQUEST_TARGET_NOT_NORMAL = "request_target_not_normal":
+        "The request path has `.` or `..` segments (or is not absolute): refused, not normalised.";
+    INVALID_ISSUER = "invalid_issuer": "The access token's `iss` is not this service's issuer.";
     USE_DPOP_NONCE = "use_dpop_nonce":
         "Nonces are on and the proof carries none; retry with the `DPoP-Nonce` sent.";
     INVALID_NONCE = "invalid_nonce":
@@ -154,6 +157,8 @@ codes! {
         "The request body is not `application/json`.";
     PAYLOAD_TOO_LARGE = "payload_too_large":
         "The request body is larger than the endpoint accepts.";
+    RATE_LIMITED = "rate_limited":
+        "Too many attempts (logins per address or per username); retry after `Retry-After`.";
 
     // The browser SDK's own failures (`err.code` in JavaScript).
 

@@ -33,6 +33,15 @@ impl Device {
         }
     }
 
+    /// A key from a random seed: one nobody has seen.
+    pub fn random() -> Self {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).unwrap();
+        Self {
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
     pub fn jkt(&self) -> String {
         self.key.public_jwk().thumbprint()
     }
