@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ProtoError;
 use crate::json::{self, Loose, Nested};
+use crate::prelude::*;
 
 /// The tree form: the whole object, or the error a JOSE part gets (`part` is `input`).
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProtoError> {

@@ -1,13 +1,15 @@
 //! Access tokens (RFC 9068 `at+jwt`) bound to a DPoP key (`cnf.jkt`).
 
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
 use crate::json::Nested;
 use crate::jws::{self, Jws, Signer};
-use crate::{MAX_JWS_LEN, ProtoError};
+use crate::{MAX_JWS_LEN, ProofAlg, ProofAlgs, ProtoError};
 
 /// The `typ` of an access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -61,6 +63,7 @@ impl AccessToken {
         let (jws, (kid, claims)) = Jws::parse(
             text,
             max_len,
+            ProofAlgs::only(ProofAlg::EdDSA),
             &[ACCESS_TOKEN_TYP, "application/at+jwt"],
             ACCESS_TOKEN_TYP,
             |header, p| {
@@ -112,7 +115,7 @@ impl AccessToken {
 
     /// Verifies the signature with the server key named by `kid` (`verify_strict`).
     pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
-        self.inner.jws.verify(key)
+        self.inner.jws.verify_ed25519(key)
     }
 
     /// The token must not be expired at `now`, nor issued after `now + leeway_secs`.

@@ -73,7 +73,11 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
                 Ok(proof) => proof,
                 Err(rejection) => return rejection.into_http_response(),
             };
-            // ... check the credentials in `body` your own way ...
+            // ... check the credentials in `body` your own way, then record the proof
+            // as used (only now, so proofs without credentials are never stored) ...
+            if let Err(rejection) = backend.verifier.consume_proof(&proof).await {
+                return rejection.into_http_response();
+            }
             match backend
                 .service
                 .open_session("alice", &proof.jkt, OpenRequest::new())
@@ -100,6 +104,22 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
                 .ok()
                 .and_then(|v| v["refresh_token"].as_str().map(str::to_owned))
                 .unwrap_or_default();
+            // Record the proof as used once the refresh token is known to be bound to
+            // the proof's key.
+            match backend
+                .service
+                .check_refresh_binding(&token, &proof.jkt)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(rejection) = backend.verifier.consume_proof(&proof).await {
+                        return rejection.into_http_response();
+                    }
+                }
+                // Another key: refresh refuses it (or detects reuse); nothing to record.
+                Ok(false) => {}
+                Err(err) => return err.into_http_response(),
+            }
             match backend
                 .service
                 .refresh(&token, &proof.jkt, &RequestSignals::new())

@@ -79,6 +79,7 @@ mod clock;
 mod dbsc_signature;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod keyfile;
 mod keys;
 pub mod lifecycle;
 mod nonce;
@@ -104,9 +105,10 @@ pub use replay::{MemoryReplayStore, ReplayError, ReplayStore, replay_key};
 pub use session_check::{SessionCheck, SessionDenied};
 pub use token_cache::TokenCache;
 pub use verifier::{
-    DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_SKEW, METRIC_REPLAY_ENTRIES, METRIC_VERIFICATION_SECONDS,
-    METRIC_VERIFICATIONS, RequestHead, SharedKeyRing, VerifiedProof, VerifiedRequest, Verifier,
-    VerifierBuilder, VerifierConfigError, describe_metrics, verify_stateless,
+    DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_IAT_AHEAD, DEFAULT_MAX_SKEW, METRIC_REPLAY_ENTRIES,
+    METRIC_VERIFICATION_SECONDS, METRIC_VERIFICATIONS, RequestHead, SharedKeyRing, VerifiedProof,
+    VerifiedRequest, Verifier, VerifierBuilder, VerifierConfigError, describe_metrics,
+    verify_stateless,
 };
 
 /// A boxed, sendable future, used by the object-safe async traits of this crate

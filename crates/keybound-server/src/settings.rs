@@ -10,10 +10,15 @@
 //! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
 //! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
 //! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
+//! | `KEYBOUND_PROOF_ALGS` | `EdDSA,ES256` | the proof algorithms accepted and advertised (`algs` of the DPoP challenge): `EdDSA`, `ES256` or both |
 //! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` / `rediss://…` |
 //! | `KEYBOUND_REDIS_PREFIX` | `keybound:` | prefix of every Redis key and of the revocation channel |
 //! | `KEYBOUND_REDIS_TIMEOUT_MS` | `2000` | timeout of every Redis call; requests fail closed (`503`) after it |
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
+//! | `KEYBOUND_NONCE_SECRET` | derived from the key file's refresh secret; random without a key file | base64url of 32 random bytes keying the server nonces: every node behind one load balancer needs the same one |
+//! | `KEYBOUND_REPLAY_CAPACITY` | `1000000` | most proof ids the replay store holds at once (memory, SQLite and Redis); when full, requests are refused with `503` until entries expire |
+//! | `KEYBOUND_LOGIN_PER_IP_PER_MIN` | `30` | login attempts per client address and minute ([`LoginLimiter`](crate::axum::LoginLimiter)); `0` turns the limit off |
+//! | `KEYBOUND_LOGIN_PER_USER_PER_MIN` | `10` | login attempts per username and minute; `0` turns the limit off |
 //!
 //! Invalid values stop start-up with a message naming the variable.
 
@@ -21,6 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use keybound_proto::ProofAlgs;
+use keybound_proto::b64;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{Policy, RefreshSecret};
@@ -48,9 +55,9 @@ pub enum SettingsError {
     },
 }
 
-/// Where sessions are stored.
+/// Where sessions are stored. `Debug` shows a Redis URL without its password.
 #[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// In this process's memory.
     Memory,
@@ -60,7 +67,75 @@ pub enum StoreSpec {
     Redis(String),
 }
 
-/// Settings of a keybound service.
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+/// `url` with any password (the part of the user info after `:`) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            let password = if user_info.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{password}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Login attempt budgets for [`LoginLimiter`](crate::axum::LoginLimiter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Attempts per client address and minute (`0`: no limit).
+    pub per_ip_per_minute: u32,
+    /// Attempts per username and minute (`0`: no limit).
+    pub per_user_per_minute: u32,
+    /// Most addresses, and most usernames, tracked at once.
+    pub max_tracked_keys: usize,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_ip_per_minute: 30,
+            per_user_per_minute: 10,
+            max_tracked_keys: 100_000,
+        }
+    }
+}
+
+/// The secret keying server nonces, shared by every node of a service.
+#[derive(Clone)]
+pub struct NonceSecret(zeroize::Zeroizing<[u8; 32]>);
+
+impl NonceSecret {
+    /// The secret's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceSecret(<redacted>)")
+    }
+}
+
+/// Settings of a keybound service. `Debug` shows no secret: a Redis URL's password
+/// and the nonce secret are redacted.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Address to listen on.
@@ -71,6 +146,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Whether proofs must carry server nonces.
     pub nonce: bool,
+    /// The proof algorithms accepted (and advertised in DPoP challenges).
+    pub proof_algs: ProofAlgs,
     /// Where sessions live.
     pub store: StoreSpec,
     /// Where the server key and refresh secret persist, if anywhere.
@@ -79,6 +156,13 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Timeout of every Redis call.
     pub redis_timeout: Duration,
+    /// The nonce secret set by `KEYBOUND_NONCE_SECRET`; without it, nonces are keyed
+    /// by a secret derived from the key file's refresh secret, or a random one.
+    pub nonce_secret: Option<NonceSecret>,
+    /// Most entries the replay store holds.
+    pub replay_capacity: usize,
+    /// Login attempt budgets.
+    pub login_limits: LoginLimits,
 }
 
 impl Settings {
@@ -156,6 +240,13 @@ impl Settings {
                 });
             }
         };
+        let proof_algs = match get("KEYBOUND_PROOF_ALGS") {
+            None => ProofAlgs::ALL,
+            Some(v) => v.parse().map_err(|e| SettingsError::Invalid {
+                name: "KEYBOUND_PROOF_ALGS",
+                reason: format!("{v:?}: {e}"),
+            })?,
+        };
         let store = match get("KEYBOUND_STORE") {
             None => StoreSpec::Memory,
             Some(v) => parse_store(v.trim())?,
@@ -184,16 +275,75 @@ impl Settings {
                     reason: format!("{v:?} is not a number of milliseconds from 1 to 60000"),
                 })?,
         };
+        let nonce_secret = get("KEYBOUND_NONCE_SECRET")
+            .map(|v| {
+                b64::decode_array::<32>(v.trim(), "KEYBOUND_NONCE_SECRET")
+                    .map(|bytes| NonceSecret(zeroize::Zeroizing::new(bytes)))
+                    .map_err(|_| SettingsError::Invalid {
+                        name: "KEYBOUND_NONCE_SECRET",
+                        reason: "must be 32 random bytes in base64url (43 characters), \
+                                 e.g. from `openssl rand 32 | basenc --base64url`"
+                            .into(),
+                    })
+            })
+            .transpose()?;
+        let count = |name: &'static str, default: u64, min: u64| -> Result<u64, SettingsError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n >= min).ok_or(
+                    SettingsError::Invalid {
+                        name,
+                        reason: format!("{v:?} is not a whole number of at least {min}"),
+                    },
+                ),
+            }
+        };
+        let replay_capacity =
+            usize::try_from(count("KEYBOUND_REPLAY_CAPACITY", 1_000_000, 1)?).unwrap_or(usize::MAX);
+        let defaults = LoginLimits::default();
+        let per_minute = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
+            let n = count(name, u64::from(default), 0)?;
+            u32::try_from(n).map_err(|_| SettingsError::Invalid {
+                name,
+                reason: format!("{n} is too large"),
+            })
+        };
+        let login_limits = LoginLimits {
+            per_ip_per_minute: per_minute(
+                "KEYBOUND_LOGIN_PER_IP_PER_MIN",
+                defaults.per_ip_per_minute,
+            )?,
+            per_user_per_minute: per_minute(
+                "KEYBOUND_LOGIN_PER_USER_PER_MIN",
+                defaults.per_user_per_minute,
+            )?,
+            max_tracked_keys: defaults.max_tracked_keys,
+        };
         Ok(Self {
             listen,
             public_origin,
             policy,
             nonce,
+            proof_algs,
             store,
             key_file,
             redis_prefix,
             redis_timeout,
+            nonce_secret,
+            replay_capacity,
+            login_limits,
         })
+    }
+
+    /// The nonce secret: `KEYBOUND_NONCE_SECRET` when set, else derived from the
+    /// refresh secret (so nodes that share a key file share nonces too).
+    pub fn nonce_secret_for(&self, refresh: &RefreshSecret) -> NonceSecret {
+        match &self.nonce_secret {
+            Some(secret) => secret.clone(),
+            None => NonceSecret(zeroize::Zeroizing::new(
+                refresh.derive(b"keybound-nonce-secret-v1"),
+            )),
+        }
     }
 
     /// The server signing key and refresh secret: read from the key file (created with
@@ -278,22 +428,13 @@ fn load_or_create_key_file(path: &Path) -> Result<(KeyRing, RefreshSecret), Sett
     }
 }
 
-/// Writes a new file readable only by its owner, failing if it exists.
+/// Writes a new key file readable only by its owner (creating its directory), failing
+/// if it exists.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    crate::keyfile::write_private(path, bytes, false)
 }
 
 #[cfg(test)]
@@ -318,6 +459,7 @@ mod tests {
         assert_eq!(s.redis_prefix, "keybound:");
         assert_eq!(s.redis_timeout, Duration::from_secs(2));
         assert!(!s.nonce);
+        assert_eq!(s.proof_algs, ProofAlgs::ALL);
         assert_eq!(s.policy, Policy::default());
     }
 
@@ -331,6 +473,7 @@ mod tests {
             ("KEYBOUND_ABSOLUTE_LIFETIME_SECS", "600"),
             ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
             ("KEYBOUND_NONCE", "on"),
+            ("KEYBOUND_PROOF_ALGS", "ES256"),
             ("KEYBOUND_STORE", "sqlite:data/s.db"),
             ("KEYBOUND_REDIS_PREFIX", "shop:"),
             ("KEYBOUND_REDIS_TIMEOUT_MS", "500"),
@@ -342,6 +485,10 @@ mod tests {
         assert_eq!(s.policy.access_token_lifetime(), Duration::from_secs(10));
         assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
         assert!(s.nonce);
+        assert_eq!(
+            s.proof_algs,
+            ProofAlgs::only(keybound_proto::ProofAlg::ES256)
+        );
         assert_eq!(s.store, StoreSpec::Sqlite("data/s.db".into()));
     }
 
@@ -378,6 +525,11 @@ mod tests {
                 "KEYBOUND_IDLE_TIMEOUT_SECS",
             ),
             (vec![("KEYBOUND_NONCE", "yes")], "KEYBOUND_NONCE"),
+            (
+                vec![("KEYBOUND_PROOF_ALGS", "RS256")],
+                "KEYBOUND_PROOF_ALGS",
+            ),
+            (vec![("KEYBOUND_PROOF_ALGS", ",")], "KEYBOUND_PROOF_ALGS"),
             (vec![("KEYBOUND_STORE", "postgres://x")], "KEYBOUND_STORE"),
             (vec![("KEYBOUND_STORE", "sqlite:")], "KEYBOUND_STORE"),
             (
@@ -429,6 +581,95 @@ mod tests {
             .danger_accept_any_session()
             .build()
             .unwrap();
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        let s = settings(&[
+            (
+                "KEYBOUND_STORE",
+                "rediss://app:hunter2@cache.example:6380/0",
+            ),
+            ("KEYBOUND_NONCE_SECRET", secret),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains(secret), "{debug}");
+        assert!(
+            debug.contains("rediss://app:***@cache.example:6380/0"),
+            "{debug}"
+        );
+        assert!(debug.contains("NonceSecret(<redacted>)"), "{debug}");
+        // The URL itself is kept whole for connecting.
+        assert_eq!(
+            s.store,
+            StoreSpec::Redis("rediss://app:hunter2@cache.example:6380/0".into())
+        );
+        for (url, shown) in [
+            ("redis://:pw@h:1", "redis://:***@h:1"),
+            ("redis://user@h/0", "redis://user@h/0"),
+            ("redis://h:6379", "redis://h:6379"),
+            ("redis://u:p@ss@h/", "redis://u:***@h/"),
+            ("redis://h/0?password=x", "redis://h/0?password=x"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn nonce_secret_is_set_or_derived_from_the_refresh_secret() {
+        let s = settings(&[(
+            "KEYBOUND_NONCE_SECRET",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+        )])
+        .unwrap();
+        let refresh = RefreshSecret::from_bytes([9u8; 32]);
+        assert_eq!(s.nonce_secret_for(&refresh).as_bytes(), &[1u8; 32]);
+        let derived = settings(&[]).unwrap().nonce_secret_for(&refresh);
+        assert_ne!(derived.as_bytes(), &[9u8; 32]);
+        let again = settings(&[]).unwrap().nonce_secret_for(&refresh);
+        assert_eq!(derived.as_bytes(), again.as_bytes());
+        for bad in [
+            "short",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            "!!",
+        ] {
+            match settings(&[("KEYBOUND_NONCE_SECRET", bad)]) {
+                Err(SettingsError::Invalid { name, .. }) => {
+                    assert_eq!(name, "KEYBOUND_NONCE_SECRET");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn replay_capacity_and_login_limits() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.replay_capacity, 1_000_000);
+        assert_eq!(s.login_limits, LoginLimits::default());
+        let s = settings(&[
+            ("KEYBOUND_REPLAY_CAPACITY", "1000"),
+            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "0"),
+            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "5"),
+        ])
+        .unwrap();
+        assert_eq!(s.replay_capacity, 1000);
+        assert_eq!(s.login_limits.per_ip_per_minute, 0);
+        assert_eq!(s.login_limits.per_user_per_minute, 5);
+        for (name, value) in [
+            ("KEYBOUND_REPLAY_CAPACITY", "0"),
+            ("KEYBOUND_REPLAY_CAPACITY", "lots"),
+            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "-1"),
+            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "99999999999"),
+        ] {
+            match settings(&[(name, value)]) {
+                Err(SettingsError::Invalid { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

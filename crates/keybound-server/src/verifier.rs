@@ -15,12 +15,12 @@ use ed25519_dalek::VerifyingKey;
 use http::header::{AUTHORIZATION, HeaderName};
 use http::{HeaderMap, Method, Uri};
 use keybound_proto::{
-    AccessToken, CheckHooks, CheckedRequest, Credential, DpopProof, KeyDecoder, ProofClaims,
-    ProtoError, PublicJwk, RequestContext, check_request, normalize_htu,
+    AccessToken, CheckHooks, CheckedRequest, Credential, DpopProof, KeyDecoder, ProofAlgs,
+    ProofClaims, ProtoError, PublicJwk, RequestContext, check_request, normalize_htu,
 };
 use serde_json::{Value, json};
 
-use crate::proof_keys::ProofKeyCache;
+use crate::proof_keys::{Decoding, ProofKeyCache};
 use crate::replay::{MemoryReplayStore, ReplayStore, replay_key};
 use crate::session_check::{AcceptAnySession, SessionCheck};
 use crate::token_cache::TokenCache;
@@ -31,6 +31,10 @@ const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Default allowed distance between a proof's `iat` and the server's clock: 60 s.
 pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(60);
+
+/// Default limit on how far ahead of the server's clock a proof's `iat` may be: 5 s.
+/// Together with [`DEFAULT_MAX_SKEW`] it bounds how long a proof id is kept.
+pub const DEFAULT_MAX_IAT_AHEAD: Duration = Duration::from_secs(5);
 
 /// Default limit on the `DPoP` and `Authorization` header values: 8 KiB.
 pub const DEFAULT_MAX_HEADER_LEN: usize = 8 * 1024;
@@ -95,7 +99,14 @@ pub struct VerifiedRequest {
 }
 
 /// A verified proof of a request that carries no access token (login, refresh).
+///
+/// Its `jti` is **not yet recorded**: record it with [`Verifier::consume_proof`] once
+/// the request has proven more than possession of some key (the login's credentials
+/// checked, the refresh token bound to this key), and before acting on it. So proofs
+/// from self-made keys without an account never reach the replay store, and no flood
+/// of them can fill it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a proof-only request must be consumed with Verifier::consume_proof before acting on it"]
 pub struct VerifiedProof {
     /// Thumbprint of the proof key: the key a new session is bound to.
     pub jkt: String,
@@ -214,10 +225,14 @@ struct Inner {
     replay: Arc<dyn ReplayStore>,
     sessions: Arc<dyn SessionCheck>,
     max_skew_secs: u64,
+    max_iat_ahead_secs: u64,
     max_header_len: usize,
     nonces: Option<Nonces>,
     token_cache: TokenCache,
     proof_keys: ProofKeyCache,
+    proof_algs: ProofAlgs,
+    /// The `iss` every access token must carry.
+    issuer: String,
 }
 
 /// Configures a [`Verifier`]. Required: [`public_origin`](Self::public_origin), the
@@ -232,10 +247,13 @@ pub struct VerifierBuilder {
     replay: Option<Arc<dyn ReplayStore>>,
     sessions: Option<Arc<dyn SessionCheck>>,
     max_skew: Duration,
+    max_iat_ahead: Duration,
     max_header_len: usize,
     nonces: Option<Nonces>,
     token_cache_capacity: usize,
     proof_key_cache_capacity: usize,
+    proof_algs: ProofAlgs,
+    issuer: Option<String>,
 }
 
 impl std::fmt::Debug for VerifierBuilder {
@@ -308,6 +326,23 @@ impl VerifierBuilder {
         self
     }
 
+    /// How far ahead of the clock a proof's `iat` may be (default
+    /// [`DEFAULT_MAX_IAT_AHEAD`], at most the [`max_skew`](Self::max_skew)). A proof id
+    /// is kept until the proof could no longer be accepted, so this and the skew bound
+    /// how long each replay-store entry lives.
+    pub fn max_iat_ahead(mut self, ahead: Duration) -> Self {
+        self.max_iat_ahead = ahead;
+        self
+    }
+
+    /// The `iss` access tokens must carry: the session service's
+    /// `SessionServiceBuilder::issuer` (default: the public origin, normalised, without
+    /// a trailing `/`). A token with another `iss` is refused with `invalid_issuer`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
     /// Limit on the `DPoP` and `Authorization` header values in bytes (default
     /// [`DEFAULT_MAX_HEADER_LEN`]).
     pub fn max_header_len(mut self, len: usize) -> Self {
@@ -338,6 +373,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// The proof algorithms accepted (default [`ProofAlgs::ALL`]: `EdDSA` and `ES256`).
+    /// A proof of another `alg` is refused with `unsupported_alg`, and every DPoP
+    /// challenge lists exactly these in its `algs` parameter (RFC 9449 §7.1).
+    pub fn proof_algs(mut self, algs: ProofAlgs) -> Self {
+        self.proof_algs = algs;
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, VerifierConfigError> {
         let origin = self.origin.ok_or(VerifierConfigError::MissingOrigin)?;
@@ -349,18 +392,23 @@ impl VerifierBuilder {
         let replay = self
             .replay
             .unwrap_or_else(|| Arc::new(MemoryReplayStore::new(self.clock.clone())));
+        let issuer = self.issuer.unwrap_or_else(|| origin.clone());
+        let max_skew_secs = self.max_skew.as_secs();
         Ok(Verifier {
             inner: Arc::new(Inner {
+                issuer,
+                max_iat_ahead_secs: self.max_iat_ahead.as_secs().min(max_skew_secs),
                 origin,
                 keys,
                 clock: self.clock,
                 replay,
                 sessions,
-                max_skew_secs: self.max_skew.as_secs(),
+                max_skew_secs,
                 max_header_len: self.max_header_len,
                 nonces: self.nonces,
                 token_cache: TokenCache::new(self.token_cache_capacity),
                 proof_keys: ProofKeyCache::new(self.proof_key_cache_capacity),
+                proof_algs: self.proof_algs,
             }),
         })
     }
@@ -395,10 +443,13 @@ impl Verifier {
             replay: None,
             sessions: None,
             max_skew: DEFAULT_MAX_SKEW,
+            max_iat_ahead: DEFAULT_MAX_IAT_AHEAD,
+            issuer: None,
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             nonces: None,
             token_cache_capacity: TokenCache::DEFAULT_CAPACITY,
             proof_key_cache_capacity: 8_192,
+            proof_algs: ProofAlgs::ALL,
         }
     }
 
@@ -418,8 +469,11 @@ impl Verifier {
     }
 
     /// Verifies a request that carries only a proof (login, refresh): the proof's
-    /// checks, replay and nonce; any `Authorization` header is ignored. Returns the key
-    /// the proof was signed with. `request` as for [`verify`](Self::verify).
+    /// checks and nonce; any `Authorization` header is ignored. Returns the key the
+    /// proof was signed with. `request` as for [`verify`](Self::verify). The proof's
+    /// `jti` is not recorded yet: call [`consume_proof`](Self::consume_proof) once the
+    /// request is authenticated otherwise (credentials, refresh token), before acting
+    /// on it.
     pub async fn verify_proof(
         &self,
         request: impl Into<RequestHead<'_>>,
@@ -428,6 +482,21 @@ impl Verifier {
         let started = Instant::now();
         let result = self.inner.verify_proof(&request).await;
         self.inner.record(result.as_ref().err(), started);
+        result
+    }
+
+    /// Records the `jti` of a proof [`verify_proof`](Self::verify_proof) accepted:
+    /// `Ok` the first time, [`Rejection::ReplayedJti`] for a replay, `503`
+    /// `replay_store_unavailable` when the replay store cannot record it.
+    pub async fn consume_proof(&self, proof: &VerifiedProof) -> Result<(), Rejection> {
+        let now_ms = self.inner.clock.now_ms();
+        let result = self
+            .inner
+            .record_jti(&proof.jkt, &proof.claims.jti, proof.claims.iat, now_ms)
+            .await;
+        if let Err(rejection) = &result {
+            self.inner.record(Some(rejection), Instant::now());
+        }
         result
     }
 
@@ -461,6 +530,17 @@ impl Verifier {
     pub fn public_origin(&self) -> &str {
         &self.inner.origin
     }
+
+    /// The proof algorithms this verifier accepts (and advertises in challenges).
+    pub fn proof_algs(&self) -> ProofAlgs {
+        self.inner.proof_algs
+    }
+
+    /// The HTTP response for one of this verifier's rejections: the challenge lists
+    /// this verifier's [`proof_algs`](Self::proof_algs).
+    pub fn response(&self, rejection: Rejection) -> http::Response<String> {
+        rejection.into_http_response_for(self.inner.proof_algs)
+    }
 }
 
 /// A token whose signature just verified, to be cached once the whole check passed.
@@ -474,6 +554,7 @@ struct ToCache {
 /// decoded proof keys, and the request URL built in normal form.
 struct Hooks<'v> {
     inner: &'v Inner,
+    decoding: Decoding<'v>,
     now: i64,
     url_is_normalized: bool,
     /// The token's SHA-256 and the key the cache says verified it, if cached.
@@ -518,7 +599,11 @@ impl CheckHooks for Hooks<'_> {
     }
 
     fn decoder(&self) -> &dyn KeyDecoder {
-        &self.inner.proof_keys
+        &self.decoding
+    }
+
+    fn proof_algs(&self) -> ProofAlgs {
+        self.inner.proof_algs
     }
 
     fn url_is_normalized(&self) -> bool {
@@ -542,6 +627,10 @@ impl Inner {
         let token = self.access_token(request.headers)?;
         let proof = self.proof_header(request.headers)?;
         let (checked, now_ms) = self.pure_checks(request, proof, Some(token))?;
+        let token_claims = checked.token.as_ref().map(AccessToken::claims);
+        if token_claims.is_some_and(|claims| claims.iss != self.issuer) {
+            return Err(Rejection::InvalidIssuer);
+        }
         self.check_replay(&checked, now_ms).await?;
         let CheckedRequest { proof, token, jkt } = checked;
         self.check_nonce(proof.claims(), now_ms)?;
@@ -560,7 +649,6 @@ impl Inner {
     async fn verify_proof(&self, request: &RequestHead<'_>) -> Result<VerifiedProof, Rejection> {
         let proof = self.proof_header(request.headers)?;
         let (checked, now_ms) = self.pure_checks(request, proof, None)?;
-        self.check_replay(&checked, now_ms).await?;
         self.check_nonce(checked.proof.claims(), now_ms)?;
         let jwk = *checked.proof.jwk();
         Ok(VerifiedProof {
@@ -582,16 +670,30 @@ impl Inner {
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
         let (url, url_is_normalized) = self.request_url(request.uri);
+        // The router dispatches on the raw path: a proof must name exactly that path,
+        // so a target that normalising would change is refused, never normalised.
+        if !url_is_normalized {
+            return Err(Rejection::RequestTargetNotNormal);
+        }
         let ctx = self.context(request.method, &url, now);
         let mut hooks = Hooks {
             inner: self,
+            decoding: self.proof_keys.decoding(),
             now,
             url_is_normalized,
             lookup: None,
             to_cache: None,
         };
         let checked = check_request(&ctx, proof, token, &mut hooks)?;
-        // Written to the cache only once every signature verified.
+        let ahead = i64::try_from(self.max_iat_ahead_secs).unwrap_or(i64::MAX);
+        if checked.proof.claims().iat > now.saturating_add(ahead) {
+            return Err(Rejection::Proto {
+                credential: Credential::Proof,
+                error: ProtoError::IatInFuture,
+            });
+        }
+        // Written to the caches only once every signature verified.
+        hooks.decoding.remember();
         if let Some(ToCache { hash, token, key }) = hooks.to_cache {
             self.token_cache.insert_token(hash, &token, key, now);
         }
@@ -685,11 +787,23 @@ impl Inner {
 
     async fn check_replay(&self, checked: &CheckedRequest, now_ms: i64) -> Result<(), Rejection> {
         let claims = checked.proof.claims();
-        let key = replay_key(&checked.jkt, &claims.jti);
-        // The proof is accepted while now <= iat + skew (whole seconds).
+        self.record_jti(&checked.jkt, &claims.jti, claims.iat, now_ms)
+            .await
+    }
+
+    /// Records a proof id until the proof could no longer be accepted.
+    async fn record_jti(
+        &self,
+        jkt: &str,
+        jti: &str,
+        iat: i64,
+        now_ms: i64,
+    ) -> Result<(), Rejection> {
+        let key = replay_key(jkt, jti);
+        // The proof is accepted while now <= iat + skew (whole seconds); `iat` is at
+        // most `max_iat_ahead` ahead, so an entry lives at most skew + ahead + 1 s.
         let skew = i64::try_from(self.max_skew_secs).unwrap_or(i64::MAX);
-        let expires_at_ms = claims
-            .iat
+        let expires_at_ms = iat
             .saturating_add(skew)
             .saturating_add(1)
             .saturating_mul(1000)

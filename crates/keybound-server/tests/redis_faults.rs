@@ -256,11 +256,12 @@ async fn with_append_only_persistence_no_session_is_lost_in_a_crash() {
     server.kill();
     let (status, body) = me_request(&b.app, &alice, &access).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    // The refresh endpoint records its proof first: the replay store refuses.
+    // The refresh endpoint checks the token's binding before recording its proof:
+    // the session store refuses.
     let (status, body) = refresh_request(&b.app, &alice, &refresh).await;
     assert_eq!(
         (status, code(&body)),
-        (StatusCode::SERVICE_UNAVAILABLE, "replay_store_unavailable")
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
     );
     server.restart();
 

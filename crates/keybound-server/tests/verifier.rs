@@ -186,7 +186,7 @@ fn assert_rejected<T: std::fmt::Debug>(
             challenge.starts_with(&format!("DPoP error=\"{oauth_error}\"")),
             "{challenge}"
         );
-        assert!(challenge.ends_with("algs=\"EdDSA\""), "{challenge}");
+        assert!(challenge.ends_with("algs=\"EdDSA ES256\""), "{challenge}");
     }
     rejection
 }
@@ -286,7 +286,10 @@ async fn host_header_and_request_authority_are_not_trusted() {
 
 #[tokio::test]
 async fn scheme_is_case_insensitive_and_origin_may_have_a_base_path() {
-    let fx = Fx::with(|b| b.public_origin("https://API.example.com:443/api/"));
+    let fx = Fx::with(|b| {
+        b.public_origin("https://API.example.com:443/api/")
+            .issuer(ORIGIN)
+    });
     let proof = fx
         .proof_builder("POST", "https://api.example.com/api/orders/./1")
         .access_token(&fx.token)
@@ -458,11 +461,19 @@ async fn alg_none_is_refused() {
 }
 
 #[tokio::test]
-async fn alg_hs256_and_es256_are_refused() {
+async fn unknown_algs_are_refused_and_es256_needs_a_p256_key() {
     let fx = Fx::new();
     // `Ed25519` (RFC 9864's fully specified name for EdDSA over Ed25519) is accepted,
     // as panva's `dpop` signs with it; lowercase `eddsa` is not an algorithm name.
-    for alg in ["HS256", "ES256", "eddsa", "none", "EdDSA+x"] {
+    let header =
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": fx.device.public_jwk().to_json()});
+    let proof = jws(&header, &fx.proof_claims(), &fx.device);
+    assert_rejected(
+        fx.call(&proof).await,
+        "alg_key_mismatch",
+        "invalid_dpop_proof",
+    );
+    for alg in ["HS256", "ES384", "es256", "eddsa", "none", "EdDSA+x"] {
         let header =
             json!({"typ": "dpop+jwt", "alg": alg, "jwk": fx.device.public_jwk().to_json()});
         let proof = jws(&header, &fx.proof_claims(), &fx.device);
@@ -705,7 +716,16 @@ async fn iat_window_is_enforced() {
         "invalid_dpop_proof",
     );
     fx.call(&at(T0 - 60)).await.unwrap();
-    fx.call(&at(T0 + 60)).await.unwrap();
+    // Ahead of the clock only a few seconds (DEFAULT_MAX_IAT_AHEAD) ...
+    fx.call(&at(T0 + 5)).await.unwrap();
+    // ... unless configured up to the skew.
+    let wide = Fx::with(|b| b.max_iat_ahead(Duration::from_secs(600)));
+    let proof = ProofBuilder::new(wide.device.public_jwk(), "GET", URL, T0 + 60, wide.jti())
+        .unwrap()
+        .access_token(&wide.token)
+        .sign(&wide.device)
+        .unwrap();
+    wide.call(&proof).await.unwrap();
     // A configured skew.
     let fx = Fx::with(|b| b.max_skew(Duration::from_secs(5)));
     let proof = ProofBuilder::new(fx.device.public_jwk(), "GET", URL, T0 - 6, fx.jti())
@@ -1000,13 +1020,17 @@ async fn same_jti_under_another_key_is_not_a_replay() {
         .sign(&other)
         .unwrap();
     let verify = |p: &str| parts("POST", "/orders", &[("dpop", p)]);
-    fx.verifier.verify_proof(&verify(&proof)).await.unwrap();
-    fx.verifier
+    let first = fx.verifier.verify_proof(&verify(&proof)).await.unwrap();
+    fx.verifier.consume_proof(&first).await.unwrap();
+    let other = fx
+        .verifier
         .verify_proof(&verify(&other_proof))
         .await
         .unwrap();
+    fx.verifier.consume_proof(&other).await.unwrap();
+    let again = fx.verifier.verify_proof(&verify(&proof)).await.unwrap();
     assert_rejected(
-        fx.verifier.verify_proof(&verify(&proof)).await,
+        fx.verifier.consume_proof(&again).await,
         "replayed_jti",
         "invalid_dpop_proof",
     );
@@ -1212,8 +1236,12 @@ async fn proof_only_requests_are_verified() {
     assert_eq!(verified.jkt, fx.device.public_jwk().thumbprint());
     assert_eq!(verified.jwk, fx.device.public_jwk());
     assert_eq!(verified.claims.htm, "POST");
+    // Verifying records nothing: the caller consumes the proof once the request is
+    // authenticated otherwise, and only once.
+    let again = fx.verifier.verify_proof(&request).await.unwrap();
+    fx.verifier.consume_proof(&verified).await.unwrap();
     assert_rejected(
-        fx.verifier.verify_proof(&request).await,
+        fx.verifier.consume_proof(&again).await,
         "replayed_jti",
         "invalid_dpop_proof",
     );
@@ -1331,4 +1359,99 @@ proptest! {
         // The unchanged pair still verifies, so the rejections above were due to the change.
         prop_assert!(rt.block_on(fx.call(&proof)).is_ok());
     }
+}
+
+// ----- abuse resistance -----
+
+#[tokio::test]
+async fn request_targets_not_in_normal_form_are_refused() {
+    let fx = Fx::new();
+    // A proof for `/session/` sent as `DELETE /session/sessions/..`: normalising would
+    // make them match, but the router dispatches on the raw path.
+    let proof = fx
+        .proof_builder("DELETE", "https://api.example.com/session/")
+        .access_token(&fx.token)
+        .sign(&fx.device)
+        .unwrap();
+    let auth = format!("DPoP {}", fx.token);
+    for path in ["/session/sessions/..", "/session/./", "/a/../session/"] {
+        let request = parts(
+            "DELETE",
+            path,
+            &[("authorization", &auth), ("dpop", &proof)],
+        );
+        assert_rejected(
+            fx.verifier.verify(&request).await,
+            "request_target_not_normal",
+            "invalid_dpop_proof",
+        );
+    }
+    // Proof-only requests too.
+    let proof = fx
+        .proof_builder("POST", "https://api.example.com/session/refresh")
+        .sign(&fx.device)
+        .unwrap();
+    let request = parts("POST", "/session/x/../refresh", &[("dpop", &proof)]);
+    assert_rejected(
+        fx.verifier.verify_proof(&request).await,
+        "request_target_not_normal",
+        "invalid_dpop_proof",
+    );
+    // The refused requests recorded nothing: the same proof for its own path passes.
+    let request = parts("POST", "/session/refresh", &[("dpop", &proof)]);
+    let verified = fx.verifier.verify_proof(&request).await.unwrap();
+    fx.verifier.consume_proof(&verified).await.unwrap();
+}
+
+#[tokio::test]
+async fn tokens_of_another_issuer_are_refused() {
+    let fx = Fx::new();
+    let mut foreign = claims(&fx.device);
+    foreign.iss = "https://other.example".into();
+    let token = fx.sign(&foreign);
+    let proof = fx
+        .proof_builder("GET", URL)
+        .access_token(&token)
+        .sign(&fx.device)
+        .unwrap();
+    assert_rejected(
+        fx.call_with(&token, &proof).await,
+        "invalid_issuer",
+        "invalid_token",
+    );
+    // An explicit issuer replaces the default (the public origin).
+    let fx = Fx::with(|b| b.issuer("https://other.example"));
+    let token = fx.sign(&foreign);
+    let proof = fx
+        .proof_builder("GET", URL)
+        .access_token(&token)
+        .sign(&fx.device)
+        .unwrap();
+    fx.call_with(&token, &proof).await.unwrap();
+    assert_rejected(
+        fx.call(&fx.proof()).await,
+        "invalid_issuer",
+        "invalid_token",
+    );
+}
+
+#[tokio::test]
+async fn proofs_from_the_future_are_limited_to_a_few_seconds() {
+    let fx = Fx::new();
+    let at = |iat: i64| {
+        ProofBuilder::new(fx.device.public_jwk(), "GET", URL, iat, fx.jti())
+            .unwrap()
+            .access_token(&fx.token)
+            .sign(&fx.device)
+            .unwrap()
+    };
+    let ahead = keybound_server::DEFAULT_MAX_IAT_AHEAD.as_secs() as i64;
+    fx.call(&at(T0 + ahead)).await.unwrap();
+    assert_rejected(
+        fx.call(&at(T0 + ahead + 1)).await,
+        "iat_in_future",
+        "invalid_dpop_proof",
+    );
+    // Proofs from the past keep the whole window.
+    fx.call(&at(T0 - 60)).await.unwrap();
 }

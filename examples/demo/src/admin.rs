@@ -5,8 +5,10 @@
 //! * Without one: only callers connecting from a loopback address, and never a request
 //!   a browser sent on behalf of another site (an `Origin` other than the demo's own, or
 //!   `Sec-Fetch-Site: cross-site`), so a web page cannot make the visitor's browser
-//!   revoke sessions. Behind a reverse proxy on the same host every caller looks local:
-//!   set a token there.
+//!   revoke sessions; and only for a `Host` that names this machine (`localhost`, a
+//!   loopback address) or the demo's public origin, so a page on a name re-pointed at
+//!   127.0.0.1 (DNS rebinding) cannot read `/metrics` as a same-origin page. Behind a
+//!   reverse proxy on the same host every caller looks local: set a token there.
 
 use std::net::SocketAddr;
 
@@ -25,6 +27,8 @@ use zeroize::Zeroizing;
 pub(crate) struct AdminGuard {
     token: Option<std::sync::Arc<Zeroizing<String>>>,
     public_origin: String,
+    /// The public origin's `host[:port]`, lowercased.
+    public_authority: String,
 }
 
 impl std::fmt::Debug for AdminGuard {
@@ -44,6 +48,9 @@ pub(crate) enum AdminDenied {
     NotLocal,
     /// No token is configured and a browser sent the request for another site.
     CrossSite,
+    /// No token is configured and the `Host` names neither this machine nor the demo
+    /// (DNS rebinding).
+    ForeignHost,
 }
 
 impl IntoResponse for AdminDenied {
@@ -63,6 +70,11 @@ impl IntoResponse for AdminDenied {
                 StatusCode::FORBIDDEN,
                 "admin_cross_site",
                 "operator routes refuse requests sent by a browser for another site",
+            ),
+            Self::ForeignHost => (
+                StatusCode::FORBIDDEN,
+                "admin_foreign_host",
+                "without KEYBOUND_DEMO_ADMIN_TOKEN, operator routes answer only requests for localhost, a loopback address or the demo's public origin",
             ),
         };
         let mut response = (
@@ -87,7 +99,37 @@ impl AdminGuard {
                 .filter(|t| !t.trim().is_empty())
                 .map(std::sync::Arc::new),
             public_origin: public_origin.trim_end_matches('/').to_owned(),
+            public_authority: public_origin
+                .split_once("://")
+                .map_or("", |(_, rest)| rest)
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
         }
+    }
+
+    /// Whether a `Host` value names this machine or the demo's public origin. A DNS
+    /// rebinding page's requests carry the attacker's name.
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        if host == self.public_authority {
+            return true;
+        }
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    name
+                } else {
+                    ""
+                }
+            }),
+        };
+        name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// Checks one request.
@@ -125,6 +167,12 @@ impl AdminGuard {
         let cross_site = header("sec-fetch-site").is_some_and(|s| s == "cross-site");
         if foreign_origin || cross_site {
             return Err(AdminDenied::CrossSite);
+        }
+        // A browser always sends `Host` (HTTP/2: `:authority`, which becomes the URI's
+        // authority); a request without either is not a browser's.
+        let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        if host.is_some_and(|host| !self.host_allowed(host)) {
+            return Err(AdminDenied::ForeignHost);
         }
         Ok(())
     }
@@ -196,6 +244,40 @@ mod tests {
                 &[("sec-fetch-site", "cross-site")]
             )),
             Err(AdminDenied::CrossSite)
+        );
+        // DNS rebinding: a page on a name re-pointed at 127.0.0.1 is same-origin with
+        // itself, so only its Host gives it away.
+        for host in [
+            "rebind.evil.example:8080",
+            "127.0.0.1.evil.example",
+            "localhost.evil:80",
+        ] {
+            assert_eq!(
+                guard.check(&parts(
+                    "127.0.0.1:5000",
+                    &[("host", host), ("sec-fetch-site", "same-origin")]
+                )),
+                Err(AdminDenied::ForeignHost),
+                "{host}"
+            );
+        }
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.0.0.2",
+        ] {
+            assert_eq!(
+                guard.check(&parts("127.0.0.1:5000", &[("host", host)])),
+                Ok(()),
+                "{host}"
+            );
+        }
+        let public = AdminGuard::new(None, "https://demo.example");
+        assert_eq!(
+            public.check(&parts("127.0.0.1:5000", &[("host", "demo.example")])),
+            Ok(())
         );
         // An empty token counts as none: local callers only.
         let empty = AdminGuard::new(Some(Zeroizing::new(" ".into())), "http://x");

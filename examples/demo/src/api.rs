@@ -54,8 +54,9 @@ struct Credentials {
     password: Zeroizing<String>,
 }
 
-/// `POST /api/login`: checks the demo credentials, then opens a session bound to the key
-/// of the request's DPoP proof.
+/// `POST /api/login`: checks the attempt budgets of the client address and the username
+/// (`429 rate_limited`), then the demo credentials, then opens a session bound to the
+/// key of the request's DPoP proof.
 pub(crate) async fn login(
     State(app): State<AppState>,
     proof: ProofOfPossession,
@@ -68,6 +69,9 @@ pub(crate) async fn login(
             "the body must be JSON {\"username\": \"…\", \"password\": \"…\"}",
         );
     };
+    if let Err(limited) = app.login_limiter.check(proof.signals.ip, &creds.username) {
+        return limited.into_response();
+    }
     if !app.users.check(&creds.username, &creds.password) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -143,9 +147,9 @@ struct PasswordChange {
     new_password: Zeroizing<String>,
 }
 
-/// `POST /api/change-password`: a sensitive action. Checks the current password, replaces
-/// this session's tokens (`rotate_on_sensitive_action`), revokes every other session of
-/// the user, sets the new password, and answers with the new token response, which the
+/// `POST /api/change-password`: a sensitive action. Checks the current password, sets
+/// the new one, replaces this session's tokens (`rotate_on_sensitive_action`), revokes
+/// every other session of the user, and answers with the new token response, which the
 /// SDK takes up (`kb.rotate`).
 pub(crate) async fn change_password(
     State(app): State<AppState>,
@@ -160,6 +164,10 @@ pub(crate) async fn change_password(
         );
     };
     let user = &session.user_id;
+    // A wrong current password is a password guess like a failed login.
+    if let Err(limited) = app.login_limiter.check(None, user) {
+        return limited.into_response();
+    }
     match app
         .users
         .check_change(user, &change.current_password, &change.new_password)
@@ -180,16 +188,18 @@ pub(crate) async fn change_password(
             );
         }
     }
+    // The new password first, then the revocation: a login that checked the old
+    // password before this point is revoked by the rotation below, even one still
+    // opening its session (keybound refuses sessions whose login started before a
+    // revocation of all the user's sessions); a login after it needs the new password.
+    app.users.set_password(user, &change.new_password);
     let rotated = app
         .kb
         .service()
         .rotate_on_sensitive_action(&session.session_id, &session.jkt, true)
         .await;
     match rotated {
-        Ok(tokens) => {
-            app.users.set_password(user, &change.new_password);
-            app.kb.token_reply(tokens).into_response()
-        }
+        Ok(tokens) => app.kb.token_reply(tokens).into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
 }

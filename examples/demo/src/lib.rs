@@ -5,10 +5,10 @@
 //! |---|---|
 //! | `GET /` and `/assets/…` | the web app (`examples/demo/web/dist`) |
 //! | `GET /api/config` | lifetimes and demo users, for the sign-in page |
-//! | `POST /api/login` | `{"username","password"}` + DPoP proof → token response; `401 invalid_credentials` |
+//! | `POST /api/login` | `{"username","password"}` + DPoP proof → token response; `401 invalid_credentials`; `429 rate_limited` with `Retry-After` past the attempt budgets (per client address and per username) |
 //! | `GET /api/me`, `GET /api/orders` | protected data |
 //! | `GET /api/notes`, `POST /api/notes` | the user's notes (`{"text"}`), kept in memory |
-//! | `POST /api/change-password` | `{"current_password","new_password"}`: rotates this session's tokens, revokes the user's other sessions, answers with the new token response |
+//! | `POST /api/change-password` | `{"current_password","new_password"}`: sets the new password, then rotates this session's tokens and revokes every other session of the user (including logins racing the change), answers with the new token response; counts against the username's attempt budget |
 //! | `GET /api/events` | the user's audit events as server-sent events (see the `events` module docs) |
 //! | `POST /api/admin/users/{user}/revoke` | operator: revokes every session of a user |
 //! | `GET /metrics` | operator: Prometheus text |
@@ -54,8 +54,9 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware;
 use axum::routing::{any, get, post};
-use keybound_server::axum::{Keybound, routes};
+use keybound_server::axum::{Keybound, LoginLimiter, routes};
 use keybound_server::lifecycle::BroadcastSink;
+use keybound_server::settings::LoginLimits;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
@@ -77,6 +78,7 @@ pub struct Demo {
     metrics: Option<PrometheusHandle>,
     shutdown: Option<watch::Receiver<bool>>,
     store_label: String,
+    login_limits: LoginLimits,
 }
 
 impl std::fmt::Debug for Demo {
@@ -102,7 +104,15 @@ impl Demo {
             metrics: None,
             shutdown: None,
             store_label: "memory".to_owned(),
+            login_limits: LoginLimits::default(),
         }
+    }
+
+    /// Login attempt budgets (default [`LoginLimits::default`]; the server passes
+    /// `Settings::login_limits`).
+    pub fn login_limits(mut self, limits: LoginLimits) -> Self {
+        self.login_limits = limits;
+        self
     }
 
     /// Where the built web app is (default `examples/demo/web/dist`).
@@ -152,6 +162,7 @@ impl Demo {
             metrics: self.metrics,
             shutdown: self.shutdown,
             store_label: Arc::new(self.store_label),
+            login_limiter: Arc::new(LoginLimiter::new(&self.login_limits)),
         };
         let api = Router::new()
             .route("/api/config", get(api::config))
@@ -190,6 +201,7 @@ struct AppState {
     metrics: Option<PrometheusHandle>,
     shutdown: Option<watch::Receiver<bool>>,
     store_label: Arc<String>,
+    login_limiter: Arc<LoginLimiter>,
 }
 
 impl FromRef<AppState> for Keybound {

@@ -31,7 +31,8 @@ const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
     version,
     after_help = "Settings: KEYBOUND_LISTEN, KEYBOUND_PUBLIC_ORIGIN, KEYBOUND_ACCESS_TTL_SECS, \
 KEYBOUND_IDLE_TIMEOUT_SECS, KEYBOUND_ABSOLUTE_LIFETIME_SECS, KEYBOUND_REFRESH_GRACE_SECS, \
-KEYBOUND_NONCE, KEYBOUND_STORE, KEYBOUND_KEY_FILE (see keybound_server::settings). \
+KEYBOUND_NONCE, KEYBOUND_STORE, KEYBOUND_KEY_FILE, KEYBOUND_NONCE_SECRET, KEYBOUND_REPLAY_CAPACITY, \
+KEYBOUND_LOGIN_PER_IP_PER_MIN, KEYBOUND_LOGIN_PER_USER_PER_MIN (see keybound_server::settings). \
 KEYBOUND_DEMO_ADMIN_TOKEN: token for the operator routes (/metrics, /api/admin/...); \
 without it they answer loopback callers only. RUST_LOG: log filter (default info)."
 )]
@@ -75,6 +76,10 @@ fn settings_lookup(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> HashMap<S
         "KEYBOUND_NONCE",
         "KEYBOUND_STORE",
         "KEYBOUND_KEY_FILE",
+        "KEYBOUND_NONCE_SECRET",
+        "KEYBOUND_REPLAY_CAPACITY",
+        "KEYBOUND_LOGIN_PER_IP_PER_MIN",
+        "KEYBOUND_LOGIN_PER_USER_PER_MIN",
     ]
     .into_iter()
     .filter_map(|name| {
@@ -198,6 +203,7 @@ async fn main() {
     let origin = settings.public_origin.clone();
     let (label, app_label) = store_labels(&settings.store);
     let key_file = settings.key_file.clone();
+    let login_limits = settings.login_limits.clone();
     let audit = BroadcastSink::new(1024);
     let sink = audit.clone();
     let running = match Keybound::setup(settings)
@@ -223,6 +229,7 @@ async fn main() {
         .web_dir(&cli.web_dir)
         .admin_token(admin_token)
         .store_label(app_label)
+        .login_limits(login_limits)
         .shutdown(stopped);
     if let Some(handle) = metrics {
         demo = demo.metrics(handle);

@@ -443,6 +443,21 @@ async fn operator_routes_without_a_token_answer_local_same_site_callers() {
         (status, code(&body)),
         (StatusCode::NOT_FOUND, "unknown_user")
     );
+    // DNS rebinding: a page on the attacker's name, now resolving to 127.0.0.1, asks
+    // for /metrics as a same-origin request.
+    let (status, body) = send(
+        &d.app,
+        Request::get("/metrics")
+            .header(header::HOST, "rebind.evil.example:8080")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "admin_foreign_host")
+    );
     // No recorder in this process: the route says so.
     let (status, body) = send(
         &d.app,
@@ -527,4 +542,33 @@ async fn the_web_app_is_served_with_security_headers() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let page = to_bytes(response.into_body(), 1 << 16).await.unwrap();
     assert!(String::from_utf8_lossy(&page).contains("scripts/demo.sh"));
+}
+
+#[tokio::test]
+async fn password_guessing_is_limited_per_username() {
+    let d = demo().await;
+    let device = Device::new(9);
+    let guess = |password: &str| {
+        let body = json!({"username": "alice", "password": password});
+        device.request("POST", "/api/login", None, Some(body))
+    };
+    // The default budget: ten attempts per username and minute.
+    for _ in 0..10 {
+        let (status, body) = send(&d.app, guess("guess")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(code(&body), "invalid_credentials");
+    }
+    let response = d.app.clone().oneshot(guess("wonderland")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&retry), "Retry-After: {retry}");
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(code(&body), "rate_limited");
+    // Other users are not locked out by it.
+    login(&d.app, &device, "bob", "builder").await;
 }

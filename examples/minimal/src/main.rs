@@ -12,15 +12,17 @@
 mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use http::StatusCode;
 use keybound_server::axum::{
-    ApiError, DEFAULT_BODY_LIMIT, Keybound, ProofOfPossession, Session, nonce_header, routes,
+    ApiError, DEFAULT_BODY_LIMIT, Keybound, LoginLimiter, ProofOfPossession, Session, nonce_header,
+    routes,
 };
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;
@@ -37,13 +39,16 @@ struct Credentials {
 }
 
 /// Verifies the proof first (the device key the session will be bound to), then the
-/// credentials.
+/// attempt budgets of the client address and the username (`429 rate_limited`), then
+/// the credentials.
 async fn login(
     State(kb): State<Keybound>,
+    Extension(limiter): Extension<Arc<LoginLimiter>>,
     proof: ProofOfPossession,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(creds) = body?;
+    limiter.check(proof.signals.ip, &creds.username)?;
     let known = USERS
         .iter()
         .any(|(user, password)| *user == creds.username && *password == creds.password);
@@ -78,6 +83,7 @@ async fn main() {
     }
     let listen = settings.listen;
     let origin = settings.public_origin.clone();
+    let limiter = Arc::new(LoginLimiter::new(&settings.login_limits));
     // The sweeper (periodic cleanup) and, with Redis, the revocation listener run
     // as long as `running` lives.
     let running = Keybound::setup(settings)
@@ -90,6 +96,7 @@ async fn main() {
         .route("/api/me", get(me))
         .merge(routes("/session"))
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(Extension(limiter))
         .layer(middleware::from_fn_with_state(kb.clone(), nonce_header))
         .with_state(kb);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 const MINIMAL: &str = env!("CARGO_BIN_EXE_keybound-minimal");
 
-const VARIABLES: [&str; 10] = [
+const VARIABLES: [&str; 14] = [
     "KEYBOUND_LISTEN",
     "KEYBOUND_PUBLIC_ORIGIN",
     "KEYBOUND_ACCESS_TTL_SECS",
@@ -29,6 +29,10 @@ const VARIABLES: [&str; 10] = [
     "KEYBOUND_NONCE",
     "KEYBOUND_STORE",
     "KEYBOUND_KEY_FILE",
+    "KEYBOUND_NONCE_SECRET",
+    "KEYBOUND_REPLAY_CAPACITY",
+    "KEYBOUND_LOGIN_PER_IP_PER_MIN",
+    "KEYBOUND_LOGIN_PER_USER_PER_MIN",
     "RUST_LOG",
 ];
 
@@ -161,6 +165,7 @@ impl Drop for Server {
 struct Reply {
     status: StatusCode,
     nonce: Option<String>,
+    retry_after: Option<String>,
     body: Value,
 }
 
@@ -221,11 +226,16 @@ impl Device {
             .headers()
             .get("dpop-nonce")
             .map(|v| v.to_str().unwrap().to_owned());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
             nonce,
+            retry_after,
             body,
         }
     }
@@ -454,4 +464,47 @@ async fn sessions_and_keys_survive_a_restart_with_sqlite_and_a_key_file() {
         )
         .await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+}
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_username_and_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        free_port(),
+        &[
+            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "3".into()),
+            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "6".into()),
+        ],
+    );
+    let device = Device::new(dir.path());
+    let url = server.url("/api/login");
+    let attempt = |user: &'static str, password: &'static str| {
+        let device = &device;
+        let url = url.clone();
+        async move {
+            let body = json!({"username": user, "password": password});
+            device.send("POST", &url, None, None, Some(body)).await
+        }
+    };
+    // Guessing alice's password: three attempts, then 429 even with the right one.
+    for _ in 0..3 {
+        let reply = attempt("alice", "guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let limited = attempt("alice", "wonderland").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.body["error_code"], "rate_limited");
+    assert_eq!(limited.body["error"], "rate_limited");
+    let retry: u64 = limited.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After: {retry}");
+    // Another user from the same address still gets in ...
+    let bob = attempt("bob", "builder").await;
+    assert_eq!(bob.status, StatusCode::OK, "{}", bob.body);
+    // ... until the address has used its six attempts (the refused one counted too).
+    let carol = attempt("carol", "x").await;
+    assert_eq!(carol.status, StatusCode::UNAUTHORIZED);
+    let dave = attempt("dave", "x").await;
+    assert_eq!(dave.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(dave.body["error_code"], "rate_limited");
+    assert!(dave.retry_after.is_some());
 }

@@ -5,6 +5,8 @@
 //! refuse such keys); everything that can be checked without curve arithmetic is
 //! checked here.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -15,9 +17,6 @@ use crate::b64;
 pub const MIN_RSA_BITS: usize = 2048;
 /// The largest RSA modulus keybound accepts, in bits (larger keys only cost time).
 pub const MAX_RSA_BITS: usize = 8192;
-
-/// JWK members that carry private key material (RFC 7517/7518).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// A DBSC session key: the public half of the browser's key pair.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -38,8 +37,8 @@ pub enum DbscKey {
     },
 }
 
-impl std::fmt::Debug for DbscKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for DbscKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DbscKey")
             .field("alg", &self.alg())
             .field("jkt", &self.thumbprint())
@@ -62,7 +61,10 @@ impl DbscKey {
 
     /// [`from_json`](Self::from_json) on an extracted JSON object.
     pub fn from_map(obj: &Map<String, Value>) -> Result<Self, DbscError> {
-        if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
+        if crate::jwk::PRIVATE_MEMBERS
+            .iter()
+            .any(|m| obj.contains_key(*m))
+        {
             return Err(crate::ProtoError::PrivateKeyInJwk.into());
         }
         let member = |name: &'static str, reason: &'static str| {

@@ -3,6 +3,8 @@
 //! the body's `error_code` ([`code`](super::code)).
 
 use super::Code;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 codes! {
     INVALID_TOKEN = "invalid_token":
@@ -18,4 +20,6 @@ codes! {
     TEMPORARILY_UNAVAILABLE = "temporarily_unavailable":
         "A store cannot answer right now; retry after `Retry-After` (503).";
     SERVER_ERROR = "server_error": "The server failed; the details are in its log (500).";
+    RATE_LIMITED = "rate_limited":
+        "Too many attempts; retry after `Retry-After` (429, not an OAuth error).";
 }

@@ -2,7 +2,7 @@
 
 use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use ::axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use keybound_proto::ErrorBody;
 use keybound_proto::wire::{code, oauth};
 
@@ -13,11 +13,12 @@ use crate::{LifecycleError, Rejection, response};
 ///
 /// | variant | status | `error` | `error_code` |
 /// |---|---|---|---|
-/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
+/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA ES256"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
 /// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
 /// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
 /// | [`PayloadTooLarge`](ApiError::PayloadTooLarge) | 413 | `invalid_request` | `payload_too_large` |
+/// | [`RateLimited`](ApiError::RateLimited) | 429, with `Retry-After` | `rate_limited` | `rate_limited` |
 ///
 /// Server faults (5xx) are described generically; the details go to the log
 /// (`tracing`, level `warn`), never to the client.
@@ -64,6 +65,12 @@ pub enum ApiError {
         /// The limit in bytes, when known.
         limit: Option<usize>,
     },
+    /// Too many attempts (a [`LoginLimiter`](super::LoginLimiter) budget is used up).
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until an attempt may pass (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
 }
 
 fn too_large(limit: Option<usize>) -> String {
@@ -82,6 +89,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => code::RATE_LIMITED,
         }
     }
 
@@ -93,6 +101,7 @@ impl ApiError {
             Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
                 oauth::INVALID_REQUEST
             }
+            Self::RateLimited { .. } => oauth::RATE_LIMITED,
         }
     }
 
@@ -105,6 +114,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -134,7 +144,15 @@ impl IntoResponse for ApiError {
         let response = match self {
             Self::Verification(rejection) => rejection.into_http_response(),
             Self::Lifecycle(error) => error.into_http_response(),
-            other => response::error(other.status(), &other.body(), None, None),
+            other => {
+                let mut response = response::error(other.status(), &other.body(), None, None);
+                if let Self::RateLimited { retry_after_secs } = &other {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                }
+                response
+            }
         };
         let (parts, body) = response.into_parts();
         Response::from_parts(parts, body.into())

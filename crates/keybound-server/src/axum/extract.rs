@@ -120,10 +120,15 @@ where
 /// The verified DPoP proof of a request without an access token: what a login
 /// handler needs to open a session bound to the device key.
 ///
-/// Verifying it checks the proof (signature, `htm`/`htu`, `iat`), consumes its `jti`
-/// (replay protection) and checks the nonce when nonces are on; an `Authorization`
-/// header is ignored. Declare it before the body extractor so that a bad proof is
-/// refused before any credential is looked at. See [`Keybound::open_session`].
+/// Verifying it checks the proof (signature, `htm`/`htu`, `iat`) and the nonce when
+/// nonces are on; an `Authorization` header is ignored. Declare it before the body
+/// extractor so that a bad proof is refused before any credential is looked at. See
+/// [`Keybound::open_session`].
+///
+/// Its `jti` is recorded (replay protection) by [`Keybound::open_session`], once your
+/// handler has checked the credentials: a flood of proofs from self-made keys without
+/// valid credentials never reaches the replay store. A handler that acts on the proof
+/// without opening a session records it with [`Keybound::consume_proof`] first.
 #[derive(Clone, Debug)]
 pub struct ProofOfPossession {
     /// Thumbprint of the device key.
@@ -131,6 +136,7 @@ pub struct ProofOfPossession {
     /// Request signals for the risk policy (IP from the connection if the server was
     /// started with `into_make_service_with_connect_info`, user agent).
     pub signals: RequestSignals,
+    pub(crate) verified: crate::VerifiedProof,
 }
 
 impl ProofOfPossession {
@@ -174,8 +180,9 @@ where
             })
             .await?;
         Ok(Self {
-            jkt: proof.jkt,
+            jkt: proof.jkt.clone(),
             signals: signals(parts),
+            verified: proof,
         })
     }
 }

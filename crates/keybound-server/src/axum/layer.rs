@@ -2,7 +2,7 @@
 
 use ::axum::extract::{Request, State};
 use ::axum::middleware::Next;
-use ::axum::response::{IntoResponse, Response};
+use ::axum::response::Response;
 
 use super::extract::signed_uri;
 use super::{Keybound, Session};
@@ -49,7 +49,7 @@ pub async fn require_session(State(kb): State<Keybound>, request: Request, next:
             let response = next.run(Request::from_parts(parts, body)).await;
             kb.with_nonce(response)
         }
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => kb.verifier().response(rejection).map(Into::into),
     }
 }
 

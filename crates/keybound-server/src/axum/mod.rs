@@ -52,7 +52,7 @@
 //!
 //! | status | `error` | headers | `error_code` (examples) |
 //! |---|---|---|---|
-//! | 401 | `invalid_dpop_proof` | `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="…", algs="EdDSA"` | `missing_proof`, `htu_mismatch`, `iat_too_old`, `invalid_signature`, `replayed_jti`, … |
+//! | 401 | `invalid_dpop_proof` | `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="…", algs="EdDSA ES256"` | `missing_proof`, `htu_mismatch`, `iat_too_old`, `invalid_signature`, `replayed_jti`, … |
 //! | 401 | `invalid_token` | `WWW-Authenticate: DPoP error="invalid_token", …` | `missing_token`, `invalid_auth_scheme` (`Bearer`), `ath_mismatch`, `token_expired`, `session_revoked`, `session_closed`, `session_expired`, … |
 //! | 401 | `use_dpop_nonce` | `WWW-Authenticate: DPoP error="use_dpop_nonce", …` and `DPoP-Nonce` | `use_dpop_nonce` (no nonce), `invalid_nonce` (stale) |
 //! | 503 | `temporarily_unavailable` | `Retry-After: 1` | `session_store_unavailable`, `replay_store_unavailable` |
@@ -143,6 +143,8 @@
 mod error;
 mod extract;
 mod layer;
+#[cfg(feature = "login-limit")]
+mod login_limit;
 mod routes;
 mod setup;
 
@@ -157,6 +159,8 @@ use keybound_proto::TokenResponse;
 pub use error::ApiError;
 pub use extract::{ProofOfPossession, Session};
 pub use layer::{nonce_header, require_session};
+#[cfg(feature = "login-limit")]
+pub use login_limit::LoginLimiter;
 pub use routes::{DEFAULT_BODY_LIMIT, REFRESH_BODY_LIMIT, routes};
 pub use setup::{Running, Setup, SetupError};
 
@@ -219,24 +223,34 @@ impl Keybound {
     }
 
     /// Opens a session for `user_id`, whom the application has just authenticated,
-    /// bound to the key of the login request's verified proof. The reply is the token
-    /// response with `Cache-Control: no-store` (and `DPoP-Nonce` when nonces are on).
+    /// bound to the key of the login request's verified proof. The proof's `jti` is
+    /// recorded first (a replayed login request is refused with `replayed_jti`). The
+    /// reply is the token response with `Cache-Control: no-store` (and `DPoP-Nonce`
+    /// when nonces are on).
     ///
-    /// Errors: `403 access_denied login_denied` when the risk policy refuses,
-    /// `400 invalid_request invalid_input` for an unusable user id, `503` when the
-    /// store is down.
+    /// Errors: `401 replayed_jti`, `403 access_denied login_denied` when the risk
+    /// policy refuses, `400 invalid_request invalid_input` for an unusable user id,
+    /// `503` when a store is down.
     pub async fn open_session(
         &self,
         proof: &ProofOfPossession,
         user_id: &str,
         request: OpenRequest,
     ) -> Result<TokenReply, ApiError> {
+        self.consume_proof(proof).await?;
         let request = request.signals(proof.signals.clone());
         let tokens = self
             .service()
             .open_session(user_id, &proof.jkt, request)
             .await?;
         Ok(self.token_reply(tokens))
+    }
+
+    /// Records the `jti` of a login-type request's proof, for handlers that act on a
+    /// [`ProofOfPossession`] without [`open_session`](Self::open_session) (which does
+    /// this itself). Call it once the request is otherwise authenticated.
+    pub async fn consume_proof(&self, proof: &ProofOfPossession) -> Result<(), ApiError> {
+        Ok(self.verifier().consume_proof(&proof.verified).await?)
     }
 
     /// After a sensitive action (password or privilege change) by the caller: replaces

@@ -112,6 +112,17 @@ async fn refresh(
             code: code::MISSING_REFRESH_TOKEN,
             description: "the body has no refresh_token",
         })?;
+        // The proof's jti is recorded only for a refresh token this server issued,
+        // presented with its session's key: proofs from self-made keys never reach
+        // the replay store, whatever their number. A token presented with another key
+        // changes nothing when replayed (refused, or its session revoked for reuse).
+        if kb
+            .service()
+            .check_refresh_binding(&token, &proof.jkt)
+            .await?
+        {
+            kb.consume_proof(&proof).await?;
+        }
         let tokens = kb
             .service()
             .refresh(&token, &proof.jkt, &proof.signals)

@@ -3,7 +3,6 @@
 //! revocation listener.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::Keybound;
 use crate::lifecycle::{SessionServiceBuilder, SweeperHandle};
@@ -99,8 +98,13 @@ impl Setup {
     /// verifier, and starts the sweeper. Needs a tokio runtime.
     pub async fn build(self) -> Result<Running, SetupError> {
         let settings = self.settings;
-        let replay_memory =
-            || -> Arc<dyn ReplayStore> { Arc::new(MemoryReplayStore::new(self.clock.clone())) };
+        let capacity = settings.replay_capacity;
+        let replay_memory = || -> Arc<dyn ReplayStore> {
+            Arc::new(MemoryReplayStore::with_capacity(
+                self.clock.clone(),
+                capacity,
+            ))
+        };
         #[cfg(feature = "redis")]
         let mut redis_store = None;
         let (store, replay): (Arc<dyn SessionStore>, Arc<dyn ReplayStore>) = match &settings.store {
@@ -130,7 +134,8 @@ impl Setup {
                 let options = crate::store::redis::RedisOptions::default()
                     .prefix(settings.redis_prefix.clone())
                     .timeout(settings.redis_timeout)
-                    .retention(settings.policy.retention());
+                    .retention(settings.policy.retention())
+                    .replay_capacity(settings.replay_capacity);
                 let store = crate::store::RedisStore::connect_with(url, options).await?;
                 let replay = Arc::new(store.replay_store(self.clock.clone()));
                 redis_store = Some(store.clone());
@@ -144,6 +149,7 @@ impl Setup {
             }
         };
         let (keys, secret) = settings.load_secrets()?;
+        let nonce_secret = settings.nonce_secret_for(&secret);
         let keys = keys.into_shared();
         let replay_for_sweep = replay.clone();
         let mut builder = SessionService::builder_shared(store, keys.clone())
@@ -158,18 +164,17 @@ impl Setup {
         let service = builder.build()?;
         let mut verifier = Verifier::builder()
             .public_origin(settings.public_origin.clone())
+            .issuer(settings.public_origin.clone())
             .key_ring(keys)
             .clock(self.clock.clone())
             .replay_store(replay)
-            .session_check(Arc::new(service.clone()));
+            .session_check(Arc::new(service.clone()))
+            .proof_algs(settings.proof_algs);
         if settings.nonce {
-            let nonces = Nonces::generate(Duration::from_secs(60)).map_err(|e| {
-                SetupError::Settings(SettingsError::Invalid {
-                    name: "KEYBOUND_NONCE",
-                    reason: e.to_string(),
-                })
-            })?;
-            verifier = verifier.nonces(nonces);
+            verifier = verifier.nonces(Nonces::from_secret(
+                nonce_secret.as_bytes(),
+                Nonces::DEFAULT_STEP,
+            ));
         }
         let verifier = verifier.build()?;
         #[cfg(feature = "redis")]

@@ -43,6 +43,34 @@ impl SessionService {
         result.map(|(tokens, _)| tokens)
     }
 
+    /// Whether `refresh_token` is one this server issued, for a stored session bound
+    /// to `jkt`: a cheap check before the refresh request's proof is recorded as used.
+    /// `Ok(true)`: issued here, the session is bound to `jkt`; `Ok(false)`: issued
+    /// here, for a session bound to another key ([`refresh`](Self::refresh) then
+    /// refuses it, and revokes the session if the token is an old one: reuse). `Ok`
+    /// says nothing about the session's state or the token's generation.
+    ///
+    /// Errors: `refresh_token_malformed`, `refresh_token_invalid` (not issued here, or
+    /// its session is gone), store failures.
+    pub async fn check_refresh_binding(
+        &self,
+        refresh_token: &str,
+        jkt: &str,
+    ) -> Result<bool, LifecycleError> {
+        let token =
+            RefreshToken::parse(refresh_token).ok_or(LifecycleError::MalformedRefreshToken)?;
+        if !self.inner.secret.authenticates(&token) {
+            return Err(LifecycleError::InvalidRefreshToken);
+        }
+        let record = self
+            .inner
+            .store
+            .load(token.session_id)
+            .await?
+            .ok_or(LifecycleError::InvalidRefreshToken)?;
+        Ok(Jkt::parse(jkt) == Some(record.jkt))
+    }
+
     async fn refresh_inner(
         &self,
         refresh_token: &str,

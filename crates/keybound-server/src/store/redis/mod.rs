@@ -19,7 +19,7 @@
 //! | `{prefix}u:{user id}` | set | the ids of a user's sessions |
 //! | `{prefix}active` | sorted set | active session ids by deadline (for expiry) |
 //! | `{prefix}ended` | sorted set | terminal session ids by end time (for purge) |
-//! | `{prefix}r:{replay key}` | string | one proof id, until its `iat` window closes |
+//! | `{prefix}replay` | sorted set | proof ids (scored by expiry, ms), at most the replay capacity; each until its `iat` window closes |
 //! | `{prefix}schema` | string | the layout version, `1` |
 //! | `{prefix}events` | channel | notices `{"v":1,"event":"revoked","session_id":…}` (event `revoked`, `closed` or `changed`) |
 //!
@@ -253,6 +253,7 @@ impl RedisStore {
             self.inner.conn.clone(),
             &self.inner.options.prefix,
             self.inner.options.timeout,
+            self.inner.options.replay_capacity,
             clock,
         )
     }

@@ -31,6 +31,7 @@ pub struct RedisOptions {
     pub(super) retention: Duration,
     pub(super) ttl_margin: Duration,
     pub(super) liveness_interval: Duration,
+    pub(super) replay_capacity: usize,
 }
 
 impl Default for RedisOptions {
@@ -42,6 +43,7 @@ impl Default for RedisOptions {
             retention: Duration::from_secs(7 * 24 * 3600),
             ttl_margin: Duration::from_secs(3600),
             liveness_interval: Duration::from_secs(1),
+            replay_capacity: 1_000_000,
         }
     }
 }
@@ -72,6 +74,13 @@ impl RedisOptions {
     /// ([`Policy::retention`](crate::lifecycle::Policy::retention)); default 7 days.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// The most proof ids the replay store ([`RedisStore::replay_store`](super::RedisStore::replay_store))
+    /// holds (default one million).
+    pub fn replay_capacity(mut self, capacity: usize) -> Self {
+        self.replay_capacity = capacity;
         self
     }
 
