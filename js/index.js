@@ -36,7 +36,7 @@ function toDate(value) {
 
 function sessionSummary(raw) {
   return {
-    id: String(raw.session_id ?? raw.id),
+    id: String(raw.id),
     createdAt: toDate(raw.created_at),
     lastSeenAt: toDate(raw.last_seen_at),
     idleExpiresAt: toDate(raw.idle_expires_at),

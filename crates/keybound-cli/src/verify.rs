@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use keybound_proto::ed25519_dalek::VerifyingKey;
-use keybound_proto::{CheckedRequest, ErrorBody, ProtoError, RequestContext, check_request};
+use keybound_proto::{
+    AccessToken, CheckedRequest, ErrorBody, ProtoError, RequestContext, check_request,
+};
 use serde::Serialize;
 
 /// What to verify and against what.
@@ -21,12 +23,17 @@ pub(crate) struct VerifyInput<'a> {
 pub(crate) fn verify(input: &VerifyInput<'_>) -> Result<CheckedRequest, ErrorBody> {
     let access_token = input.token.map(|(token, _)| token);
     let keys = input.token.map(|(_, keys)| keys);
-    check_request(&input.ctx, input.proof, access_token, |token| {
-        let key = keys
-            .and_then(|keys| keys.get(token.kid()))
-            .ok_or(ProtoError::UnknownKid)?;
-        token.verify_signature(key)
-    })
+    check_request(
+        &input.ctx,
+        input.proof,
+        access_token,
+        &mut |token: &AccessToken| {
+            let key = keys
+                .and_then(|keys| keys.get(token.kid()))
+                .ok_or(ProtoError::UnknownKid)?;
+            token.verify_signature(key)
+        },
+    )
     .map_err(|e| keybound_server::Rejection::from(e).body())
 }
 

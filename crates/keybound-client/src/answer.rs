@@ -1,6 +1,8 @@
 //! What a server's answer means for the session: a nonce to retry with, a token to
 //! refresh, a clock to correct, or an ended session.
 
+use keybound_proto::wire::{code, oauth};
+
 use crate::state::Terminal;
 
 /// The facts of an HTTP answer the SDK looks at.
@@ -47,7 +49,7 @@ impl Answer<'_> {
             return Verdict::Pass;
         }
         let error = self.error_name();
-        if error == Some("use_dpop_nonce") && self.has_nonce {
+        if error == Some(oauth::USE_DPOP_NONCE) && self.has_nonce {
             return Verdict::NonceChallenge;
         }
         if let Some(terminal) = self.error_code.and_then(Terminal::from_error_code) {
@@ -55,12 +57,12 @@ impl Answer<'_> {
         }
         match (error, self.error_code) {
             // Resource servers answer 401; token endpoints (login, refresh) may say 400.
-            (Some("invalid_dpop_proof"), Some("iat_too_old" | "iat_in_future"))
+            (Some(oauth::INVALID_DPOP_PROOF), Some(code::IAT_TOO_OLD | code::IAT_IN_FUTURE))
                 if self.status != 403 =>
             {
                 Verdict::ClockSkew
             }
-            (Some("invalid_token"), _) if self.status == 401 => Verdict::TokenRejected,
+            (Some(oauth::INVALID_TOKEN), _) if self.status == 401 => Verdict::TokenRejected,
             _ => Verdict::Pass,
         }
     }

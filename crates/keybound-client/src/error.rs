@@ -1,6 +1,7 @@
 //! The one error type of the SDK, with the stable codes JavaScript sees as `err.code`.
 
 use keybound_proto::ProtoError;
+use keybound_proto::wire::code;
 use thiserror::Error;
 
 use crate::state::Terminal;
@@ -88,19 +89,19 @@ impl ClientError {
     /// The stable machine code (`err.code` in JavaScript).
     pub fn code(&self) -> &str {
         match self {
-            Self::NotLoggedIn => "not_logged_in",
+            Self::NotLoggedIn => code::NOT_LOGGED_IN,
             Self::SessionEnded(terminal) => terminal.error_code(),
-            Self::Network { .. } => "network_error",
-            Self::Aborted => "aborted",
-            Self::InvalidInput { .. } => "invalid_input",
+            Self::Network { .. } => code::NETWORK_ERROR,
+            Self::Aborted => code::ABORTED,
+            Self::InvalidInput { .. } => code::INVALID_INPUT,
             Self::Server { code, .. } => code,
-            Self::InvalidResponse { .. } => "invalid_response",
+            Self::InvalidResponse { .. } => code::INVALID_RESPONSE,
             Self::Proto(err) => err.code(),
-            Self::Crypto { .. } => "crypto_error",
-            Self::Storage { .. } => "storage_error",
-            Self::Unsupported { .. } => "unsupported_browser",
-            Self::Disposed => "disposed",
-            Self::InvalidOption { .. } => "invalid_option",
+            Self::Crypto { .. } => code::CRYPTO_ERROR,
+            Self::Storage { .. } => code::STORAGE_ERROR,
+            Self::Unsupported { .. } => code::UNSUPPORTED_BROWSER,
+            Self::Disposed => code::DISPOSED,
+            Self::InvalidOption { .. } => code::INVALID_OPTION,
         }
     }
 
@@ -154,14 +155,14 @@ fn is_code(code: &str) -> bool {
 /// The code used when the server gave none.
 fn status_code(status: u16) -> &'static str {
     match status {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        408 => "request_timeout",
-        429 => "too_many_requests",
-        500..=599 => "server_error",
-        _ => "unexpected_status",
+        400 => code::BAD_REQUEST,
+        401 => code::UNAUTHORIZED,
+        403 => code::FORBIDDEN,
+        404 => code::NOT_FOUND,
+        408 => code::REQUEST_TIMEOUT,
+        429 => code::TOO_MANY_REQUESTS,
+        500..=599 => code::SERVER_ERROR,
+        _ => code::UNEXPECTED_STATUS,
     }
 }
 

@@ -7,74 +7,9 @@
 
 use std::fmt;
 
-/// How a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Terminal {
-    /// The idle timeout or the absolute lifetime passed.
-    Expired,
-    /// Revoked: by the user elsewhere, an admin, refresh-token reuse or a policy.
-    Revoked,
-    /// The user logged out.
-    Closed,
-}
-
-impl Terminal {
-    /// The state name (`expired`, `revoked`, `closed`), also the event's type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-            Self::Closed => "closed",
-        }
-    }
-
-    /// The error code of an operation refused because the session ended this way.
-    pub fn error_code(self) -> &'static str {
-        match self {
-            Self::Expired => "session_expired",
-            Self::Revoked => "session_revoked",
-            Self::Closed => "session_closed",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "expired" => Some(Self::Expired),
-            "revoked" => Some(Self::Revoked),
-            "closed" => Some(Self::Closed),
-            _ => None,
-        }
-    }
-
-    /// The terminal state a server `error_code` reports, if it reports one.
-    pub fn from_error_code(code: &str) -> Option<Self> {
-        match code {
-            // Presenting an old refresh token again revokes the session on the server.
-            "session_revoked" | "refresh_token_reused" => Some(Self::Revoked),
-            "session_closed" => Some(Self::Closed),
-            "session_expired" => Some(Self::Expired),
-            _ => None,
-        }
-    }
-
-    /// The outcome of a refused refresh: `invalid_grant` is definitive (the refresh
-    /// token will never work again), and its `error_code` says how the session ended;
-    /// without a more precise code the session is treated as expired. Any other answer
-    /// returns `None`: it is not a reason to drop the session.
-    pub fn from_refresh_refusal(error: Option<&str>, error_code: Option<&str>) -> Option<Self> {
-        if let Some(terminal) = error_code.and_then(Self::from_error_code) {
-            return Some(terminal);
-        }
-        (error == Some("invalid_grant")).then_some(Self::Expired)
-    }
-}
-
-impl fmt::Display for Terminal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How a session ended: the wire vocabulary's [`SessionEnd`](keybound_proto::SessionEnd)
+/// (`expired`, `revoked`, `closed`, the same names and codes as the server's).
+pub use keybound_proto::SessionEnd as Terminal;
 
 /// `kb.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,7 +39,7 @@ impl SessionState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Anonymous => "anonymous",
-            Self::Active => "active",
+            Self::Active => keybound_proto::SessionState::Active.as_str(),
             Self::Ended(terminal) => terminal.as_str(),
         }
     }
@@ -220,48 +155,6 @@ mod tests {
                 "session_revoked",
                 "session_closed"
             ]
-        );
-    }
-
-    #[test]
-    fn server_codes_map_to_terminal_states() {
-        assert_eq!(
-            Terminal::from_error_code("session_revoked"),
-            Some(Terminal::Revoked)
-        );
-        assert_eq!(
-            Terminal::from_error_code("session_closed"),
-            Some(Terminal::Closed)
-        );
-        assert_eq!(
-            Terminal::from_error_code("session_expired"),
-            Some(Terminal::Expired)
-        );
-        assert_eq!(
-            Terminal::from_error_code("refresh_token_reused"),
-            Some(Terminal::Revoked)
-        );
-        assert_eq!(Terminal::from_error_code("token_expired"), None);
-    }
-
-    #[test]
-    fn only_invalid_grant_or_a_session_code_ends_a_refresh() {
-        assert_eq!(
-            Terminal::from_refresh_refusal(Some("invalid_grant"), Some("session_revoked")),
-            Some(Terminal::Revoked)
-        );
-        assert_eq!(
-            Terminal::from_refresh_refusal(Some("invalid_grant"), Some("unknown_token")),
-            Some(Terminal::Expired)
-        );
-        assert_eq!(
-            Terminal::from_refresh_refusal(Some("invalid_dpop_proof"), Some("iat_too_old")),
-            None
-        );
-        assert_eq!(Terminal::from_refresh_refusal(None, None), None);
-        assert_eq!(
-            Terminal::from_refresh_refusal(Some("invalid_token"), Some("session_closed")),
-            Some(Terminal::Closed)
         );
     }
 }

@@ -69,60 +69,11 @@ pub struct CheckedRequest {
     pub jkt: String,
 }
 
-/// Runs the pure checks in order: JOSE parsing of proof and token → `htm`/`htu` →
-/// `iat` window → `ath` → `cnf.jkt` equals the proof key's thumbprint → access-token
-/// signature (through `verify_token`, which resolves `kid` and may consult a cache) and
-/// expiry → proof signature (`verify_strict`).
-///
-/// `verify_token` must verify the token's signature; it returns
-/// [`ProtoError::UnknownKid`] for a key it does not know.
-pub fn check_request(
-    ctx: &RequestContext<'_>,
-    proof: &str,
-    access_token: Option<&str>,
-    verify_token: impl FnOnce(&AccessToken) -> Result<(), ProtoError>,
-) -> Result<CheckedRequest, CheckError> {
-    check_request_with_decoder(ctx, proof, access_token, verify_token, &DecodeEveryTime)
-}
-
-/// [`check_request`], decoding the proof's `jwk` through `decoder` (a server may
-/// remember the keys of returning clients; the checks and their order are the same).
-pub fn check_request_with_decoder(
-    ctx: &RequestContext<'_>,
-    proof: &str,
-    access_token: Option<&str>,
-    verify_token: impl FnOnce(&AccessToken) -> Result<(), ProtoError>,
-    decoder: &dyn KeyDecoder,
-) -> Result<CheckedRequest, CheckError> {
-    struct Adapter<'d, F> {
-        verify: Option<F>,
-        decoder: &'d dyn KeyDecoder,
-    }
-    impl<F: FnOnce(&AccessToken) -> Result<(), ProtoError>> CheckHooks for Adapter<'_, F> {
-        fn verify_token(&mut self, token: &AccessToken) -> Result<(), ProtoError> {
-            // Called at most once per check.
-            self.verify
-                .take()
-                .map_or(Err(ProtoError::UnknownKid), |f| f(token))
-        }
-
-        fn decoder(&self) -> &dyn KeyDecoder {
-            self.decoder
-        }
-    }
-    check_request_with(
-        ctx,
-        proof,
-        access_token,
-        &mut Adapter {
-            verify: Some(verify_token),
-            decoder,
-        },
-    )
-}
-
-/// What a server plugs into [`check_request_with`]: the access-token signature check
+/// What the caller plugs into [`check_request`]: the access-token signature check
 /// (required) and optional shortcuts that leave the checks and their outcome unchanged.
+///
+/// A closure `|token: &AccessToken| -> Result<(), ProtoError>` is the hooks of a
+/// caller that only verifies token signatures (no shortcuts).
 pub trait CheckHooks {
     /// Verifies the token's signature (resolving its `kid`); must return
     /// [`ProtoError::UnknownKid`] for a key it does not know. Called for every access
@@ -151,11 +102,40 @@ pub trait CheckHooks {
     }
 }
 
-/// [`check_request`] with [`CheckHooks`]: the same checks in the same order, with the
-/// same errors. A server uses the hooks to skip work whose result it already knows
-/// (parsing an access token it verified before, decoding a known key, normalising a
-/// URL it built in normal form).
-pub fn check_request_with(
+impl<F: FnMut(&AccessToken) -> Result<(), ProtoError>> CheckHooks for F {
+    fn verify_token(&mut self, token: &AccessToken) -> Result<(), ProtoError> {
+        self(token)
+    }
+}
+
+/// Runs the pure checks of one request in keybound's fixed order: JOSE parsing of proof
+/// and token → `htm`/`htu` → `iat` window → `ath` → `cnf.jkt` equals the proof key's
+/// thumbprint → access-token signature (through [`CheckHooks::verify_token`], which
+/// resolves `kid`) and expiry → proof signature (`verify_strict`).
+///
+/// Without an access token (login, refresh) only the proof is checked. The stateful
+/// checks (replay, nonce, session state) are the caller's, after this.
+///
+/// ```
+/// use keybound_proto::{AccessToken, ProofBuilder, ProtoError, RequestContext, Signer, check_request};
+/// let device = ed25519_dalek::SigningKey::from_bytes(&[2u8; 32]);
+/// let now = 1_700_000_000;
+/// let proof = ProofBuilder::new(device.public_jwk(), "POST", "https://api.example/session/refresh", now, [3u8; 16])
+///     .unwrap()
+///     .sign(&device)
+///     .unwrap();
+/// let ctx = RequestContext {
+///     method: "POST",
+///     url: "https://api.example/session/refresh",
+///     now,
+///     max_skew_secs: 60,
+///     max_jws_len: 8192,
+/// };
+/// // No access token here, so the token hook is never called.
+/// let checked = check_request(&ctx, &proof, None, &mut |_: &AccessToken| Err(ProtoError::UnknownKid)).unwrap();
+/// assert_eq!(checked.jkt, device.public_jwk().thumbprint());
+/// ```
+pub fn check_request(
     ctx: &RequestContext<'_>,
     proof: &str,
     access_token: Option<&str>,
@@ -176,9 +156,9 @@ pub fn check_request_with(
         _ => None,
     };
     if hooks.url_is_normalized() {
-        proof.check_request_normalized(ctx.method, ctx.url)
+        proof.check_htm_htu_normalized(ctx.method, ctx.url)
     } else {
-        proof.check_request(ctx.method, ctx.url)
+        proof.check_htm_htu(ctx.method, ctx.url)
     }
     .map_err(CheckError::proof)?;
     proof

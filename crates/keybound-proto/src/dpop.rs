@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::jws::{self, Jws, Signer};
-use crate::{ProtoError, PublicJwk, b64, json as strict, normalize_htu};
+use crate::{ProtoError, PublicJwk, b64, normalize_htu};
 
 /// The `typ` of a DPoP proof.
 pub const PROOF_TYP: &str = "dpop+jwt";
@@ -70,15 +70,7 @@ impl DpopProof {
     ) -> Result<Self, ProtoError> {
         let (jws, (jwk, key, claims)) =
             Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP, |header, p| {
-                let (jwk, key) = match header.jwk {
-                    strict::Nested::Absent => return Err(ProtoError::MissingClaim { name: "jwk" }),
-                    strict::Nested::NotObject => {
-                        return Err(ProtoError::InvalidJwk {
-                            reason: "not a JSON object",
-                        });
-                    }
-                    strict::Nested::Object(members) => PublicJwk::from_members(&members, decoder)?,
-                };
+                let (jwk, key) = PublicJwk::parse(header.jwk, decoder)?;
                 let jti = jws::str_member(p.jti, "jti")?;
                 if jti.len() < 16 {
                     return Err(ProtoError::InvalidClaim { name: "jti" });
@@ -128,7 +120,10 @@ impl DpopProof {
 
     /// `htm` must equal `method` exactly; `htu` must equal `request_htu` after both are
     /// normalised (the caller passes the request URL as the service sees it publicly).
-    pub fn check_request(&self, method: &str, request_htu: &str) -> Result<(), ProtoError> {
+    ///
+    /// Only these two claims: [`check_request`](crate::check_request) runs every pure
+    /// check of a request in order.
+    pub fn check_htm_htu(&self, method: &str, request_htu: &str) -> Result<(), ProtoError> {
         if self.claims.htm != method {
             return Err(ProtoError::HtmMismatch);
         }
@@ -139,9 +134,9 @@ impl DpopProof {
         Ok(())
     }
 
-    /// [`check_request`](Self::check_request) for a `request_htu` that is already in
+    /// [`check_htm_htu`](Self::check_htm_htu) for a `request_htu` that is already in
     /// normal form (as [`normalize_htu`] returns it).
-    pub(crate) fn check_request_normalized(
+    pub(crate) fn check_htm_htu_normalized(
         &self,
         method: &str,
         request_htu: &str,
@@ -254,7 +249,7 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 ///     .sign(&key)
 ///     .unwrap();
 /// let parsed = DpopProof::parse(&proof).unwrap();
-/// parsed.check_request("GET", "https://api.example/x").unwrap();
+/// parsed.check_htm_htu("GET", "https://api.example/x").unwrap();
 /// parsed.verify_signature().unwrap();
 /// ```
 #[derive(Clone, Debug)]

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::wire::code;
+
 /// Why a token, proof, key or URL was rejected by the protocol core.
 ///
 /// Every variant has a stable snake_case [`code`](ProtoError::code) that is part of
@@ -125,36 +127,36 @@ pub enum ProtoError {
 }
 
 impl ProtoError {
-    /// The stable snake_case code of this error.
+    /// The stable snake_case code of this error (one of [`code`]).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::TooLarge { .. } => "too_large",
-            Self::MalformedJws => "malformed_jws",
+            Self::TooLarge { .. } => code::TOO_LARGE,
+            Self::MalformedJws => code::MALFORMED_JWS,
             Self::InvalidBase64 { .. } => "invalid_base64",
-            Self::InvalidJson { .. } => "invalid_json",
-            Self::DuplicateMember { .. } => "duplicate_json_member",
-            Self::UnsupportedAlg => "unsupported_alg",
-            Self::InvalidTyp { .. } => "invalid_typ",
-            Self::UnknownCrit => "unknown_crit",
-            Self::InvalidJwk { .. } => "invalid_jwk",
-            Self::PrivateKeyInJwk => "private_key_in_jwk",
-            Self::WeakKey => "weak_key",
-            Self::MissingClaim { .. } => "missing_claim",
-            Self::InvalidClaim { .. } => "invalid_claim",
-            Self::HtmMismatch => "htm_mismatch",
-            Self::HtuMismatch => "htu_mismatch",
-            Self::InvalidUrl { .. } => "invalid_url",
-            Self::IatTooOld => "iat_too_old",
-            Self::IatInFuture => "iat_in_future",
-            Self::AthMissing => "ath_missing",
-            Self::AthMismatch => "ath_mismatch",
-            Self::JktMismatch => "jkt_mismatch",
-            Self::NonCanonicalSignature => "non_canonical_signature",
-            Self::InvalidSignature => "invalid_signature",
-            Self::UnknownKid => "unknown_kid",
-            Self::TokenExpired => "token_expired",
-            Self::TokenNotYetValid => "token_not_yet_valid",
-            Self::SigningFailed { .. } => "signing_failed",
+            Self::InvalidJson { .. } => code::INVALID_JSON,
+            Self::DuplicateMember { .. } => code::DUPLICATE_JSON_MEMBER,
+            Self::UnsupportedAlg => code::UNSUPPORTED_ALG,
+            Self::InvalidTyp { .. } => code::INVALID_TYP,
+            Self::UnknownCrit => code::UNKNOWN_CRIT,
+            Self::InvalidJwk { .. } => code::INVALID_JWK,
+            Self::PrivateKeyInJwk => code::PRIVATE_KEY_IN_JWK,
+            Self::WeakKey => code::WEAK_KEY,
+            Self::MissingClaim { .. } => code::MISSING_CLAIM,
+            Self::InvalidClaim { .. } => code::INVALID_CLAIM,
+            Self::HtmMismatch => code::HTM_MISMATCH,
+            Self::HtuMismatch => code::HTU_MISMATCH,
+            Self::InvalidUrl { .. } => code::INVALID_URL,
+            Self::IatTooOld => code::IAT_TOO_OLD,
+            Self::IatInFuture => code::IAT_IN_FUTURE,
+            Self::AthMissing => code::ATH_MISSING,
+            Self::AthMismatch => code::ATH_MISMATCH,
+            Self::JktMismatch => code::JKT_MISMATCH,
+            Self::NonCanonicalSignature => code::NON_CANONICAL_SIGNATURE,
+            Self::InvalidSignature => code::INVALID_SIGNATURE,
+            Self::UnknownKid => code::UNKNOWN_KID,
+            Self::TokenExpired => code::TOKEN_EXPIRED,
+            Self::TokenNotYetValid => code::TOKEN_NOT_YET_VALID,
+            Self::SigningFailed { .. } => code::SIGNING_FAILED,
         }
     }
 }

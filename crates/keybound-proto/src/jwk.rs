@@ -1,13 +1,66 @@
 //! Ed25519 public keys as JWKs (RFC 8037) and their RFC 7638 thumbprints.
 
 use ed25519_dalek::VerifyingKey;
-use serde_json::{Map, Value, json};
+use serde::de::MapAccess;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::json::{self, Loose, Members, Nested};
 use crate::{ProtoError, b64};
 
 /// JWK members that carry private key material in any key type (RFC 7517/7518/8037).
-pub(crate) const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The members of a `jwk` that keybound reads, whichever key type it is.
+#[derive(Default)]
+pub(crate) struct JwkMembers<'a> {
+    kty: Loose<'a>,
+    crv: Loose<'a>,
+    x: Loose<'a>,
+    /// Whether a member that carries private key material is present.
+    private: bool,
+}
+
+impl<'de> Members<'de> for JwkMembers<'de> {
+    const NAMES: &'static [&'static str] = &["kty", "crv", "x"];
+
+    fn read<A: MapAccess<'de>>(&mut self, index: usize, access: &mut A) -> Result<(), A::Error> {
+        let value = json::loose(access)?;
+        match index {
+            0 => self.kty = value,
+            1 => self.crv = value,
+            _ => self.x = value,
+        }
+        Ok(())
+    }
+
+    fn other(&mut self, name: &str) {
+        if PRIVATE_MEMBERS.contains(&name) {
+            self.private = true;
+        }
+    }
+}
+
+/// The key types a `jwk` may be, by its `kty` and `crv`. A new type is a new variant
+/// here plus its members in [`JwkMembers`] and its arm in [`PublicJwk::parse`].
+enum KeyType {
+    /// `{"kty":"OKP","crv":"Ed25519"}` (RFC 8037).
+    Ed25519,
+}
+
+impl KeyType {
+    fn of(members: &JwkMembers<'_>) -> Result<Self, ProtoError> {
+        match (members.kty.as_str(), members.crv.as_str()) {
+            (Some("OKP"), Some("Ed25519")) => Ok(Self::Ed25519),
+            (Some("OKP"), _) => Err(ProtoError::InvalidJwk {
+                reason: "crv must be Ed25519",
+            }),
+            _ => Err(ProtoError::InvalidJwk {
+                reason: "kty must be OKP",
+            }),
+        }
+    }
+}
 
 /// Turns the 32 bytes of a proof's `jwk` into a checked verifying key.
 ///
@@ -49,80 +102,40 @@ impl PublicJwk {
 
     /// Reads a public JWK strictly: `kty` must be `OKP`, `crv` `Ed25519`, `x` 32 bytes of
     /// canonical base64url, and no private members (`d` and friends) may be present.
-    /// Small-order keys are rejected with [`ProtoError::WeakKey`].
+    /// Small-order keys are rejected with [`ProtoError::WeakKey`]. The rules are those
+    /// of a proof's `jwk` header, applied by the same code.
     pub fn from_json(value: &Value) -> Result<Self, ProtoError> {
-        Self::from_json_with_key(value, &DecodeEveryTime).map(|(jwk, _)| jwk)
+        Self::parse(json::members_of_value(value), &DecodeEveryTime).map(|(jwk, _)| jwk)
     }
 
-    /// [`from_json`](Self::from_json), also returning the decoded key.
-    pub(crate) fn from_json_with_key(
-        value: &Value,
+    /// The one set of JWK rules, on the members a strict parse read (from a JWS header
+    /// or a JSON value); also returns the decoded key.
+    pub(crate) fn parse(
+        jwk: Nested<JwkMembers<'_>>,
         decoder: &dyn KeyDecoder,
     ) -> Result<(Self, VerifyingKey), ProtoError> {
-        let obj = value.as_object().ok_or(ProtoError::InvalidJwk {
-            reason: "not a JSON object",
-        })?;
-        Self::from_map_with_key(obj, decoder)
-    }
-
-    /// [`from_json`](Self::from_json) on an already extracted JSON object.
-    pub fn from_map(obj: &Map<String, Value>) -> Result<Self, ProtoError> {
-        Self::from_map_with_key(obj, &DecodeEveryTime).map(|(jwk, _)| jwk)
-    }
-
-    fn from_map_with_key(
-        obj: &Map<String, Value>,
-        decoder: &dyn KeyDecoder,
-    ) -> Result<(Self, VerifyingKey), ProtoError> {
-        if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
-            return Err(ProtoError::PrivateKeyInJwk);
-        }
-        if obj.get("kty").and_then(Value::as_str) != Some("OKP") {
-            return Err(ProtoError::InvalidJwk {
-                reason: "kty must be OKP",
-            });
-        }
-        if obj.get("crv").and_then(Value::as_str) != Some("Ed25519") {
-            return Err(ProtoError::InvalidJwk {
-                reason: "crv must be Ed25519",
-            });
-        }
-        let x = obj
-            .get("x")
-            .and_then(Value::as_str)
-            .ok_or(ProtoError::InvalidJwk {
-                reason: "x is missing",
-            })?;
-        let x = b64::decode_array::<32>(x, "jwk x")?;
-        let key = decoder.decode(&x)?;
-        Ok((Self { x }, key))
-    }
-
-    /// The checks of [`from_map_with_key`](Self::from_map_with_key) on the members a
-    /// typed parse read.
-    pub(crate) fn from_members(
-        members: &crate::json::JwkMembers<'_>,
-        decoder: &dyn KeyDecoder,
-    ) -> Result<(Self, VerifyingKey), ProtoError> {
+        let members = match jwk {
+            Nested::Absent => return Err(ProtoError::MissingClaim { name: "jwk" }),
+            Nested::NotObject => {
+                return Err(ProtoError::InvalidJwk {
+                    reason: "not a JSON object",
+                });
+            }
+            Nested::Object(members) => members,
+        };
         if members.private {
             return Err(ProtoError::PrivateKeyInJwk);
         }
-        if members.kty.as_str() != Some("OKP") {
-            return Err(ProtoError::InvalidJwk {
-                reason: "kty must be OKP",
-            });
+        match KeyType::of(&members)? {
+            KeyType::Ed25519 => {
+                let x = members.x.as_str().ok_or(ProtoError::InvalidJwk {
+                    reason: "x is missing",
+                })?;
+                let x = b64::decode_array::<32>(x, "jwk x")?;
+                let key = decoder.decode(&x)?;
+                Ok((Self { x }, key))
+            }
         }
-        if members.crv.as_str() != Some("Ed25519") {
-            return Err(ProtoError::InvalidJwk {
-                reason: "crv must be Ed25519",
-            });
-        }
-        let x = members.x.as_str().ok_or(ProtoError::InvalidJwk {
-            reason: "x is missing",
-        })?;
-        let x = b64::decode_array::<32>(x, "jwk x")?;
-        let key = decoder.decode(&x)?;
-        Ok((Self { x }, key))
     }
 
     /// The raw 32-byte public key.
@@ -203,6 +216,18 @@ mod tests {
             PublicJwk::from_json(&json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"})),
             Err(ProtoError::InvalidBase64 { .. })
         ));
+        assert_eq!(
+            PublicJwk::from_json(&json!({"kty":"OKP","crv":"Ed25519","x":7})),
+            Err(ProtoError::InvalidJwk {
+                reason: "x is missing"
+            })
+        );
+        assert_eq!(
+            PublicJwk::from_json(&json!(["OKP"])),
+            Err(ProtoError::InvalidJwk {
+                reason: "not a JSON object"
+            })
+        );
     }
 
     #[test]

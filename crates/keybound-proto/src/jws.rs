@@ -4,9 +4,12 @@
 use std::borrow::Cow;
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use serde::de::MapAccess;
 use serde_json::Value;
 
-use crate::{ProtoError, b64, json};
+use crate::json::{self, Loose, Members, Nested};
+use crate::jwk::JwkMembers;
+use crate::{ProtoError, b64};
 
 /// The group order L of edwards25519, little-endian; a signature's S must be below it.
 const ORDER_L: [u8; 32] = [
@@ -36,6 +39,93 @@ impl Signer for ed25519_dalek::SigningKey {
     }
 }
 
+/// A JWS header: the members either a proof or an access token uses.
+#[derive(Default)]
+pub(crate) struct Header<'a> {
+    pub(crate) alg: Loose<'a>,
+    pub(crate) typ: Loose<'a>,
+    pub(crate) crit: bool,
+    pub(crate) kid: Loose<'a>,
+    pub(crate) jwk: Nested<JwkMembers<'a>>,
+}
+
+impl<'de> Members<'de> for Header<'de> {
+    const NAMES: &'static [&'static str] = &["alg", "typ", "crit", "kid", "jwk"];
+
+    fn read<A: MapAccess<'de>>(&mut self, index: usize, access: &mut A) -> Result<(), A::Error> {
+        match index {
+            0 => self.alg = json::loose(access)?,
+            1 => self.typ = json::loose(access)?,
+            2 => {
+                json::skip(access)?;
+                self.crit = true;
+            }
+            3 => self.kid = json::loose(access)?,
+            _ => self.jwk = json::nested(access)?,
+        }
+        Ok(())
+    }
+}
+
+/// A JWT payload: the claims either a proof or an access token uses.
+#[derive(Default)]
+pub(crate) struct Claims<'a> {
+    pub(crate) jti: Loose<'a>,
+    pub(crate) htm: Loose<'a>,
+    pub(crate) htu: Loose<'a>,
+    pub(crate) iat: Loose<'a>,
+    pub(crate) ath: Loose<'a>,
+    pub(crate) nonce: Loose<'a>,
+    pub(crate) iss: Loose<'a>,
+    pub(crate) sub: Loose<'a>,
+    pub(crate) sid: Loose<'a>,
+    pub(crate) exp: Loose<'a>,
+    pub(crate) cnf: Nested<CnfMembers<'a>>,
+}
+
+impl<'de> Members<'de> for Claims<'de> {
+    const NAMES: &'static [&'static str] = &[
+        "jti", "htm", "htu", "iat", "ath", "nonce", "iss", "sub", "sid", "exp", "cnf",
+    ];
+
+    fn read<A: MapAccess<'de>>(&mut self, index: usize, access: &mut A) -> Result<(), A::Error> {
+        if index == 10 {
+            self.cnf = json::nested(access)?;
+            return Ok(());
+        }
+        let value = json::loose(access)?;
+        let field = match index {
+            0 => &mut self.jti,
+            1 => &mut self.htm,
+            2 => &mut self.htu,
+            3 => &mut self.iat,
+            4 => &mut self.ath,
+            5 => &mut self.nonce,
+            6 => &mut self.iss,
+            7 => &mut self.sub,
+            8 => &mut self.sid,
+            _ => &mut self.exp,
+        };
+        *field = value;
+        Ok(())
+    }
+}
+
+/// The members of `cnf` that keybound reads.
+#[derive(Default)]
+pub(crate) struct CnfMembers<'a> {
+    pub(crate) jkt: Loose<'a>,
+}
+
+impl<'de> Members<'de> for CnfMembers<'de> {
+    const NAMES: &'static [&'static str] = &["jkt"];
+
+    fn read<A: MapAccess<'de>>(&mut self, _index: usize, access: &mut A) -> Result<(), A::Error> {
+        self.jkt = json::loose(access)?;
+        Ok(())
+    }
+}
+
 /// A compact JWS whose structure and header were checked, signature not yet verified.
 #[derive(Clone, Debug)]
 pub(crate) struct Jws {
@@ -58,7 +148,7 @@ impl Jws {
         max_len: usize,
         typs: &[&str],
         typ_name: &'static str,
-        read: impl FnOnce(json::Header<'_>, json::Claims<'_>) -> Result<R, ProtoError>,
+        read: impl FnOnce(Header<'_>, Claims<'_>) -> Result<R, ProtoError>,
     ) -> Result<(Self, R), ProtoError> {
         if text.len() > max_len {
             return Err(ProtoError::TooLarge { limit: max_len });
@@ -75,7 +165,7 @@ impl Jws {
         let mut header_stack = [0u8; STACK_PART];
         let mut header_heap = Vec::new();
         let header_bytes = b64::decode_into(h, "header", &mut header_stack, &mut header_heap)?;
-        let header: json::Header<'_> = json::parse_members(header_bytes, "header")?;
+        let header: Header<'_> = json::parse_members(header_bytes, "header")?;
         match header.alg.as_str() {
             // `Ed25519` is RFC 9864's fully specified name for exactly what keybound
             // accepts as `EdDSA` (the key is always an Ed25519 `OKP`); panva's `dpop`
@@ -97,7 +187,7 @@ impl Jws {
         let mut payload_stack = [0u8; STACK_PART];
         let mut payload_heap = Vec::new();
         let payload_bytes = b64::decode_into(p, "payload", &mut payload_stack, &mut payload_heap)?;
-        let claims: json::Claims<'_> = json::parse_members(payload_bytes, "payload")?;
+        let claims: Claims<'_> = json::parse_members(payload_bytes, "payload")?;
         let read = read(header, claims)?;
         Ok((
             Self {
@@ -155,33 +245,33 @@ pub(crate) fn finish(signing_input: &str, signature: &[u8; 64]) -> String {
 
 /// Reads a required string member: present, a string, not empty.
 pub(crate) fn str_member<'a>(
-    value: json::Loose<'a>,
+    value: Loose<'a>,
     name: &'static str,
 ) -> Result<Cow<'a, str>, ProtoError> {
     match value {
-        json::Loose::Absent => Err(ProtoError::MissingClaim { name }),
-        json::Loose::Str(s) if !s.is_empty() => Ok(s),
+        Loose::Absent => Err(ProtoError::MissingClaim { name }),
+        Loose::Str(s) if !s.is_empty() => Ok(s),
         _ => Err(ProtoError::InvalidClaim { name }),
     }
 }
 
 /// Reads an optional string member.
 pub(crate) fn opt_str_member<'a>(
-    value: json::Loose<'a>,
+    value: Loose<'a>,
     name: &'static str,
 ) -> Result<Option<Cow<'a, str>>, ProtoError> {
     match value {
-        json::Loose::Absent => Ok(None),
-        json::Loose::Str(s) => Ok(Some(s)),
+        Loose::Absent => Ok(None),
+        Loose::Str(s) => Ok(Some(s)),
         _ => Err(ProtoError::InvalidClaim { name }),
     }
 }
 
 /// Reads a required integer member (seconds since the epoch).
-pub(crate) fn int_member(value: &json::Loose<'_>, name: &'static str) -> Result<i64, ProtoError> {
+pub(crate) fn int_member(value: &Loose<'_>, name: &'static str) -> Result<i64, ProtoError> {
     match value {
-        json::Loose::Absent => Err(ProtoError::MissingClaim { name }),
-        json::Loose::Int(i) => Ok(*i),
+        Loose::Absent => Err(ProtoError::MissingClaim { name }),
+        Loose::Int(i) => Ok(*i),
         _ => Err(ProtoError::InvalidClaim { name }),
     }
 }
@@ -189,6 +279,83 @@ pub(crate) fn int_member(value: &json::Loose<'_>, name: &'static str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both parses agree on every input: same error, or both succeed.
+    fn agree(bytes: &[u8]) {
+        let map = json::parse_object(bytes, "t");
+        let claims = json::parse_members::<Claims<'_>>(bytes, "t").map(|_| ());
+        let header = json::parse_members::<Header<'_>>(bytes, "t").map(|_| ());
+        assert_eq!(
+            map.clone().map(|_| ()),
+            claims,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert_eq!(
+            map.map(|_| ()),
+            header,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    #[test]
+    fn typed_parse_has_the_errors_of_the_map_parse() {
+        for text in [
+            r#"{"jti":"a","jti":"b"}"#,
+            r#"{"jti":"a","jti":}"#,
+            r#"{"x":1,"x":2}"#,
+            r#"{"cnf":{"jkt":"a","jkt":"a"}}"#,
+            r#"{"cnf":{"jkt":"a","o":1,"o":2}}"#,
+            r#"{"cnf":[{"a":1,"a":1}]}"#,
+            r#"{"jwk":{"kty":"OKP","d":"x","d":"y"}}"#,
+            r#"{"jwk":{"kty":"OKP","kty":"OKP"}}"#,
+            r#"{"alg":"EdDSA","al\u0067":"none"}"#,
+            r#"{"a\u0062":1,"ab":2}"#,
+            r#"{"crit":null,"crit":[]}"#,
+            r#"[{"a":1,"a":1}]"#,
+            r#"[1] x"#,
+            r#"{"a":{"b":{"c":{"d":1,"d":2}}}}"#,
+            r#"{"iat":1e400}"#,
+            r#"{"iat":18446744073709551616}"#,
+            r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"r":18,"a":19}"#,
+            r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"r":18,"s":19}"#,
+            "",
+            "null",
+            "{}",
+        ] {
+            agree(text.as_bytes());
+        }
+        agree(b"{\"a\":\"\xff\"}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn typed_parse_agrees_on_token_soup(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", "\"jti\"", "\"jwk\"", "\"cnf\"", "\"jkt\"",
+                "\"d\"", "\"kty\"", "\"a\"", "\"b\"", "\"crit\"", "\"j\\u0074i\"", "1",
+                "-1", "1.5", "true", "null", "\"\"", " ",
+            ]),
+            0..24,
+        )) {
+            agree(parts.concat().as_bytes());
+        }
+
+        #[test]
+        fn typed_parse_agrees_on_objects(
+            members in proptest::collection::vec((
+                proptest::sample::select(vec!["jti", "iat", "cnf", "jwk", "kty", "x", "d", "zz"]),
+                proptest::sample::select(vec![
+                    "1", "\"s\"", "{}", "{\"jkt\":1}", "{\"d\":1,\"d\":2}", "[{\"q\":1,\"q\":1}]",
+                    "{\"kty\":\"OKP\",\"x\":\"a\"}", "null",
+                ]),
+            ), 0..6),
+        ) {
+            let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            agree(format!("{{{}}}", body.join(",")).as_bytes());
+        }
+    }
 
     #[test]
     fn order_comparison() {

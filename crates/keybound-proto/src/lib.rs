@@ -29,11 +29,10 @@ mod json;
 mod jwk;
 mod jws;
 mod token;
-mod wire;
+pub mod wire;
 
 pub use check::{
     CheckError, CheckHooks, CheckedRequest, Credential, RequestContext, check_request,
-    check_request_with, check_request_with_decoder,
 };
 pub use dpop::{DpopProof, MAX_JWS_LEN, PROOF_TYP, ProofBuilder, ProofClaims, access_token_hash};
 pub use error::ProtoError;
@@ -41,7 +40,9 @@ pub use htu::normalize_htu;
 pub use jwk::{DecodeEveryTime, KeyDecoder, PublicJwk};
 pub use jws::Signer;
 pub use token::{ACCESS_TOKEN_TYP, AccessToken, AccessTokenClaims, sign_access_token};
-pub use wire::{ErrorBody, TokenResponse, decode_unverified};
+pub use wire::{
+    ErrorBody, SessionEnd, SessionState, SessionSummary, TokenResponse, decode_unverified,
+};
 
 /// Re-exported so users of [`Signer`] need no direct dependency.
 pub use ed25519_dalek;

@@ -34,7 +34,7 @@ pub struct AccessTokenClaims {
 /// A parsed access token, signature not yet verified.
 ///
 /// Cheap to clone (one reference count): a server may keep the tokens it verified and
-/// hand them back to [`check_request_with`](crate::check_request_with) instead of
+/// hand them back to [`check_request`](crate::check_request) instead of
 /// parsing the same text again.
 #[derive(Clone, Debug)]
 pub struct AccessToken {

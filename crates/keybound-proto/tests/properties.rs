@@ -101,7 +101,7 @@ impl Valid {
             &ctx(&self.method, &self.url, self.now),
             proof,
             Some(token),
-            |t| {
+            &mut |t: &AccessToken| {
                 if t.kid() != KID {
                     return Err(ProtoError::UnknownKid);
                 }
@@ -208,7 +208,7 @@ proptest! {
         prop_assert_eq!(parsed.as_str(), proof.as_str());
         parsed.verify_signature().unwrap();
 
-        let checked = check_request(&ctx(&method, &url, iat), &proof, None, |_| {
+        let checked = check_request(&ctx(&method, &url, iat), &proof, None, &mut |_: &AccessToken| {
             Err(ProtoError::UnknownKid)
         })
         .unwrap();

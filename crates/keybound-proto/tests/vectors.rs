@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use keybound_proto::{
-    AccessTokenClaims, CheckError, CheckedRequest, Credential, MAX_JWS_LEN, ProofBuilder,
-    ProtoError, PublicJwk, RequestContext, access_token_hash, b64, check_request,
+    AccessToken, AccessTokenClaims, CheckError, CheckedRequest, Credential, MAX_JWS_LEN,
+    ProofBuilder, ProtoError, PublicJwk, RequestContext, access_token_hash, b64, check_request,
     sign_access_token,
 };
 use serde_json::{Map, Value, json};
@@ -123,7 +123,7 @@ fn run_case(case: &Value) -> Result<CheckedRequest, CheckError> {
     let keys = case.get("jwks").map(jwks_keys);
     let token = case.get("access_token").map(|t| t.as_str().unwrap());
     assert_eq!(token.is_some(), keys.is_some(), "{}", case["name"]);
-    check_request(&ctx, s(case, "proof"), token, |token| {
+    check_request(&ctx, s(case, "proof"), token, &mut |token: &AccessToken| {
         let key = keys
             .as_ref()
             .and_then(|keys| keys.get(token.kid()))

@@ -7,6 +7,7 @@
 //! `http`-based framework.
 
 use http::{HeaderValue, StatusCode, header};
+use keybound_proto::wire::{code, oauth};
 use keybound_proto::{CheckError, Credential, ErrorBody, ProtoError};
 
 use crate::replay::ReplayError;
@@ -138,17 +139,17 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Proto { error, .. } => error.code(),
-            Self::MissingProof => "missing_proof",
-            Self::MultipleDpopHeaders => "multiple_dpop_headers",
-            Self::HeaderTooLarge { .. } => "header_too_large",
-            Self::MissingToken => "missing_token",
-            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
-            Self::InvalidAuthScheme => "invalid_auth_scheme",
-            Self::ReplayedJti => "replayed_jti",
-            Self::UseDpopNonce { .. } => "use_dpop_nonce",
-            Self::InvalidNonce { .. } => "invalid_nonce",
+            Self::MissingProof => code::MISSING_PROOF,
+            Self::MultipleDpopHeaders => code::MULTIPLE_DPOP_HEADERS,
+            Self::HeaderTooLarge { .. } => code::HEADER_TOO_LARGE,
+            Self::MissingToken => code::MISSING_TOKEN,
+            Self::MultipleAuthorizationHeaders => code::MULTIPLE_AUTHORIZATION_HEADERS,
+            Self::InvalidAuthScheme => code::INVALID_AUTH_SCHEME,
+            Self::ReplayedJti => code::REPLAYED_JTI,
+            Self::UseDpopNonce { .. } => code::USE_DPOP_NONCE,
+            Self::InvalidNonce { .. } => code::INVALID_NONCE,
             Self::Session(denied) => denied.code(),
-            Self::ReplayStoreUnavailable(_) => "replay_store_unavailable",
+            Self::ReplayStoreUnavailable(_) => code::REPLAY_STORE_UNAVAILABLE,
         }
     }
 
@@ -175,7 +176,7 @@ impl Rejection {
     /// `use_dpop_nonce`, or `temporarily_unavailable` (503).
     pub fn oauth_error(&self) -> &'static str {
         match self {
-            _ if self.is_unavailable() => "temporarily_unavailable",
+            _ if self.is_unavailable() => oauth::TEMPORARILY_UNAVAILABLE,
             Self::Proto {
                 credential: Credential::Proof,
                 ..
@@ -186,9 +187,9 @@ impl Rejection {
             }
             | Self::MissingProof
             | Self::MultipleDpopHeaders
-            | Self::ReplayedJti => "invalid_dpop_proof",
-            Self::UseDpopNonce { .. } | Self::InvalidNonce { .. } => "use_dpop_nonce",
-            _ => "invalid_token",
+            | Self::ReplayedJti => oauth::INVALID_DPOP_PROOF,
+            Self::UseDpopNonce { .. } | Self::InvalidNonce { .. } => oauth::USE_DPOP_NONCE,
+            _ => oauth::INVALID_TOKEN,
         }
     }
 

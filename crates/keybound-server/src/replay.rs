@@ -10,6 +10,7 @@ use std::collections::hash_map::{Entry, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use keybound_proto::wire::code;
 use sha2::{Digest, Sha256};
 
 use crate::{BoxFuture, Clock};
@@ -39,8 +40,8 @@ impl ReplayError {
     /// Stable code: `replay_store_full` or `replay_store_unavailable`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Full { .. } => "replay_store_full",
-            Self::Unavailable { .. } => "replay_store_unavailable",
+            Self::Full { .. } => code::REPLAY_STORE_FULL,
+            Self::Unavailable { .. } => code::REPLAY_STORE_UNAVAILABLE,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! session lifecycle service implements it, so a revoked session's still-unexpired
 //! access token is refused on the very next request.
 
+use keybound_proto::wire::code;
+
 use crate::BoxFuture;
 
 /// Why a session may not be used any more.
@@ -34,12 +36,12 @@ impl SessionDenied {
     /// The stable machine code of this denial.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unknown => "session_unknown",
-            Self::Revoked => "session_revoked",
-            Self::Expired => "session_expired",
-            Self::Closed => "session_closed",
-            Self::KeyMismatch => "session_key_mismatch",
-            Self::Unavailable => "session_store_unavailable",
+            Self::Unknown => code::SESSION_UNKNOWN,
+            Self::Revoked => code::SESSION_REVOKED,
+            Self::Expired => code::SESSION_EXPIRED,
+            Self::Closed => code::SESSION_CLOSED,
+            Self::KeyMismatch => code::SESSION_KEY_MISMATCH,
+            Self::Unavailable => code::SESSION_STORE_UNAVAILABLE,
         }
     }
 }

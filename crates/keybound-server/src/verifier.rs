@@ -16,7 +16,7 @@ use http::header::{AUTHORIZATION, HeaderName};
 use http::{HeaderMap, Method, Uri};
 use keybound_proto::{
     AccessToken, CheckHooks, CheckedRequest, Credential, DpopProof, KeyDecoder, ProofClaims,
-    ProtoError, PublicJwk, RequestContext, check_request, check_request_with, normalize_htu,
+    ProtoError, PublicJwk, RequestContext, check_request, normalize_htu,
 };
 use serde_json::{Value, json};
 
@@ -431,7 +431,7 @@ struct ToCache {
     key: [u8; 32],
 }
 
-/// The verifier's side of `check_request_with`: the token cache, the key ring, the
+/// The verifier's side of `check_request`: the token cache, the key ring, the
 /// decoded proof keys, and the request URL built in normal form.
 struct Hooks<'v> {
     inner: &'v Inner,
@@ -562,7 +562,7 @@ impl Inner {
             lookup: None,
             to_cache: None,
         };
-        let checked = check_request_with(&ctx, proof, token, &mut hooks)?;
+        let checked = check_request(&ctx, proof, token, &mut hooks)?;
         // Written to the cache only once every signature verified.
         if let Some(ToCache { hash, token, key }) = hooks.to_cache {
             self.token_cache.insert_token(hash, &token, key, now);
@@ -790,7 +790,7 @@ pub fn verify_stateless(
         max_skew_secs,
         max_jws_len: limit,
     };
-    let checked = check_request(&ctx, proof, access_token, |token| {
+    let checked = check_request(&ctx, proof, access_token, &mut |token: &AccessToken| {
         let key = keys.get(token.kid()).ok_or(ProtoError::UnknownKid)?;
         token.verify_signature(key)
     })?;

@@ -313,7 +313,7 @@ async fn login_with_wrong_credentials_or_bad_bodies() {
         .unwrap();
     h.send(malformed)
         .await
-        .assert_error(400, "invalid_request", "invalid_json");
+        .assert_error(400, "invalid_request", "invalid_json_body");
 
     let not_json = h
         .request(&device, "POST", "/api/login", None)
@@ -618,7 +618,7 @@ async fn refresh_rejects_bad_bodies_and_tokens() {
         .unwrap();
     h.send(malformed)
         .await
-        .assert_error(400, "invalid_request", "invalid_json");
+        .assert_error(400, "invalid_request", "invalid_json_body");
 
     h.call(&device, "POST", "/session/refresh", None, Some(json!({})))
         .await
@@ -631,7 +631,7 @@ async fn refresh_rejects_bad_bodies_and_tokens() {
         Some(json!({"refresh_token": 7})),
     )
     .await
-    .assert_error(400, "invalid_request", "invalid_json");
+    .assert_error(400, "invalid_request", "invalid_json_body");
     h.refresh(&device, "nonsense").await.assert_error(
         400,
         "invalid_grant",

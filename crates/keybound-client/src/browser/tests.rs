@@ -105,7 +105,7 @@ async fn check_proof(key: &DeviceKey) {
         .unwrap();
     let parsed = DpopProof::parse(&proof).unwrap();
     parsed
-        .check_request("POST", "https://api.example/orders")
+        .check_htm_htu("POST", "https://api.example/orders")
         .unwrap();
     parsed.check_iat(1_700_000_010, 60).unwrap();
     parsed.check_ath(Some("the-access-token")).unwrap();

@@ -5,6 +5,7 @@ use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use ::axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use keybound_proto::ErrorBody;
+use keybound_proto::wire::{code, oauth};
 
 use crate::{LifecycleError, Rejection};
 
@@ -15,7 +16,7 @@ use crate::{LifecycleError, Rejection};
 /// |---|---|---|---|
 /// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
 /// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
-/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_path`, … |
+/// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
 /// | [`PayloadTooLarge`](ApiError::PayloadTooLarge) | 413 | `invalid_request` | `payload_too_large` |
 ///
@@ -33,7 +34,7 @@ use crate::{LifecycleError, Rejection};
 /// struct Order { item: u32 }
 ///
 /// async fn order(body: Result<Json<Order>, JsonRejection>) -> Result<String, ApiError> {
-///     let Json(order) = body?; // 400 invalid_json, 413 payload_too_large, 415 …
+///     let Json(order) = body?; // 400 invalid_json_body, 413 payload_too_large, 415 …
 ///     Ok(format!("item {}", order.item))
 /// }
 /// ```
@@ -49,7 +50,8 @@ pub enum ApiError {
     /// The request body or a parameter is malformed.
     #[error("{description}")]
     BadRequest {
-        /// Stable code (`invalid_json`, `missing_refresh_token`, …).
+        /// Stable code (`invalid_json_body`, `missing_refresh_token`, …; one of
+        /// [`keybound_proto::wire::code`]).
         code: &'static str,
         /// What is wrong, without echoing the input.
         description: &'static str,
@@ -79,8 +81,8 @@ impl ApiError {
             Self::Verification(r) => r.code(),
             Self::Lifecycle(e) => e.code(),
             Self::BadRequest { code, .. } => code,
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -90,7 +92,7 @@ impl ApiError {
             Self::Verification(r) => r.oauth_error(),
             Self::Lifecycle(e) => e.oauth_error(),
             Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
-                "invalid_request"
+                oauth::INVALID_REQUEST
             }
         }
     }
@@ -159,14 +161,14 @@ impl IntoResponse for ApiError {
 }
 
 /// axum's JSON rejections: `413` for a body over the limit, `415` without a JSON
-/// content type, `400 invalid_json` otherwise.
+/// content type, `400 invalid_json_body` otherwise.
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             _ => Self::BadRequest {
-                code: "invalid_json",
+                code: code::INVALID_JSON_BODY,
                 description: "the request body is not the expected JSON object",
             },
         }
@@ -179,7 +181,7 @@ impl From<BytesRejection> for ApiError {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             _ => Self::BadRequest {
-                code: "invalid_body",
+                code: code::INVALID_BODY,
                 description: "the request body could not be read",
             },
         }
@@ -190,7 +192,7 @@ impl From<BytesRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
         Self::BadRequest {
-            code: "invalid_path",
+            code: code::INVALID_PATH,
             description: "a path parameter is malformed",
         }
     }

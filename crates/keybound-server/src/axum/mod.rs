@@ -84,7 +84,7 @@
 //! | status | `error` | `error_code` |
 //! |---|---|---|
 //! | 413 | `invalid_request` | `payload_too_large` (body over 4 KiB) |
-//! | 400 | `invalid_request` | `invalid_json`, `missing_refresh_token`, `invalid_body` |
+//! | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_body` |
 //! | 400 | `invalid_grant` | `refresh_token_malformed`, `refresh_token_invalid`, `refresh_token_reused` (the session is now revoked), `refresh_key_mismatch` (proof by another key), `session_expired`, `session_revoked`, `session_closed`, `reauthentication_required` |
 //! | 503 | `temporarily_unavailable` | `store_unavailable` |
 //!

@@ -9,7 +9,8 @@ use ::axum::routing::{delete, get, post};
 use ::axum::{Json, Router};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use keybound_proto::b64;
-use serde::{Deserialize, Serialize};
+use keybound_proto::wire::{ExtendResponse, SessionList, SessionSummary, code};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -106,11 +107,11 @@ async fn refresh(
         })?;
         let body: RefreshBody =
             serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest {
-                code: "invalid_json",
+                code: code::INVALID_JSON_BODY,
                 description: "the body must be a JSON object {\"refresh_token\": \"…\"}",
             })?;
         let token = body.refresh_token.ok_or(ApiError::BadRequest {
-            code: "missing_refresh_token",
+            code: code::MISSING_REFRESH_TOKEN,
             description: "the body has no refresh_token",
         })?;
         let tokens = kb
@@ -124,34 +125,18 @@ async fn refresh(
 }
 
 /// A session as the endpoints show it.
-#[derive(Serialize)]
-struct SessionJson {
-    id: String,
-    device_label: Option<String>,
-    created_at: i64,
-    last_seen_at: i64,
-    idle_expires_at: i64,
-    expires_at: i64,
-    state: &'static str,
-    reason: Option<String>,
-    ended_at: Option<i64>,
-    current: bool,
-}
-
-impl From<SessionInfo> for SessionJson {
-    fn from(info: SessionInfo) -> Self {
-        Self {
-            id: info.session_id,
-            device_label: info.device_label,
-            created_at: info.created_at,
-            last_seen_at: info.last_seen_at,
-            idle_expires_at: info.idle_expires_at,
-            expires_at: info.expires_at,
-            state: info.state.as_str(),
-            reason: info.reason.map(|r| r.as_str().to_owned()),
-            ended_at: info.ended_at,
-            current: info.current,
-        }
+fn summary(info: SessionInfo) -> SessionSummary {
+    SessionSummary {
+        id: info.session_id,
+        device_label: info.device_label,
+        created_at: info.created_at,
+        last_seen_at: info.last_seen_at,
+        idle_expires_at: info.idle_expires_at,
+        expires_at: info.expires_at,
+        state: info.state,
+        reason: info.reason.map(|r| r.as_str().to_owned()),
+        ended_at: info.ended_at,
+        current: info.current,
     }
 }
 
@@ -160,12 +145,11 @@ async fn extend(State(kb): State<Keybound>, session: Result<Session, ApiError>) 
         let session = session?;
         let mut info = kb.service().extend(&session.session_id).await?;
         info.current = true;
-        let server_time = kb.verifier().clock().now_secs();
-        let mut body = serde_json::to_value(SessionJson::from(info)).unwrap_or_default();
-        if let Some(map) = body.as_object_mut() {
-            map.insert("server_time".into(), json!(server_time));
-        }
-        Ok(Json(body).into_response())
+        Ok(Json(ExtendResponse {
+            session: summary(info),
+            server_time: kb.verifier().clock().now_secs(),
+        })
+        .into_response())
     }
     .await;
     respond(&kb, result)
@@ -197,8 +181,8 @@ async fn list(State(kb): State<Keybound>, session: Result<Session, ApiError>) ->
             .service()
             .list_sessions(&session.user_id, Some(&session.session_id))
             .await?;
-        let sessions: Vec<SessionJson> = sessions.into_iter().map(SessionJson::from).collect();
-        Ok(Json(json!({ "sessions": sessions })).into_response())
+        let sessions = sessions.into_iter().map(summary).collect();
+        Ok(Json(SessionList { sessions }).into_response())
     }
     .await;
     respond(&kb, result)

@@ -1,6 +1,7 @@
 //! The errors of the session lifecycle, with stable codes and their OAuth mapping.
 
 use keybound_proto::ProtoError;
+use keybound_proto::wire::{code, oauth};
 
 use super::SessionState;
 use crate::store::StoreError;
@@ -38,11 +39,11 @@ impl PolicyError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Zero { .. } => "policy_zero_value",
-            Self::TooLarge { .. } => "policy_value_too_large",
-            Self::GraceNotBelowAccessLifetime => "policy_grace_too_long",
-            Self::IdleExceedsAbsolute => "policy_idle_exceeds_absolute",
-            Self::AccessExceedsIdle => "policy_access_exceeds_idle",
+            Self::Zero { .. } => code::POLICY_ZERO_VALUE,
+            Self::TooLarge { .. } => code::POLICY_VALUE_TOO_LARGE,
+            Self::GraceNotBelowAccessLifetime => code::POLICY_GRACE_TOO_LONG,
+            Self::IdleExceedsAbsolute => code::POLICY_IDLE_EXCEEDS_ABSOLUTE,
+            Self::AccessExceedsIdle => code::POLICY_ACCESS_EXCEEDS_IDLE,
         }
     }
 }
@@ -117,27 +118,22 @@ impl LifecycleError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MalformedRefreshToken => "refresh_token_malformed",
-            Self::InvalidRefreshToken => "refresh_token_invalid",
-            Self::RefreshTokenReused => "refresh_token_reused",
-            Self::RefreshKeyMismatch => "refresh_key_mismatch",
-            Self::SessionEnded { state } => match state {
-                SessionState::Expired => "session_expired",
-                SessionState::Revoked => "session_revoked",
-                SessionState::Closed => "session_closed",
-                SessionState::Active => "session_active",
-            },
-            Self::SessionNotFound => "session_not_found",
-            Self::NotSessionOwner => "session_not_owned",
-            Self::SessionKeyMismatch => "session_key_mismatch",
-            Self::ReauthenticationRequired => "reauthentication_required",
-            Self::LoginDenied => "login_denied",
-            Self::InvalidInput { .. } => "invalid_input",
+            Self::MalformedRefreshToken => code::REFRESH_TOKEN_MALFORMED,
+            Self::InvalidRefreshToken => code::REFRESH_TOKEN_INVALID,
+            Self::RefreshTokenReused => code::REFRESH_TOKEN_REUSED,
+            Self::RefreshKeyMismatch => code::REFRESH_KEY_MISMATCH,
+            Self::SessionEnded { state } => state.error_code(),
+            Self::SessionNotFound => code::SESSION_NOT_FOUND,
+            Self::NotSessionOwner => code::SESSION_NOT_OWNED,
+            Self::SessionKeyMismatch => code::SESSION_KEY_MISMATCH,
+            Self::ReauthenticationRequired => code::REAUTHENTICATION_REQUIRED,
+            Self::LoginDenied => code::LOGIN_DENIED,
+            Self::InvalidInput { .. } => code::INVALID_INPUT,
             Self::InvalidPolicy(e) => e.code(),
             Self::Store(e) => e.code(),
-            Self::Signing(_) => "signing_failed",
-            Self::Randomness => "randomness_unavailable",
-            Self::NoRuntime => "no_runtime",
+            Self::Signing(_) => code::SIGNING_FAILED,
+            Self::Randomness => code::RANDOMNESS_UNAVAILABLE,
+            Self::NoRuntime => code::NO_RUNTIME,
         }
     }
 
@@ -153,15 +149,15 @@ impl LifecycleError {
             | Self::RefreshKeyMismatch
             | Self::SessionEnded { .. }
             | Self::SessionKeyMismatch
-            | Self::ReauthenticationRequired => "invalid_grant",
-            Self::SessionNotFound | Self::InvalidInput { .. } => "invalid_request",
-            Self::NotSessionOwner | Self::LoginDenied => "access_denied",
-            Self::Store(StoreError::Unavailable { .. }) => "temporarily_unavailable",
+            | Self::ReauthenticationRequired => oauth::INVALID_GRANT,
+            Self::SessionNotFound | Self::InvalidInput { .. } => oauth::INVALID_REQUEST,
+            Self::NotSessionOwner | Self::LoginDenied => oauth::ACCESS_DENIED,
+            Self::Store(StoreError::Unavailable { .. }) => oauth::TEMPORARILY_UNAVAILABLE,
             Self::InvalidPolicy(_)
             | Self::Store(_)
             | Self::Signing(_)
             | Self::Randomness
-            | Self::NoRuntime => "server_error",
+            | Self::NoRuntime => oauth::SERVER_ERROR,
         }
     }
 }

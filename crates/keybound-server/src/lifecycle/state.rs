@@ -1,10 +1,12 @@
-//! The vocabulary of the session lifecycle: ids, key thumbprints, states, reasons and
-//! actors. Shared by the service and every store.
+//! The vocabulary of the session lifecycle: ids, key thumbprints, states (the wire
+//! vocabulary's [`SessionState`]), reasons and actors. Shared by the service and every
+//! store.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use keybound_proto::b64;
+pub use keybound_proto::wire::SessionState;
 use serde::{Serialize, Serializer};
 
 /// A session id: 128 random bits, written as 22 characters of base64url.
@@ -113,66 +115,6 @@ impl TokenHash {
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TokenHash(..)")
-    }
-}
-
-/// The state of a session (DESIGN §4): `active`, then one of three terminal states
-/// that no transition leaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    /// The session may be used and refreshed.
-    Active,
-    /// The idle timeout or the absolute lifetime passed.
-    Expired,
-    /// Ended by the user, an admin, refresh-token reuse or a risk decision.
-    Revoked,
-    /// The user logged out.
-    Closed,
-}
-
-impl SessionState {
-    /// The state's name: `active`, `expired`, `revoked` or `closed`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-            Self::Closed => "closed",
-        }
-    }
-
-    /// Whether the state is final (everything but `active`).
-    pub const fn is_terminal(self) -> bool {
-        !matches!(self, Self::Active)
-    }
-
-    /// A one-byte code for compact storage (`0` active, `1` expired, `2` revoked,
-    /// `3` closed); stable, used on disk.
-    pub const fn to_code(self) -> u8 {
-        match self {
-            Self::Active => 0,
-            Self::Expired => 1,
-            Self::Revoked => 2,
-            Self::Closed => 3,
-        }
-    }
-
-    /// The state for a [`to_code`](Self::to_code) value.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(Self::Active),
-            1 => Some(Self::Expired),
-            2 => Some(Self::Revoked),
-            3 => Some(Self::Closed),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for SessionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -313,18 +255,5 @@ mod tests {
         assert!(Reason::new("Has Space").is_none());
         assert!(Reason::new("x".repeat(65)).is_none());
         assert!(Reason::new("ok:a.b-c_1").is_some());
-    }
-
-    #[test]
-    fn state_codes_round_trip() {
-        for state in [
-            SessionState::Active,
-            SessionState::Expired,
-            SessionState::Revoked,
-            SessionState::Closed,
-        ] {
-            assert_eq!(SessionState::from_code(state.to_code()), Some(state));
-        }
-        assert_eq!(SessionState::from_code(4), None);
     }
 }

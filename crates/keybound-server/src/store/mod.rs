@@ -21,6 +21,8 @@
 
 use std::sync::Arc;
 
+use keybound_proto::wire::code;
+
 use crate::BoxFuture;
 use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
@@ -75,11 +77,11 @@ impl StoreError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Duplicate => "store_duplicate_session",
-            Self::Unavailable { .. } => "store_unavailable",
-            Self::Corrupt { .. } => "store_corrupt",
-            Self::Incompatible { .. } => "store_incompatible",
-            Self::Backend { .. } => "store_error",
+            Self::Duplicate => code::STORE_DUPLICATE_SESSION,
+            Self::Unavailable { .. } => code::STORE_UNAVAILABLE,
+            Self::Corrupt { .. } => code::STORE_CORRUPT,
+            Self::Incompatible { .. } => code::STORE_INCOMPATIBLE,
+            Self::Backend { .. } => code::STORE_ERROR,
         }
     }
 }

@@ -271,12 +271,34 @@ fn opt_blob<const N: usize>(
         .transpose()
 }
 
+/// The state's one-byte code in the `state` column (`0` active, `1` expired, `2`
+/// revoked, `3` closed); stable, on disk.
+fn state_code(state: SessionState) -> u8 {
+    match state {
+        SessionState::Active => 0,
+        SessionState::Expired => 1,
+        SessionState::Revoked => 2,
+        SessionState::Closed => 3,
+    }
+}
+
+/// The state for a [`state_code`].
+fn state_from_code(code: u8) -> Option<SessionState> {
+    match code {
+        0 => Some(SessionState::Active),
+        1 => Some(SessionState::Expired),
+        2 => Some(SessionState::Revoked),
+        3 => Some(SessionState::Closed),
+        _ => None,
+    }
+}
+
 fn read_record(row: &Row<'_>) -> Result<SessionRecord, StoreError> {
     let get_i64 = |idx: usize| row.get::<_, i64>(idx).map_err(map_err);
     let state_code: i64 = get_i64(13)?;
     let state = u8::try_from(state_code)
         .ok()
-        .and_then(SessionState::from_code)
+        .and_then(state_from_code)
         .ok_or_else(|| corrupt("state"))?;
     let reason = row
         .get::<_, Option<String>>(14)
@@ -341,7 +363,7 @@ fn insert(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
         r.current_hash.as_bytes(),
         r.previous_hash.as_ref().map(|h| &h.as_bytes()[..]),
         r.grace_until,
-        r.state.to_code(),
+        state_code(r.state),
         r.reason.as_ref().map(Reason::as_str),
         r.ended_at,
     ]);
@@ -373,7 +395,7 @@ fn update(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
         r.current_hash.as_bytes(),
         r.previous_hash.as_ref().map(|h| &h.as_bytes()[..]),
         r.grace_until,
-        r.state.to_code(),
+        state_code(r.state),
         r.reason.as_ref().map(Reason::as_str),
         r.ended_at,
     ])

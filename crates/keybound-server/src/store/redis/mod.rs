@@ -516,14 +516,7 @@ fn state_name(state: SessionState) -> &'static str {
 }
 
 fn parse_state(text: &str) -> Option<SessionState> {
-    [
-        SessionState::Active,
-        SessionState::Expired,
-        SessionState::Revoked,
-        SessionState::Closed,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == text)
+    SessionState::parse(text)
 }
 
 /// The record as the field/value pairs of its hash (absent options are left out).

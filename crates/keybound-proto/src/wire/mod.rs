@@ -1,9 +1,44 @@
-//! JSON bodies shared by the server and the browser SDK.
+//! keybound's wire vocabulary, shared by the server and the browser SDK: the JSON
+//! bodies ([`TokenResponse`], [`ErrorBody`], [`SessionSummary`]), the session states
+//! ([`SessionState`], [`SessionEnd`]) and every stable code ([`code`], [`oauth`]).
+//!
+//! A word that crosses the wire is spelled here and nowhere else; the server's error
+//! types, its endpoints and the SDK name these items.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{ProtoError, b64, json};
+
+/// One stable code and what it means (an entry of [`code::ALL`] or [`oauth::ALL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Code {
+    /// The code, snake_case ASCII.
+    pub code: &'static str,
+    /// What it means, one sentence.
+    pub meaning: &'static str,
+}
+
+/// Defines each code as a constant documented by its meaning, and `ALL` listing them
+/// in order.
+macro_rules! codes {
+    ($( $name:ident = $code:literal : $meaning:literal; )*) => {
+        $(
+            #[doc = $meaning]
+            #[doc = ""]
+            #[doc = concat!("`", $code, "`")]
+            pub const $name: &str = $code;
+        )*
+
+        /// Every code of this module, with its meaning, in order.
+        pub const ALL: &[Code] = &[$( Code { code: $code, meaning: $meaning } ),*];
+    };
+}
+pub mod code;
+pub mod oauth;
+mod session;
+
+pub use session::{ExtendResponse, SessionEnd, SessionList, SessionState, SessionSummary};
 
 /// The token response of login, refresh and sensitive-action rotation (OAuth-shaped).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +64,13 @@ pub struct TokenResponse {
 /// The JSON error body every keybound endpoint uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// The OAuth / RFC 9449 error (`invalid_token`, `invalid_dpop_proof`,
+    /// The OAuth / RFC 9449 error ([`oauth`]: `invalid_token`, `invalid_dpop_proof`,
     /// `use_dpop_nonce`, `invalid_grant`, …).
     pub error: String,
     /// A human-readable description; never contains token text.
     pub error_description: String,
-    /// keybound's precise, stable code for the failed check (`iat_too_old`, …).
+    /// keybound's precise, stable code for the failed check ([`code`]: `iat_too_old`,
+    /// …).
     pub error_code: String,
 }
 
