@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::ProtoError;
+use crate::wire::code;
 
 /// Why a DBSC header, proof, key or challenge was refused.
 ///
@@ -93,21 +94,21 @@ impl DbscError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Jose(inner) => inner.code(),
-            Self::MissingHeader { .. } => "missing_header",
-            Self::InvalidHeader { .. } => "invalid_header",
-            Self::Unencodable { .. } => "unencodable_value",
-            Self::UnsupportedAlg => "unsupported_alg",
-            Self::InvalidJwk { .. } => "invalid_jwk",
-            Self::WeakKey { .. } => "weak_key",
-            Self::AlgKeyMismatch => "alg_key_mismatch",
-            Self::MissingKey => "missing_key",
-            Self::KeyMismatch => "key_mismatch",
-            Self::MalformedSignature { .. } => "malformed_signature",
-            Self::InvalidSignature => "invalid_signature",
-            Self::InvalidChallenge => "invalid_challenge",
-            Self::ChallengeExpired => "challenge_expired",
-            Self::AuthorizationMismatch => "authorization_mismatch",
-            Self::SessionMismatch => "session_mismatch",
+            Self::MissingHeader { .. } => code::MISSING_HEADER,
+            Self::InvalidHeader { .. } => code::INVALID_HEADER,
+            Self::Unencodable { .. } => code::UNENCODABLE_VALUE,
+            Self::UnsupportedAlg => code::UNSUPPORTED_ALG,
+            Self::InvalidJwk { .. } => code::INVALID_JWK,
+            Self::WeakKey { .. } => code::WEAK_KEY,
+            Self::AlgKeyMismatch => code::ALG_KEY_MISMATCH,
+            Self::MissingKey => code::MISSING_KEY,
+            Self::KeyMismatch => code::KEY_MISMATCH,
+            Self::MalformedSignature { .. } => code::MALFORMED_SIGNATURE,
+            Self::InvalidSignature => code::INVALID_SIGNATURE,
+            Self::InvalidChallenge => code::INVALID_CHALLENGE,
+            Self::ChallengeExpired => code::CHALLENGE_EXPIRED,
+            Self::AuthorizationMismatch => code::AUTHORIZATION_MISMATCH,
+            Self::SessionMismatch => code::SESSION_MISMATCH,
         }
     }
 }
