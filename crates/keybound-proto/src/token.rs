@@ -73,30 +73,24 @@ impl AccessToken {
     }
 
     fn parse_typed(text: &str, max_len: usize, typs: &[&'static str]) -> Result<Self, ProtoError> {
-        let (jws, (kid, claims)) = Jws::parse(
-            text,
-            max_len,
-            typs,
-            typs[0],
-            |header, p| {
-                let kid = jws::str_member(header.kid, "kid")?.into_owned();
-                let jkt = match p.cnf {
-                    Nested::Absent => return Err(ProtoError::MissingClaim { name: "cnf" }),
-                    Nested::Object(cnf) => jws::str_member(cnf.jkt, "jkt")?.into_owned(),
-                    Nested::NotObject => return Err(ProtoError::InvalidClaim { name: "cnf" }),
-                };
-                let claims = AccessTokenClaims {
-                    iss: jws::str_member(p.iss, "iss")?.into_owned(),
-                    sub: jws::str_member(p.sub, "sub")?.into_owned(),
-                    sid: jws::str_member(p.sid, "sid")?.into_owned(),
-                    jti: jws::str_member(p.jti, "jti")?.into_owned(),
-                    iat: jws::int_member(&p.iat, "iat")?,
-                    exp: jws::int_member(&p.exp, "exp")?,
-                    jkt,
-                };
-                Ok((kid, claims))
-            },
-        )?;
+        let (jws, (kid, claims)) = Jws::parse(text, max_len, typs, typs[0], |header, p| {
+            let kid = jws::str_member(header.kid, "kid")?.into_owned();
+            let jkt = match p.cnf {
+                Nested::Absent => return Err(ProtoError::MissingClaim { name: "cnf" }),
+                Nested::Object(cnf) => jws::str_member(cnf.jkt, "jkt")?.into_owned(),
+                Nested::NotObject => return Err(ProtoError::InvalidClaim { name: "cnf" }),
+            };
+            let claims = AccessTokenClaims {
+                iss: jws::str_member(p.iss, "iss")?.into_owned(),
+                sub: jws::str_member(p.sub, "sub")?.into_owned(),
+                sid: jws::str_member(p.sid, "sid")?.into_owned(),
+                jti: jws::str_member(p.jti, "jti")?.into_owned(),
+                iat: jws::int_member(&p.iat, "iat")?,
+                exp: jws::int_member(&p.exp, "exp")?,
+                jkt,
+            };
+            Ok((kid, claims))
+        })?;
         Ok(Self {
             inner: Arc::new(Inner { kid, claims, jws }),
         })

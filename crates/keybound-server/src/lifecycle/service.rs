@@ -19,7 +19,8 @@ use super::{
 };
 use crate::store::{
     EndOutcome, EndRequest, EndState, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
-    RotateRequest, SessionRecord, SessionStore, SweptSession, TouchRequest, UpdateOutcome,
+    RotateRequest, SessionBinding, SessionRecord, SessionStore, SweptSession, TouchRequest,
+    UpdateOutcome,
 };
 use crate::{
     BoxFuture, Clock, KeyRing, ReplayStore, SessionCheck, SessionDenied, SharedKeyRing, SystemClock,
@@ -702,6 +703,7 @@ impl SessionService {
             state: SessionState::Active,
             reason: None,
             ended_at: None,
+            binding: SessionBinding::Dpop,
         };
         self.inner.store.create(record.clone()).await?;
         metrics::opened();

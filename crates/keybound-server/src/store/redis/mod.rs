@@ -49,9 +49,9 @@ pub use listener::{InvalidationListener, METRIC_INVALIDATIONS, METRIC_SUBSCRIBED
 pub use replay::RedisReplayStore;
 
 use super::{
-    EndOutcome, EndRequest, EndState, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
-    RotateRequest, SessionRecord, SessionStore, StoreError, SweepAction, SweepBatch, SweepRequest,
-    SweptSession, TouchRequest, UpdateOutcome,
+    BindRequest, EndOutcome, EndRequest, EndState, EndUserRequest, ReplaceTokensRequest,
+    RotateOutcome, RotateRequest, SessionBinding, SessionRecord, SessionStore, StoreError,
+    SweepAction, SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome,
 };
 use crate::BoxFuture;
 use crate::lifecycle::{Jkt, Reason, SessionId, SessionService, SessionState, TokenHash};
@@ -553,6 +553,9 @@ fn encode_record(record: &SessionRecord) -> Vec<(&'static str, Vec<u8>)> {
     if let Some(ended) = record.ended_at {
         fields.push(("ended", ended.to_string().into_bytes()));
     }
+    if record.binding != SessionBinding::Dpop {
+        fields.push(("bind", record.binding.to_stored().into_bytes()));
+    }
     fields
 }
 
@@ -575,6 +578,7 @@ struct Fields {
     state: Option<String>,
     reason: Option<String>,
     ended: Option<String>,
+    bind: Option<String>,
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -619,6 +623,7 @@ impl Fields {
                 "state" => &mut f.state,
                 "reason" => &mut f.reason,
                 "ended" => &mut f.ended,
+                "bind" => &mut f.bind,
                 // Fields a newer keybound may add are ignored.
                 _ => continue,
             };
@@ -678,6 +683,12 @@ impl Fields {
             state,
             reason,
             ended_at: opt_int(self.ended, "end time")?,
+            binding: match self.bind {
+                None => SessionBinding::Dpop,
+                Some(text) => {
+                    SessionBinding::from_stored(&text).ok_or_else(|| corrupt("binding"))?
+                }
+            },
         })
     }
 }
@@ -848,6 +859,8 @@ impl SessionStore for RedisStore {
                         next.as_bytes(),
                         now.as_bytes(),
                         idle.as_bytes(),
+                        b"",
+                        b"",
                     ],
                 )
                 .await?;
@@ -863,7 +876,40 @@ impl SessionStore for RedisStore {
             let value = self
                 .invoke(
                     &self.inner.scripts.update,
-                    &[id.as_bytes(), b"", b"", now.as_bytes(), idle.as_bytes()],
+                    &[
+                        id.as_bytes(),
+                        b"",
+                        b"",
+                        now.as_bytes(),
+                        idle.as_bytes(),
+                        b"",
+                        b"",
+                    ],
+                )
+                .await?;
+            update_outcome(value)
+        })
+    }
+
+    fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+        Box::pin(async move {
+            let id = request.id.to_string();
+            let jkt = request.jkt.to_string();
+            let now = request.now.to_string();
+            let idle = request.idle_expires_at.to_string();
+            let binding = SessionBinding::Dbsc { key: request.key }.to_stored();
+            let value = self
+                .invoke(
+                    &self.inner.scripts.update,
+                    &[
+                        id.as_bytes(),
+                        b"",
+                        b"",
+                        now.as_bytes(),
+                        idle.as_bytes(),
+                        binding.as_bytes(),
+                        jkt.as_bytes(),
+                    ],
                 )
                 .await?;
             update_outcome(value)
@@ -1040,6 +1086,7 @@ mod tests {
             state: SessionState::Active,
             reason: None,
             ended_at: None,
+            binding: SessionBinding::Dpop,
         };
         let round_trip = |r: &SessionRecord| {
             let mut pairs = vec![
