@@ -94,6 +94,7 @@
 
 mod audit;
 mod cache;
+mod dbsc;
 mod error;
 pub mod metrics;
 mod policy;
@@ -104,6 +105,7 @@ mod sweeper;
 mod tokens;
 
 pub use audit::{AuditEvent, AuditEventKind, AuditSink, BroadcastSink, JsonLinesSink, TracingSink};
+pub use dbsc::PendingDbsc;
 pub use error::{LifecycleError, PolicyError};
 pub use policy::Policy;
 pub use risk::{

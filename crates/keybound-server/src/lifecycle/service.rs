@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use keybound_proto::{AccessTokenClaims, TokenResponse, b64};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use super::audit::{AuditEvent, AuditEventKind, AuditSink, TracingSink};
 use super::cache::{CachedSession, SessionCache};
@@ -85,10 +86,13 @@ pub struct SessionInfo {
     pub ended_at: Option<i64>,
     /// Whether this is the session making the request.
     pub current: bool,
+    /// How the session is bound: `dpop`, `dbsc`, or `dbsc_pending` (signed in, the
+    /// browser has not registered its DBSC key yet).
+    pub binding: &'static str,
 }
 
 impl SessionInfo {
-    fn new(record: &SessionRecord, now: i64, current: Option<SessionId>) -> Self {
+    pub(super) fn new(record: &SessionRecord, now: i64, current: Option<SessionId>) -> Self {
         let (reason, ended_at) = match record.pending_expiry(now) {
             Some((at, reason)) => (Some(reason), Some(at)),
             None => (record.reason.clone(), record.ended_at),
@@ -105,6 +109,7 @@ impl SessionInfo {
             reason,
             ended_at,
             current: Some(record.id) == current,
+            binding: record.binding.name(),
         }
     }
 }
@@ -137,13 +142,13 @@ impl EndResult {
 
 pub(super) struct Inner {
     pub(super) store: Arc<dyn SessionStore>,
-    keys: SharedKeyRing,
+    pub(super) keys: SharedKeyRing,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) policy: Policy,
-    issuer: String,
+    pub(super) issuer: String,
     risk: Option<Arc<dyn RiskPolicy>>,
     audit: Vec<Arc<dyn AuditSink>>,
-    secret: RefreshSecret,
+    pub(super) secret: RefreshSecret,
     cache: Option<SessionCache>,
     pub(super) replay_cleanup: Option<Arc<dyn SweepHook>>,
 }
@@ -338,7 +343,7 @@ impl From<KeyRing> for SharedKeyRing {
 }
 
 /// The identity fields of an audit event.
-struct Subject<'a> {
+pub(super) struct Subject<'a> {
     id: &'a SessionId,
     user_id: &'a str,
     jkt: &'a Jkt,
@@ -367,16 +372,24 @@ impl<'a> From<&'a SweptSession> for Subject<'a> {
     }
 }
 
+/// A session just opened.
+pub(super) struct Opened {
+    pub(super) record: SessionRecord,
+    secret: Zeroizing<[u8; 32]>,
+    pub(super) access: i64,
+    pub(super) now: i64,
+}
+
 /// Effective lifetimes of one issuance, in seconds.
-struct Lifetimes {
-    access: i64,
+pub(super) struct Lifetimes {
+    pub(super) access: i64,
     idle: i64,
     absolute: i64,
     absolute_limited: bool,
 }
 
 impl Lifetimes {
-    fn new(policy: &Policy, limits: Option<&LifetimeLimits>) -> Self {
+    pub(super) fn new(policy: &Policy, limits: Option<&LifetimeLimits>) -> Self {
         let mut l = Self {
             access: secs(policy.access_token_lifetime()),
             idle: secs(policy.idle_timeout()),
@@ -396,7 +409,7 @@ impl Lifetimes {
     }
 }
 
-fn parse_session_id(text: &str) -> Result<SessionId, LifecycleError> {
+pub(super) fn parse_session_id(text: &str) -> Result<SessionId, LifecycleError> {
     SessionId::parse(text).ok_or(LifecycleError::SessionNotFound)
 }
 
@@ -528,7 +541,7 @@ impl SessionService {
         self.inner.clock.now_secs()
     }
 
-    fn emit(
+    pub(super) fn emit(
         &self,
         kind: AuditEventKind,
         subject: Subject<'_>,
@@ -554,7 +567,7 @@ impl SessionService {
     }
 
     /// Audit, metrics and cache after a session became terminal.
-    fn ended(&self, record: &SessionRecord, actor: &Actor) {
+    pub(super) fn ended(&self, record: &SessionRecord, actor: &Actor) {
         self.invalidate(&record.id);
         let reason = record.reason.clone().unwrap_or(Reason::RISK_POLICY);
         let kind = match record.state {
@@ -660,8 +673,25 @@ impl SessionService {
         jkt: &str,
         request: OpenRequest,
     ) -> Result<TokenResponse, LifecycleError> {
-        check_user_id(user_id)?;
         let jkt = parse_jkt(jkt)?;
+        let opened = self
+            .open_record(user_id, jkt, SessionBinding::Dpop, request, None)
+            .await?;
+        self.token_response(&opened.record, &opened.secret, opened.access, opened.now)
+    }
+
+    /// Opens a session record bound as `binding` (checks, risk policy, store, audit,
+    /// metrics). `idle_cap`: a shorter idle deadline (a DBSC session's registration
+    /// window).
+    pub(super) async fn open_record(
+        &self,
+        user_id: &str,
+        jkt: Jkt,
+        binding: SessionBinding,
+        request: OpenRequest,
+        idle_cap: Option<i64>,
+    ) -> Result<Opened, LifecycleError> {
+        check_user_id(user_id)?;
         let device_label = clean_device_label(request.device_label.as_deref());
         let now = self.now();
         let decision = self
@@ -686,6 +716,7 @@ impl SessionService {
         let id = SessionId::generate().map_err(|_| LifecycleError::Randomness)?;
         let secret = random_secret()?;
         let absolute_expires_at = now.saturating_add(lifetimes.absolute);
+        let idle = idle_cap.map_or(lifetimes.idle, |cap| cap.min(lifetimes.idle));
         let record = SessionRecord {
             id,
             user_id: user_id.to_owned(),
@@ -694,7 +725,7 @@ impl SessionService {
             user_agent_hash: request.signals.user_agent_hash(),
             created_at: now,
             last_seen_at: now,
-            idle_expires_at: now.saturating_add(lifetimes.idle).min(absolute_expires_at),
+            idle_expires_at: now.saturating_add(idle).min(absolute_expires_at),
             absolute_expires_at,
             generation: 0,
             current_hash: hash_secret(&secret),
@@ -703,7 +734,7 @@ impl SessionService {
             state: SessionState::Active,
             reason: None,
             ended_at: None,
-            binding: SessionBinding::Dpop,
+            binding,
         };
         self.inner.store.create(record.clone()).await?;
         metrics::opened();
@@ -713,7 +744,12 @@ impl SessionService {
             None,
             &Actor::User(user_id.to_owned()),
         );
-        self.token_response(&record, &secret, lifetimes.access, now)
+        Ok(Opened {
+            record,
+            secret,
+            access: lifetimes.access,
+            now,
+        })
     }
 
     /// Rotates a refresh token: `refresh_token` from the request body, `jkt` the

@@ -79,6 +79,16 @@ impl RefreshSecret {
         Zeroizing::new(b64::encode(self.0.as_ref()))
     }
 
+    /// A secret for another purpose, derived from this one (HMAC with `label`): every
+    /// node sharing the refresh secret derives the same one.
+    pub(crate) fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"keybound derived secret\0");
+        mac.update(label);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     fn mac(
         &self,
         label: &[u8],
