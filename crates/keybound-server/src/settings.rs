@@ -13,6 +13,8 @@
 //! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` / `rediss://…` |
 //! | `KEYBOUND_REDIS_PREFIX` | `keybound:` | prefix of every Redis key and of the revocation channel |
 //! | `KEYBOUND_REDIS_TIMEOUT_MS` | `2000` | timeout of every Redis call; requests fail closed (`503`) after it |
+//! | `KEYBOUND_DBSC` | `off` | `on` to offer DBSC to browsers at sign-in (where the application uses it, e.g. `examples/minimal`) |
+//! | `KEYBOUND_DBSC_UNBOUND_SECS` | `0` | registration-pending policy: `0` refuses a DBSC session until its browser registered; `N` (1–300) lets it use an unbound cookie for at most N seconds |
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
 //!
 //! Invalid values stop start-up with a message naming the variable.
@@ -79,6 +81,11 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Timeout of every Redis call.
     pub redis_timeout: Duration,
+    /// Whether browsers are offered DBSC at sign-in.
+    pub dbsc: bool,
+    /// How long a DBSC session may use an unbound cookie before its browser
+    /// registered; `None` refuses it (the default).
+    pub dbsc_unbound_cookie: Option<Duration>,
 }
 
 impl Settings {
@@ -185,6 +192,29 @@ impl Settings {
                     reason: format!("{v:?} is not a number of milliseconds from 1 to 60000"),
                 })?,
         };
+        let dbsc = match get("KEYBOUND_DBSC").as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(v) => {
+                return Err(SettingsError::Invalid {
+                    name: "KEYBOUND_DBSC",
+                    reason: format!("{v:?} must be on or off"),
+                });
+            }
+        };
+        let dbsc_unbound_cookie = match get("KEYBOUND_DBSC_UNBOUND_SECS") {
+            None => None,
+            Some(v) => match v.trim().parse::<u64>().ok().filter(|n| *n <= 300) {
+                Some(0) => None,
+                Some(n) => Some(Duration::from_secs(n)),
+                None => {
+                    return Err(SettingsError::Invalid {
+                        name: "KEYBOUND_DBSC_UNBOUND_SECS",
+                        reason: format!("{v:?} is not a number of seconds from 0 to 300"),
+                    });
+                }
+            },
+        };
         Ok(Self {
             listen,
             public_origin,
@@ -194,6 +224,8 @@ impl Settings {
             key_file,
             redis_prefix,
             redis_timeout,
+            dbsc,
+            dbsc_unbound_cookie,
         })
     }
 
@@ -379,6 +411,11 @@ mod tests {
                 "KEYBOUND_IDLE_TIMEOUT_SECS",
             ),
             (vec![("KEYBOUND_NONCE", "yes")], "KEYBOUND_NONCE"),
+            (vec![("KEYBOUND_DBSC", "yes")], "KEYBOUND_DBSC"),
+            (
+                vec![("KEYBOUND_DBSC_UNBOUND_SECS", "301")],
+                "KEYBOUND_DBSC_UNBOUND_SECS",
+            ),
             (vec![("KEYBOUND_STORE", "postgres://x")], "KEYBOUND_STORE"),
             (vec![("KEYBOUND_STORE", "sqlite:")], "KEYBOUND_STORE"),
             (

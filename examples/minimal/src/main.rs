@@ -8,19 +8,25 @@
 //! several nodes sharing sessions, start each with the same `KEYBOUND_KEY_FILE` and
 //! `KEYBOUND_STORE=redis://127.0.0.1:6379/`. With `KEYBOUND_TLS_CERT` and
 //! `KEYBOUND_TLS_KEY` (PEM files) it serves HTTPS.
+//!
+//! With `KEYBOUND_DBSC=on`, a `POST /api/login` without a `DPoP` header starts a DBSC
+//! session instead: the browser registers its own key and is served by a short-lived
+//! bound cookie (it lives `KEYBOUND_ACCESS_TTL_SECS`), which `GET /api/me` and the
+//! session endpoints accept as they accept DPoP credentials (DBSC needs HTTPS).
 
 mod tls;
 
 use std::net::SocketAddr;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use keybound_server::axum::{
-    ApiError, DEFAULT_BODY_LIMIT, Keybound, ProofOfPossession, Session, nonce_header, routes,
+    ApiError, DEFAULT_BODY_LIMIT, DbscOptions, Keybound, ProofOfPossession, Session, nonce_header,
+    routes,
 };
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;
@@ -37,12 +43,24 @@ struct Credentials {
 }
 
 /// Verifies the proof first (the device key the session will be bound to), then the
-/// credentials.
+/// credentials. With DBSC on, a request without a `DPoP` header is a browser's sign-in:
+/// the session is bound by the browser's DBSC key instead.
 async fn login(
     State(kb): State<Keybound>,
-    proof: ProofOfPossession,
-    body: Result<Json<Credentials>, JsonRejection>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let dbsc = kb.dbsc_enabled() && !parts.headers.contains_key("dpop");
+    let proof = if dbsc {
+        None
+    } else {
+        Some(ProofOfPossession::from_request_parts(&mut parts, &kb).await?)
+    };
+    let headers = parts.headers.clone();
+    let request = axum::extract::Request::from_parts(parts, body);
+    let body: Result<Json<Credentials>, JsonRejection> =
+        <Json<Credentials> as axum::extract::FromRequest<Keybound>>::from_request(request, &kb)
+            .await;
     let Json(creds) = body?;
     let known = USERS
         .iter()
@@ -51,6 +69,17 @@ async fn login(
         let body = json!({"error": "invalid_credentials", "error_description": "unknown user or wrong password"});
         return Ok((StatusCode::UNAUTHORIZED, Json(body)).into_response());
     }
+    let Some(proof) = proof else {
+        let device = user_agent(&headers).unwrap_or("browser");
+        let started = kb
+            .start_dbsc_session(
+                &creds.username,
+                OpenRequest::new().device_label(device),
+                &headers,
+            )
+            .await?;
+        return Ok(started.into_response());
+    };
     let device = proof.user_agent().unwrap_or("unknown device").to_owned();
     let reply = kb
         .open_session(
@@ -62,8 +91,16 @@ async fn login(
     Ok(reply.into_response())
 }
 
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(http::header::USER_AGENT)?.to_str().ok()
+}
+
 async fn me(session: Session) -> Json<serde_json::Value> {
-    Json(json!({"user": session.user_id, "session_id": session.session_id}))
+    Json(json!({
+        "user": session.user_id,
+        "session_id": session.session_id,
+        "binding": session.binding.as_str(),
+    }))
 }
 
 #[tokio::main]
@@ -77,6 +114,10 @@ async fn main() {
         settings.public_origin = format!("https://{}", settings.listen);
     }
     let listen = settings.listen;
+    let dbsc = settings.dbsc.then(|| DbscOptions {
+        unbound_cookie: settings.dbsc_unbound_cookie,
+        ..DbscOptions::default()
+    });
     let origin = settings.public_origin.clone();
     // The sweeper (periodic cleanup) and, with Redis, the revocation listener run
     // as long as `running` lives.
@@ -84,7 +125,10 @@ async fn main() {
         .build()
         .await
         .unwrap_or_else(|err| fail(&err));
-    let kb = running.keybound.clone();
+    let kb = match dbsc {
+        Some(options) => running.keybound.clone().with_dbsc(options, "/session"),
+        None => running.keybound.clone(),
+    };
     let app = Router::new()
         .route("/api/login", post(login))
         .route("/api/me", get(me))

@@ -17,7 +17,7 @@ use super::audit::AuditEventKind;
 use super::policy::secs;
 use super::service::{OpenRequest, parse_session_id};
 use super::tokens::{hash_secret, random_secret};
-use super::{Actor, Jkt, LifecycleError, SessionService};
+use super::{Actor, Jkt, LifecycleError, Reason, SessionService};
 use crate::store::{
     BindRequest, PENDING_JKT, ReplaceTokensRequest, SessionBinding, SessionRecord, UpdateOutcome,
 };
@@ -46,6 +46,9 @@ impl SessionService {
     /// that its browser will bind with DBSC. Until the browser registers its key,
     /// within `registration_window`, the session has no credential at all; if it does
     /// not, the session expires at the deadline (and the sweep records it).
+    /// `unbound_cookie`: the service's policy lets the browser use an unbound cookie
+    /// meanwhile (recorded as the reason of `session.created`: `dbsc_unbound_cookie`,
+    /// else `dbsc_registration_pending`).
     ///
     /// Errors as [`open_session`](Self::open_session).
     pub async fn open_dbsc_session(
@@ -53,8 +56,14 @@ impl SessionService {
         user_id: &str,
         request: OpenRequest,
         registration_window: Duration,
+        unbound_cookie: bool,
     ) -> Result<PendingDbsc, LifecycleError> {
         let window = secs(registration_window).max(1);
+        let note = if unbound_cookie {
+            Reason::new("dbsc_unbound_cookie")
+        } else {
+            Reason::new("dbsc_registration_pending")
+        };
         let opened = self
             .open_record(
                 user_id,
@@ -62,6 +71,7 @@ impl SessionService {
                 SessionBinding::DbscPending,
                 request,
                 Some(window),
+                note,
             )
             .await?;
         Ok(PendingDbsc {
@@ -164,7 +174,11 @@ impl SessionService {
             exp,
             jkt: record.jkt.to_string(),
         };
-        let ring = self.inner.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let ring = self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = ring.current();
         let value = sign_bound_cookie(&claims, current.kid(), current.signing_key())
             .map_err(LifecycleError::Signing)?;

@@ -105,7 +105,8 @@ mod sweeper;
 mod tokens;
 
 pub use audit::{AuditEvent, AuditEventKind, AuditSink, BroadcastSink, JsonLinesSink, TracingSink};
-pub use dbsc::PendingDbsc;
+pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
+pub use dbsc::{BoundCookieValue, PendingDbsc};
 pub use error::{LifecycleError, PolicyError};
 pub use policy::Policy;
 pub use risk::{

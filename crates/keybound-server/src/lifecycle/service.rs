@@ -675,14 +675,14 @@ impl SessionService {
     ) -> Result<TokenResponse, LifecycleError> {
         let jkt = parse_jkt(jkt)?;
         let opened = self
-            .open_record(user_id, jkt, SessionBinding::Dpop, request, None)
+            .open_record(user_id, jkt, SessionBinding::Dpop, request, None, None)
             .await?;
         self.token_response(&opened.record, &opened.secret, opened.access, opened.now)
     }
 
     /// Opens a session record bound as `binding` (checks, risk policy, store, audit,
     /// metrics). `idle_cap`: a shorter idle deadline (a DBSC session's registration
-    /// window).
+    /// window); `note`: the reason written into the `session.created` event.
     pub(super) async fn open_record(
         &self,
         user_id: &str,
@@ -690,6 +690,7 @@ impl SessionService {
         binding: SessionBinding,
         request: OpenRequest,
         idle_cap: Option<i64>,
+        note: Option<Reason>,
     ) -> Result<Opened, LifecycleError> {
         check_user_id(user_id)?;
         let device_label = clean_device_label(request.device_label.as_deref());
@@ -741,7 +742,7 @@ impl SessionService {
         self.emit(
             AuditEventKind::Created,
             (&record).into(),
-            None,
+            note.as_ref(),
             &Actor::User(user_id.to_owned()),
         );
         Ok(Opened {
