@@ -9,7 +9,7 @@
 //! the load generator to rotate through, so that every request carries a new `jti` and
 //! replay protection stays on. It then times, on the same thread, the raw
 //! `verify_strict` of one proof signature and the whole in-process verification
-//! (`Verifier::verify_headers`), prints them as one JSON line, and serves.
+//! (`Verifier::verify`), prints them as one JSON line, and serves.
 //!
 //! ```sh
 //! cargo run --release -p keybound-server --example http_bench -- 127.0.0.1:8099 /tmp/pool.txt 200000
@@ -26,7 +26,7 @@ use keybound_server::lifecycle::OpenRequest;
 use keybound_server::proto::ed25519_dalek::{Signature, SigningKey};
 use keybound_server::proto::{ProofBuilder, Signer};
 use keybound_server::settings::Settings;
-use keybound_server::{Clock, SystemClock};
+use keybound_server::{Clock, RequestHead, SystemClock};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -169,7 +169,11 @@ async fn run(listen: &str, pool_file: &str, pool_size: usize) -> Result<(), Erro
     let timing = Timing::start();
     for headers in &requests {
         kb.verifier()
-            .verify_headers(&Method::GET, &uri, headers)
+            .verify(RequestHead {
+                method: &Method::GET,
+                uri: &uri,
+                headers,
+            })
             .await?;
     }
     let (request_wall, request_cpu) = timing.per_call_us(CALLS);

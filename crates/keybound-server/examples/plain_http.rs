@@ -12,9 +12,9 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode, header};
 use keybound_server::lifecycle::{OpenRequest, RequestSignals, SessionService};
 use keybound_server::proto::ed25519_dalek::SigningKey;
-use keybound_server::proto::{ErrorBody, ProofBuilder, Signer, TokenResponse};
+use keybound_server::proto::{ProofBuilder, Signer, TokenResponse};
 use keybound_server::store::MemoryStore;
-use keybound_server::{Clock, KeyRing, LifecycleError, SystemClock, Verifier};
+use keybound_server::{Clock, KeyRing, SystemClock, Verifier};
 use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error>;
@@ -59,21 +59,6 @@ fn json_response(status: StatusCode, body: &Value) -> Response<String> {
 }
 
 /// A lifecycle error as an OAuth error response.
-fn lifecycle_error(err: &LifecycleError) -> Response<String> {
-    let status = match err.oauth_error() {
-        "invalid_grant" | "invalid_request" => StatusCode::BAD_REQUEST,
-        "access_denied" => StatusCode::FORBIDDEN,
-        "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let body = ErrorBody {
-        error: err.oauth_error().to_owned(),
-        error_description: err.to_string(),
-        error_code: err.code().to_owned(),
-    };
-    json_response(status, &json!(body))
-}
-
 fn tokens_response(tokens: &TokenResponse) -> Response<String> {
     json_response(StatusCode::OK, &json!(tokens))
 }
@@ -95,7 +80,7 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
                 .await
             {
                 Ok(tokens) => tokens_response(&tokens),
-                Err(err) => lifecycle_error(&err),
+                Err(err) => err.into_http_response(),
             }
         }
         (&Method::GET, "/me") => match backend.verifier.verify(&parts).await {
@@ -121,7 +106,7 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
                 .await
             {
                 Ok(tokens) => tokens_response(&tokens),
-                Err(err) => lifecycle_error(&err),
+                Err(err) => err.into_http_response(),
             }
         }
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),

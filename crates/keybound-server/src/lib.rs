@@ -23,7 +23,7 @@
 //! [`verify_stateless`] runs the same checks without the stateful ones (7–9), for tools.
 //!
 //! The session lifecycle is [`SessionService`] ([`lifecycle`]), on a [`store`]. With the
-//! `axum` feature (on by default), the [`axum`](crate::axum) module adds the `Session`
+//! `axum` feature (on by default), the [`axum`] module adds the `Session`
 //! extractor, a login helper, the session endpoints and one-call setup from
 //! [`settings`]; `docs/server.md` walks through both uses.
 //!
@@ -44,6 +44,7 @@
 //!     .public_origin("https://api.example.com")
 //!     .keys(keys)
 //!     .clock(Arc::new(ManualClock::new(now * 1000)))
+//!     .danger_accept_any_session() // a service passes its SessionService instead
 //!     .build()
 //!     .unwrap();
 //!
@@ -82,6 +83,8 @@ mod nonce;
 mod proof_keys;
 mod rejection;
 mod replay;
+mod response;
+pub mod session;
 mod session_check;
 pub mod settings;
 pub mod store;
@@ -96,12 +99,12 @@ pub use lifecycle::{LifecycleError, SessionService};
 pub use nonce::Nonces;
 pub use rejection::Rejection;
 pub use replay::{MemoryReplayStore, ReplayError, ReplayStore, replay_key};
-pub use session_check::{AcceptAllSessions, SessionCheck, SessionDenied};
+pub use session_check::{SessionCheck, SessionDenied};
 pub use token_cache::TokenCache;
 pub use verifier::{
     DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_SKEW, METRIC_REPLAY_ENTRIES, METRIC_VERIFICATION_SECONDS,
-    METRIC_VERIFICATIONS, SharedKeyRing, VerifiedProof, VerifiedRequest, Verifier, VerifierBuilder,
-    VerifierConfigError, describe_metrics, verify_stateless,
+    METRIC_VERIFICATIONS, RequestHead, SharedKeyRing, VerifiedProof, VerifiedRequest, Verifier,
+    VerifierBuilder, VerifierConfigError, describe_metrics, verify_stateless,
 };
 
 /// A boxed, sendable future, used by the object-safe async traits of this crate

@@ -6,11 +6,12 @@
 //! metrics can rely on. [`Rejection::into_http_response`] renders it for any
 //! `http`-based framework.
 
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use keybound_proto::wire::{code, oauth};
 use keybound_proto::{CheckError, Credential, ErrorBody, ProtoError};
 
 use crate::replay::ReplayError;
+use crate::response;
 use crate::session_check::SessionDenied;
 
 /// The only algorithm keybound accepts, announced in every DPoP challenge.
@@ -234,31 +235,12 @@ impl Rejection {
     /// (503), `DPoP-Nonce` for a nonce challenge, `Cache-Control: no-store`, and the JSON
     /// [`body`](Self::body) as `application/json`.
     pub fn into_http_response(self) -> http::Response<String> {
-        let body = serde_json::to_string(&self.body()).unwrap_or_else(|_| {
-            // An ErrorBody of three strings always serialises; keep a valid body anyway.
-            format!(r#"{{"error":"{}"}}"#, self.oauth_error())
-        });
-        let mut response = http::Response::new(body);
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self
-            .www_authenticate()
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        if self.is_unavailable() {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if let Some(nonce) = self.nonce().and_then(|n| HeaderValue::from_str(n).ok()) {
-            headers.insert("dpop-nonce", nonce);
-        }
-        response
+        response::error(
+            self.status(),
+            &self.body(),
+            self.www_authenticate().as_deref(),
+            self.nonce(),
+        )
     }
 }
 

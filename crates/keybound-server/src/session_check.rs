@@ -57,11 +57,11 @@ pub trait SessionCheck: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), SessionDenied>>;
 }
 
-/// A check that accepts every session: for stateless verification (the CLI, tests).
+/// The check of [`VerifierBuilder::danger_accept_any_session`](crate::VerifierBuilder::danger_accept_any_session).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct AcceptAllSessions;
+pub(crate) struct AcceptAnySession;
 
-impl SessionCheck for AcceptAllSessions {
+impl SessionCheck for AcceptAnySession {
     fn check<'a>(
         &'a self,
         _sid: &'a str,

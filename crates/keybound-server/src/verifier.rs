@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::proof_keys::ProofKeyCache;
 use crate::replay::{MemoryReplayStore, ReplayStore, replay_key};
-use crate::session_check::{AcceptAllSessions, SessionCheck};
+use crate::session_check::{AcceptAnySession, SessionCheck};
 use crate::token_cache::TokenCache;
 use crate::{Clock, KeyRing, Nonces, Rejection, SystemClock};
 
@@ -44,6 +44,40 @@ pub const METRIC_REPLAY_ENTRIES: &str = "keybound_replay_entries";
 
 /// A key ring shared between the verifier and whoever rotates keys.
 pub type SharedKeyRing = Arc<RwLock<KeyRing>>;
+
+/// What the verifier reads of a request: its method, its target and its headers,
+/// never its body. Made from an `http::request::Parts` or an `http::Request`, or by
+/// hand when the URL the client signed is not the request's own target (a router
+/// that stripped a prefix keeps the original URI).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request target; only its path is used (the public origin is configured).
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> From<&'a http::request::Parts> for RequestHead<'a> {
+    fn from(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        }
+    }
+}
+
+impl<'a, B> From<&'a http::Request<B>> for RequestHead<'a> {
+    fn from(request: &'a http::Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+        }
+    }
+}
 
 /// The identity of a verified protected request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +118,13 @@ pub enum VerifierConfigError {
     /// No key ring was set.
     #[error("the verifier needs the server's key ring")]
     MissingKeys,
+    /// Neither a session check nor
+    /// [`danger_accept_any_session`](VerifierBuilder::danger_accept_any_session) was
+    /// chosen.
+    #[error(
+        "the verifier needs a session check (the SessionService), or danger_accept_any_session() for stateless use"
+    )]
+    MissingSessionCheck,
 }
 
 /// Verifies DPoP-protected requests. Cheap to clone (one `Arc`); share one per service.
@@ -118,6 +159,9 @@ pub enum VerifierConfigError {
 ///     .public_origin("https://api.example.com")
 ///     .keys(keys)
 ///     .clock(Arc::new(clock))
+///     // This example has no session lifecycle; a service passes its SessionService
+///     // to `session_check`, so revoked sessions are refused at once.
+///     .danger_accept_any_session()
 ///     .build()
 ///     .unwrap();
 ///
@@ -134,11 +178,11 @@ pub enum VerifierConfigError {
 ///     .header("dpop", proof.as_str())
 ///     .body(())
 ///     .unwrap();
-/// let caller = verifier.verify_request(&request).await.unwrap();
+/// let caller = verifier.verify(&request).await.unwrap();
 /// assert_eq!((caller.sub.as_str(), caller.sid.as_str()), ("alice", "s1"));
 ///
 /// // The same proof again is a replay: the rejection renders the HTTP answer.
-/// let rejection = verifier.verify_request(&request).await.unwrap_err();
+/// let rejection = verifier.verify(&request).await.unwrap_err();
 /// assert_eq!(rejection.code(), "replayed_jti");
 /// let response = rejection.into_http_response();
 /// assert_eq!(response.status(), 401);
@@ -176,15 +220,17 @@ struct Inner {
     proof_keys: ProofKeyCache,
 }
 
-/// Configures a [`Verifier`]. Required: [`public_origin`](Self::public_origin) and the
-/// keys ([`keys`](Self::keys) or [`key_ring`](Self::key_ring)).
+/// Configures a [`Verifier`]. Required: [`public_origin`](Self::public_origin), the
+/// keys ([`keys`](Self::keys) or [`key_ring`](Self::key_ring)) and the session check
+/// ([`session_check`](Self::session_check), or the explicit
+/// [`danger_accept_any_session`](Self::danger_accept_any_session)).
 #[must_use]
 pub struct VerifierBuilder {
     origin: Option<String>,
     keys: Option<SharedKeyRing>,
     clock: Arc<dyn Clock>,
     replay: Option<Arc<dyn ReplayStore>>,
-    sessions: Arc<dyn SessionCheck>,
+    sessions: Option<Arc<dyn SessionCheck>>,
     max_skew: Duration,
     max_header_len: usize,
     nonces: Option<Nonces>,
@@ -237,9 +283,21 @@ impl VerifierBuilder {
         self
     }
 
-    /// The session-state check (default: [`AcceptAllSessions`]).
+    /// The session-state check, the last check of every protected request: usually
+    /// the [`SessionService`](crate::SessionService), so a revoked session is refused
+    /// at once. Required, unless
+    /// [`danger_accept_any_session`](Self::danger_accept_any_session) is chosen.
     pub fn session_check(mut self, check: Arc<dyn SessionCheck>) -> Self {
-        self.sessions = check;
+        self.sessions = Some(check);
+        self
+    }
+
+    /// Checks no session state: a token stays good until it expires, whatever
+    /// happened to its session (revoked, closed, expired). Only for a service without
+    /// a session lifecycle (tests, tools, a stateless resource server that accepts
+    /// that risk); instead of [`session_check`](Self::session_check).
+    pub fn danger_accept_any_session(mut self) -> Self {
+        self.sessions = Some(Arc::new(AcceptAnySession));
         self
     }
 
@@ -285,6 +343,9 @@ impl VerifierBuilder {
         let origin = self.origin.ok_or(VerifierConfigError::MissingOrigin)?;
         let origin = normalize_origin(&origin)?;
         let keys = self.keys.ok_or(VerifierConfigError::MissingKeys)?;
+        let sessions = self
+            .sessions
+            .ok_or(VerifierConfigError::MissingSessionCheck)?;
         let replay = self
             .replay
             .unwrap_or_else(|| Arc::new(MemoryReplayStore::new(self.clock.clone())));
@@ -294,7 +355,7 @@ impl VerifierBuilder {
                 keys,
                 clock: self.clock,
                 replay,
-                sessions: self.sessions,
+                sessions,
                 max_skew_secs: self.max_skew.as_secs(),
                 max_header_len: self.max_header_len,
                 nonces: self.nonces,
@@ -329,7 +390,7 @@ impl Verifier {
             keys: None,
             clock: Arc::new(SystemClock),
             replay: None,
-            sessions: Arc::new(AcceptAllSessions),
+            sessions: None,
             max_skew: DEFAULT_MAX_SKEW,
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             nonces: None,
@@ -339,55 +400,30 @@ impl Verifier {
     }
 
     /// Verifies a protected request: `Authorization: DPoP <access token>` plus a `DPoP`
-    /// proof bound to it, then replay, nonce and session state.
-    pub async fn verify(&self, parts: &http::request::Parts) -> Result<VerifiedRequest, Rejection> {
-        self.verify_headers(&parts.method, &parts.uri, &parts.headers)
-            .await
-    }
-
-    /// [`verify`](Self::verify) for a whole `http::Request` (the body is not read).
-    pub async fn verify_request<B>(
+    /// proof bound to it, then replay, nonce and session state. `request` is an
+    /// `http::request::Parts`, an `http::Request` (the body is not read) or a
+    /// [`RequestHead`].
+    pub async fn verify(
         &self,
-        request: &http::Request<B>,
+        request: impl Into<RequestHead<'_>>,
     ) -> Result<VerifiedRequest, Rejection> {
-        self.verify_headers(request.method(), request.uri(), request.headers())
-            .await
-    }
-
-    /// [`verify`](Self::verify) from the request's method, target and headers.
-    pub async fn verify_headers(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<VerifiedRequest, Rejection> {
+        let request = request.into();
         let started = Instant::now();
-        let result = self.inner.verify(method, uri, headers).await;
+        let result = self.inner.verify(&request).await;
         self.inner.record(result.as_ref().err(), started);
         result
     }
 
     /// Verifies a request that carries only a proof (login, refresh): the proof's
     /// checks, replay and nonce; any `Authorization` header is ignored. Returns the key
-    /// the proof was signed with.
+    /// the proof was signed with. `request` as for [`verify`](Self::verify).
     pub async fn verify_proof(
         &self,
-        parts: &http::request::Parts,
+        request: impl Into<RequestHead<'_>>,
     ) -> Result<VerifiedProof, Rejection> {
-        self.verify_proof_headers(&parts.method, &parts.uri, &parts.headers)
-            .await
-    }
-
-    /// [`verify_proof`](Self::verify_proof) from the request's method, target and
-    /// headers.
-    pub async fn verify_proof_headers(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<VerifiedProof, Rejection> {
+        let request = request.into();
         let started = Instant::now();
-        let result = self.inner.verify_proof(method, uri, headers).await;
+        let result = self.inner.verify_proof(&request).await;
         self.inner.record(result.as_ref().err(), started);
         result
     }
@@ -499,15 +535,10 @@ fn path_is_normal(path: &str) -> bool {
 }
 
 impl Inner {
-    async fn verify(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<VerifiedRequest, Rejection> {
-        let token = self.access_token(headers)?;
-        let proof = self.proof_header(headers)?;
-        let (checked, now_ms) = self.pure_checks(method, uri, proof, Some(token))?;
+    async fn verify(&self, request: &RequestHead<'_>) -> Result<VerifiedRequest, Rejection> {
+        let token = self.access_token(request.headers)?;
+        let proof = self.proof_header(request.headers)?;
+        let (checked, now_ms) = self.pure_checks(request, proof, Some(token))?;
         self.check_replay(&checked, now_ms).await?;
         let CheckedRequest { proof, token, jkt } = checked;
         self.check_nonce(proof.claims(), now_ms)?;
@@ -523,14 +554,9 @@ impl Inner {
         })
     }
 
-    async fn verify_proof(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<VerifiedProof, Rejection> {
-        let proof = self.proof_header(headers)?;
-        let (checked, now_ms) = self.pure_checks(method, uri, proof, None)?;
+    async fn verify_proof(&self, request: &RequestHead<'_>) -> Result<VerifiedProof, Rejection> {
+        let proof = self.proof_header(request.headers)?;
+        let (checked, now_ms) = self.pure_checks(request, proof, None)?;
         self.check_replay(&checked, now_ms).await?;
         self.check_nonce(checked.proof.claims(), now_ms)?;
         let jwk = *checked.proof.jwk();
@@ -546,15 +572,14 @@ impl Inner {
     /// checked at (milliseconds).
     fn pure_checks(
         &self,
-        method: &Method,
-        uri: &Uri,
+        request: &RequestHead<'_>,
         proof: &str,
         token: Option<&str>,
     ) -> Result<(CheckedRequest, i64), Rejection> {
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
-        let (url, url_is_normalized) = self.request_url(uri);
-        let ctx = self.context(method, &url, now);
+        let (url, url_is_normalized) = self.request_url(request.uri);
+        let ctx = self.context(request.method, &url, now);
         let mut hooks = Hooks {
             inner: self,
             now,
@@ -889,5 +914,11 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err, VerifierConfigError::MissingKeys);
+        let err = Verifier::builder()
+            .public_origin("https://a.example")
+            .keys(crate::KeyRing::new(crate::ServerKey::from_seed(&[1; 32])))
+            .build()
+            .unwrap_err();
+        assert_eq!(err, VerifierConfigError::MissingSessionCheck);
     }
 }

@@ -117,6 +117,7 @@ fn verifications_are_counted_by_result() {
         .public_origin("https://api.example.com")
         .keys(keys)
         .clock(Arc::new(ManualClock::new(T0 * 1000)))
+        .danger_accept_any_session()
         .build()
         .unwrap();
     let proof = ProofBuilder::new(

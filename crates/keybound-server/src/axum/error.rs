@@ -1,13 +1,12 @@
 //! The one error type of keybound's HTTP endpoints and extractors.
 
-use ::axum::Json;
 use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use ::axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use keybound_proto::ErrorBody;
 use keybound_proto::wire::{code, oauth};
 
-use crate::{LifecycleError, Rejection};
+use crate::{LifecycleError, Rejection, response};
 
 /// Why a keybound endpoint or extractor refused a request. Renders as the JSON body
 /// `{"error","error_description","error_code"}` with `Cache-Control: no-store`.
@@ -115,17 +114,12 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status.
+    /// The HTTP status: each error's own ([`Rejection::status`],
+    /// [`LifecycleError::status`]), `400`, `415` or `413` for the request itself.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Verification(r) => r.status(),
-            Self::Lifecycle(LifecycleError::SessionNotFound) => StatusCode::NOT_FOUND,
-            Self::Lifecycle(e) => match e.oauth_error() {
-                "invalid_grant" | "invalid_request" => StatusCode::BAD_REQUEST,
-                "access_denied" => StatusCode::FORBIDDEN,
-                "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            Self::Lifecycle(e) => e.status(),
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Dbsc { status, .. } => *status,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -133,49 +127,36 @@ impl ApiError {
         }
     }
 
-    /// The human-readable description: fixed text for server faults (their details
-    /// are logged, not sent), the error's own text otherwise.
+    /// The human-readable description: the error's own ([`Rejection::description`],
+    /// [`LifecycleError::description`], which never details a server fault), or the
+    /// request's fault.
     pub fn description(&self) -> String {
-        match self.status() {
-            StatusCode::SERVICE_UNAVAILABLE => {
-                "the service is temporarily unavailable; retry later".to_owned()
-            }
-            status if status.is_server_error() => "internal server error".to_owned(),
-            _ => self.to_string(),
+        match self {
+            Self::Verification(r) => r.description(),
+            Self::Lifecycle(e) => e.description(),
+            other => other.to_string(),
         }
     }
 
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
-        match self {
-            Self::Verification(r) => r.body(),
-            other => ErrorBody {
-                error: other.oauth_error().to_owned(),
-                error_description: other.description(),
-                error_code: other.code().to_owned(),
-            },
+        ErrorBody {
+            error: self.oauth_error().to_owned(),
+            error_description: self.description(),
+            error_code: self.code().to_owned(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match self {
-            Self::Verification(rejection) => rejection.into_response(),
-            other => {
-                let status = other.status();
-                if status.is_server_error() {
-                    tracing::warn!(code = other.code(), "keybound request failed: {other}");
-                }
-                let mut response = (status, Json(other.body())).into_response();
-                let headers = response.headers_mut();
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                if status == StatusCode::SERVICE_UNAVAILABLE {
-                    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                }
-                response
-            }
-        }
+        let response = match self {
+            Self::Verification(rejection) => rejection.into_http_response(),
+            Self::Lifecycle(error) => error.into_http_response(),
+            other => response::error(other.status(), &other.body(), None, None),
+        };
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, body.into())
     }
 }
 

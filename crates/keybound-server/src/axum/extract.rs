@@ -11,8 +11,8 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 use super::{ApiError, Keybound};
-use crate::Rejection;
 use crate::lifecycle::RequestSignals;
+use crate::{Rejection, RequestHead};
 
 /// A verified caller: every check of the DPoP protocol passed and the session is active.
 ///
@@ -91,7 +91,11 @@ pub(crate) async fn authenticate(kb: &Keybound, parts: &Parts) -> Result<Session
     }
     let verified = kb
         .verifier()
-        .verify_headers(&parts.method, signed_uri(parts), &parts.headers)
+        .verify(RequestHead {
+            method: &parts.method,
+            uri: signed_uri(parts),
+            headers: &parts.headers,
+        })
         .await?;
     Ok(Session::from_verified(verified))
 }
@@ -201,7 +205,11 @@ where
         let kb = Keybound::from_ref(state);
         let proof = kb
             .verifier()
-            .verify_proof_headers(&parts.method, signed_uri(parts), &parts.headers)
+            .verify_proof(RequestHead {
+                method: &parts.method,
+                uri: signed_uri(parts),
+                headers: &parts.headers,
+            })
             .await?;
         Ok(Self {
             jkt: proof.jkt,

@@ -166,7 +166,7 @@ use crate::lifecycle::OpenRequest;
 use crate::{SessionService, Verifier};
 
 /// The `DPoP-Nonce` response header.
-pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+pub const DPOP_NONCE: HeaderName = crate::response::DPOP_NONCE;
 
 /// Request headers a cross-origin keybound client sends: `Authorization`, `DPoP`,
 /// `Content-Type`.
@@ -342,7 +342,7 @@ impl IntoResponse for TokenReply {
     fn into_response(self) -> Response {
         let mut response = Json(self.tokens).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        crate::response::no_store(headers);
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(nonce) = self.nonce {
             headers.insert(DPOP_NONCE, nonce);

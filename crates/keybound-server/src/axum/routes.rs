@@ -88,9 +88,7 @@ where
 /// when nonces are on, the current `DPoP-Nonce`.
 fn respond(kb: &Keybound, result: Result<Response, ApiError>) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    crate::response::no_store(response.headers_mut());
     kb.with_nonce(response)
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::{Jkt, SessionId};
+use crate::session::{Jkt, SessionId};
 
 const SHARDS: usize = 16;
 

@@ -1,9 +1,11 @@
 //! The errors of the session lifecycle, with stable codes and their OAuth mapping.
 
-use keybound_proto::ProtoError;
+use http::StatusCode;
 use keybound_proto::wire::{code, oauth};
+use keybound_proto::{ErrorBody, ProtoError};
 
-use super::SessionState;
+use crate::response;
+use crate::session::SessionState;
 use crate::store::StoreError;
 
 /// Why a lifecycle policy was refused at start-up.
@@ -142,6 +144,31 @@ impl LifecycleError {
         }
     }
 
+    /// The HTTP status: `400` for `invalid_grant` and `invalid_request`, `404` for an
+    /// unknown session, `403` for `access_denied`, `503` when the store is
+    /// unavailable, `500` for server faults.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::MalformedRefreshToken
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused
+            | Self::RefreshKeyMismatch
+            | Self::SessionEnded { .. }
+            | Self::SessionKeyMismatch
+            | Self::ReauthenticationRequired
+            | Self::DbscAlreadyRegistered
+            | Self::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            Self::NotSessionOwner | Self::LoginDenied => StatusCode::FORBIDDEN,
+            Self::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidPolicy(_)
+            | Self::Store(_)
+            | Self::Signing(_)
+            | Self::Randomness
+            | Self::NoRuntime => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// The OAuth 2.0 error for the HTTP layer: `invalid_grant` for every refresh and
     /// session-state failure, `invalid_request` for bad arguments and unknown sessions,
     /// `access_denied` for ownership and login refusals, `temporarily_unavailable`
@@ -165,6 +192,82 @@ impl LifecycleError {
             | Self::Signing(_)
             | Self::Randomness
             | Self::NoRuntime => oauth::SERVER_ERROR,
+        }
+    }
+
+    /// The human-readable description: the error's own text, or fixed text for a
+    /// server fault (its details go to the log, never to the client).
+    pub fn description(&self) -> String {
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "the service is temporarily unavailable; retry later".to_owned()
+            }
+            status if status.is_server_error() => "internal server error".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// The JSON error body `{error, error_description, error_code}`.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.oauth_error().to_owned(),
+            error_description: self.description(),
+            error_code: self.code().to_owned(),
+        }
+    }
+
+    /// The complete response: [`status`](Self::status), the JSON [`body`](Self::body),
+    /// `Cache-Control: no-store` and, for a `503`, `Retry-After: 1`. A server fault is
+    /// logged (`tracing`, level `warn`) with its details.
+    pub fn into_http_response(self) -> http::Response<String> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), "keybound request failed: {self}");
+        }
+        response::error(status, &self.body(), None, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_the_status_of_its_oauth_error() {
+        let errors = [
+            LifecycleError::MalformedRefreshToken,
+            LifecycleError::InvalidRefreshToken,
+            LifecycleError::RefreshTokenReused,
+            LifecycleError::RefreshKeyMismatch,
+            LifecycleError::SessionEnded {
+                state: SessionState::Revoked,
+            },
+            LifecycleError::SessionNotFound,
+            LifecycleError::NotSessionOwner,
+            LifecycleError::SessionKeyMismatch,
+            LifecycleError::ReauthenticationRequired,
+            LifecycleError::LoginDenied,
+            LifecycleError::InvalidInput {
+                field: "user_id",
+                reason: "empty",
+            },
+            LifecycleError::InvalidPolicy(PolicyError::IdleExceedsAbsolute),
+            LifecycleError::Store(StoreError::Unavailable { reason: "x".into() }),
+            LifecycleError::Store(StoreError::Corrupt { reason: "x".into() }),
+            LifecycleError::Signing(ProtoError::InvalidSignature),
+            LifecycleError::Randomness,
+            LifecycleError::NoRuntime,
+        ];
+        for error in errors {
+            let expected = match (error.oauth_error(), &error) {
+                (_, LifecycleError::SessionNotFound) => StatusCode::NOT_FOUND,
+                (oauth::INVALID_GRANT | oauth::INVALID_REQUEST, _) => StatusCode::BAD_REQUEST,
+                (oauth::ACCESS_DENIED, _) => StatusCode::FORBIDDEN,
+                (oauth::TEMPORARILY_UNAVAILABLE, _) => StatusCode::SERVICE_UNAVAILABLE,
+                (oauth::SERVER_ERROR, _) => StatusCode::INTERNAL_SERVER_ERROR,
+                (other, _) => panic!("unexpected OAuth error {other}"),
+            };
+            assert_eq!(error.status(), expected, "{}", error.code());
         }
     }
 }

@@ -15,7 +15,7 @@
 //! | `keybound_active_sessions` | gauge | – | sessions stored as active, set after each sweep |
 //! | `keybound_dbsc_total` | counter | `step`, `result` | DBSC registrations and refreshes (`register`/`refresh`; `ok`, `challenged`, `terminated`, or the refusal's error code) |
 
-use super::Reason;
+use crate::session::Reason;
 
 /// Sessions opened.
 pub const SESSIONS_OPENED: &str = "keybound_sessions_opened_total";

@@ -94,26 +94,24 @@
 
 mod audit;
 mod cache;
-mod dbsc;
 mod error;
 pub mod metrics;
 mod policy;
 mod risk;
 mod service;
-mod state;
 mod sweeper;
 mod tokens;
 
+pub use crate::session::{Actor, Jkt, Reason, SessionId, SessionState, TokenHash};
 pub use audit::{AuditEvent, AuditEventKind, AuditSink, BroadcastSink, JsonLinesSink, TracingSink};
-pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
-pub use dbsc::{BoundCookieValue, PendingDbsc};
 pub use error::{LifecycleError, PolicyError};
 pub use policy::Policy;
 pub use risk::{
     LifetimeLimits, RequestSignals, RiskContext, RiskDecision, RiskEvent, RiskPolicy,
     UserAgentChangePolicy,
 };
+pub(crate) use service::dbsc_thumbprint;
+pub use service::{BoundCookieValue, PendingDbsc};
 pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder};
-pub use state::{Actor, Jkt, Reason, SessionId, SessionState, TokenHash};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::Reason;
 use crate::BoxFuture;
+use crate::session::Reason;
 use crate::store::SessionRecord;
 
 /// What the server knows about the request, beyond its proof: for risk policies.

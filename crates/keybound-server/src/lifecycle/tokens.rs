@@ -21,7 +21,8 @@ use keybound_proto::b64;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{LifecycleError, SessionId, TokenHash};
+use super::LifecycleError;
+use crate::session::{SessionId, TokenHash};
 
 const TAG_LEN: usize = 16;
 const BODY_LEN: usize = 32 + TAG_LEN;

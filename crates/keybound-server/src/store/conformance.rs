@@ -44,7 +44,7 @@ use super::{
     SessionStore, SweepAction, SweepBatch, SweepRequest, TouchRequest, UpdateOutcome,
 };
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 /// A store under test, plus anything that must live as long as the test (a temporary
 /// directory, a server process).

@@ -15,7 +15,7 @@ use super::{
     decide_rotation,
 };
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 const DEFAULT_SHARDS: usize = 64;
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use keybound_proto::wire::code;
 
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 pub mod conformance;
 mod memory;
@@ -572,6 +572,21 @@ pub struct SweptSession {
     pub generation: u64,
     /// Why it expired, or [`Reason::RETENTION`] for a purge.
     pub reason: Reason,
+}
+
+/// A node's cache of active sessions, as a cross-node store's invalidation listener
+/// sees it: the listener drops what other nodes changed and suspends the cache while
+/// it cannot hear them. [`SessionService`](crate::SessionService) implements it.
+pub trait SessionCacheControl: Send + Sync + 'static {
+    /// Drops one session from the cache, so its next check reads the store.
+    fn invalidate(&self, id: &SessionId);
+    /// Drops every session from the cache.
+    fn invalidate_all(&self);
+    /// Stops using the cache (emptied) until [`resume`](Self::resume): every check
+    /// reads the store.
+    fn suspend(&self);
+    /// Uses the cache again, starting empty.
+    fn resume(&self);
 }
 
 /// The storage behind the session lifecycle. Object-safe (held as

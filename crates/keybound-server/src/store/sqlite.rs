@@ -16,7 +16,7 @@ use super::{
     decide_rotation,
 };
 use crate::BoxFuture;
-use crate::lifecycle::{Jkt, Reason, SessionId, SessionState, TokenHash};
+use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
 /// `PRAGMA application_id` of a keybound session database ("kbs1").
 const APPLICATION_ID: i32 = 0x6b62_7331;

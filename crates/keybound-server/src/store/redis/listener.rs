@@ -11,8 +11,8 @@ use redis::aio::{PubSub, PubSubSink};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{RedisOptions, StoreError};
-use crate::lifecycle::{SessionId, SessionService};
+use super::{RedisOptions, SessionCacheControl, StoreError};
+use crate::session::SessionId;
 
 /// Gauge: 1 while the node's invalidation listener is subscribed, 0 otherwise.
 pub const METRIC_SUBSCRIBED: &str = "keybound_redis_subscribed";
@@ -38,7 +38,7 @@ struct Status {
 /// cache suspended, so the node stays correct, only slower.
 pub struct InvalidationListener {
     status: Arc<Status>,
-    service: SessionService,
+    cache: Arc<dyn SessionCacheControl>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -56,25 +56,25 @@ impl InvalidationListener {
     pub(super) fn spawn(
         client: redis::Client,
         options: RedisOptions,
-        service: SessionService,
+        cache: Arc<dyn SessionCacheControl>,
     ) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StoreError::Backend {
             reason: "the invalidation listener needs a tokio runtime".into(),
         })?;
         // Until the first subscription is confirmed, nothing may come from the cache.
-        service.suspend_session_cache();
+        cache.suspend();
         let status = Arc::new(Status::default());
         let (stop, stopped) = oneshot::channel();
         let task = runtime.spawn(run(
             client,
             options,
-            service.clone(),
+            Arc::clone(&cache),
             Arc::clone(&status),
             stopped,
         ));
         Ok(Self {
             status,
-            service,
+            cache,
             stop: Some(stop),
             task: Some(task),
         })
@@ -126,7 +126,7 @@ impl Drop for InvalidationListener {
         if let Some(task) = &self.task {
             task.abort();
         }
-        self.service.suspend_session_cache();
+        self.cache.suspend();
         metrics::gauge!(METRIC_SUBSCRIBED).set(0.0);
     }
 }
@@ -140,7 +140,7 @@ enum Ended {
 async fn run(
     client: redis::Client,
     options: RedisOptions,
-    service: SessionService,
+    cache: Arc<dyn SessionCacheControl>,
     status: Arc<Status>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -162,12 +162,12 @@ async fn run(
                 failures = 0;
                 // Notices published while unsubscribed were missed: the cache was
                 // suspended (and emptied) all along, and starts empty again.
-                service.resume_session_cache();
+                cache.resume();
                 status.subscriptions.fetch_add(1, Ordering::Relaxed);
                 set_subscribed(&status, true);
-                let ended = listen(pubsub, &options, &service, &status, &mut stopped).await;
+                let ended = listen(pubsub, &options, &*cache, &status, &mut stopped).await;
                 set_subscribed(&status, false);
-                service.suspend_session_cache();
+                cache.suspend();
                 ended
             }
             Ok(Err(e)) => Ended::Lost(e.to_string()),
@@ -217,7 +217,7 @@ async fn ping_after(mut sink: PubSubSink, interval: Duration, timeout: Duration)
 async fn listen(
     pubsub: PubSub,
     options: &RedisOptions,
-    service: &SessionService,
+    cache: &dyn SessionCacheControl,
     status: &Status,
     stopped: &mut oneshot::Receiver<()>,
 ) -> Ended {
@@ -237,7 +237,7 @@ async fn listen(
                 Some(message) => {
                     // Counted once the cache entry is gone, so whoever waits for the
                     // count sees the invalidation done.
-                    invalidate(service, message.get_payload_bytes());
+                    invalidate(cache, message.get_payload_bytes());
                     status.notices.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(METRIC_INVALIDATIONS).increment(1);
                 }
@@ -261,14 +261,17 @@ struct Notice<'a> {
 
 /// Drops the session a notice names. Anything unreadable drops the whole cache: a
 /// notice is never ignored.
-fn invalidate(service: &SessionService, payload: &[u8]) {
+fn invalidate(cache: &dyn SessionCacheControl, payload: &[u8]) {
     match serde_json::from_slice::<Notice<'_>>(payload) {
-        Ok(notice) if SessionId::parse(notice.session_id).is_some() => {
-            service.invalidate_cached(notice.session_id);
-        }
-        _ => {
-            tracing::warn!(target: "keybound::redis", "unreadable invalidation notice; dropping the whole session cache");
-            service.invalidate_all_cached();
-        }
+        Ok(notice) => match SessionId::parse(notice.session_id) {
+            Some(id) => cache.invalidate(&id),
+            None => invalidate_all(cache),
+        },
+        Err(_) => invalidate_all(cache),
     }
+}
+
+fn invalidate_all(cache: &dyn SessionCacheControl) {
+    tracing::warn!(target: "keybound::redis", "unreadable invalidation notice; dropping the whole session cache");
+    cache.invalidate_all();
 }

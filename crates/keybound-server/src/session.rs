@@ -1,6 +1,11 @@
-//! The vocabulary of the session lifecycle: ids, key thumbprints, states (the wire
-//! vocabulary's [`SessionState`]), reasons and actors. Shared by the service and every
-//! store.
+//! The session's own types: ids, key thumbprints, refresh-token hashes, states (the
+//! wire vocabulary's [`SessionState`]), reasons and actors.
+//!
+//! They sit below both the [`store`](crate::store)s and the
+//! [`lifecycle`](crate::lifecycle): a store keeps them, the lifecycle decides with them,
+//! and neither reaches into the other for them. [`lifecycle`](crate::lifecycle)
+//! re-exports them, so `keybound_server::lifecycle::Reason` and
+//! `keybound_server::session::Reason` are the same type.
 
 use std::borrow::Cow;
 use std::fmt;

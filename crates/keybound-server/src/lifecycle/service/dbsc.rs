@@ -13,11 +13,12 @@ use keybound_proto::dbsc::DbscKey;
 use keybound_proto::{AccessTokenClaims, b64, sign_bound_cookie};
 use zeroize::Zeroizing;
 
-use super::audit::AuditEventKind;
-use super::policy::secs;
-use super::service::{OpenRequest, parse_session_id};
-use super::tokens::{hash_secret, random_secret};
-use super::{Actor, Jkt, LifecycleError, Reason, SessionService};
+use super::super::audit::AuditEventKind;
+use super::super::policy::secs;
+use super::super::tokens::{hash_secret, random_secret};
+use super::{OpenRequest, SessionService, parse_session_id};
+use crate::lifecycle::LifecycleError;
+use crate::session::{Actor, Jkt, Reason};
 use crate::store::{
     BindRequest, PENDING_JKT, ReplaceTokensRequest, SessionBinding, SessionRecord, UpdateOutcome,
 };
@@ -117,7 +118,7 @@ impl SessionService {
             })
             .await?;
         let record = self.updated(outcome, LifecycleError::DbscAlreadyRegistered)?;
-        self.invalidate(&record.id);
+        self.drop_cached(&record.id);
         let actor = Actor::User(record.user_id.clone());
         self.emit(AuditEventKind::Bound, (&record).into(), None, &actor);
         Ok(record)
@@ -149,7 +150,7 @@ impl SessionService {
             })
             .await?;
         let record = self.updated(outcome, LifecycleError::SessionKeyMismatch)?;
-        self.invalidate(&record.id);
+        self.drop_cached(&record.id);
         let actor = Actor::User(record.user_id.clone());
         self.emit(AuditEventKind::Refreshed, (&record).into(), None, &actor);
         Ok(record)
