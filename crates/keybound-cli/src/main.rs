@@ -21,7 +21,6 @@ use zeroize::Zeroizing;
 
 mod error;
 mod input;
-mod keyfile;
 mod verify;
 
 use error::CliError;
@@ -302,7 +301,17 @@ fn keygen(out: Option<PathBuf>, force: bool) -> Result<Outcome, CliError> {
         None => emit(&jwk)?,
         Some(path) => {
             let contents = Zeroizing::new(format!("{}\n", jwk.as_str()));
-            keyfile::write_private(&path, contents.as_bytes(), force)?;
+            keybound_server::keyfile::write_private(&path, contents.as_bytes(), force).map_err(
+                |source| match source.kind() {
+                    std::io::ErrorKind::AlreadyExists => CliError::Exists {
+                        path: path.display().to_string(),
+                    },
+                    _ => CliError::Write {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                },
+            )?;
             note(&format!(
                 "wrote a new Ed25519 private key to {} (mode 0600); kid {}",
                 path.display(),

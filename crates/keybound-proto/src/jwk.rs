@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::json::{self, Loose, Members, Nested};
 use crate::{ProtoError, b64};
 
-/// JWK members that carry private key material in any key type (RFC 7517/7518/8037).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// JWK members that carry private key material in any key type (RFC 7517/7518/8037);
+/// refused in every public key keybound reads (DPoP and DBSC alike).
+pub(crate) const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The members of a `jwk` that keybound reads, whichever key type it is.
 #[derive(Default)]

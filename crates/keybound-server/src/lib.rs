@@ -77,6 +77,7 @@ use std::pin::Pin;
 pub mod axum;
 mod clock;
 mod dbsc_signature;
+pub mod keyfile;
 mod keys;
 pub mod lifecycle;
 mod nonce;

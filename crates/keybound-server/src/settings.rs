@@ -311,22 +311,13 @@ fn load_or_create_key_file(path: &Path) -> Result<(KeyRing, RefreshSecret), Sett
     }
 }
 
-/// Writes a new file readable only by its owner, failing if it exists.
+/// Writes a new key file readable only by its owner (creating its directory), failing
+/// if it exists.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    crate::keyfile::write_private(path, bytes, false)
 }
 
 #[cfg(test)]

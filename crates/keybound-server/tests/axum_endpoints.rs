@@ -3,7 +3,7 @@
 //! repeats, nonces, body limits, CORS, nesting, the layer form and `FromRef` state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod common;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
+use common::http::{Device, T0_MS, app, keybound, settings};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use keybound_server::axum::{
     CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, Keybound, Running, Session, require_session, routes,
@@ -20,7 +21,6 @@ use keybound_server::proto::TokenResponse;
 use keybound_server::{Clock, ManualClock};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use support::{Device, T0_MS, app, keybound, settings};
 use tower::ServiceExt;
 use tower_http::cors::CorsLayer;
 
@@ -1072,7 +1072,7 @@ async fn cors_preflight_and_exposed_headers() {
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers(CORS_ALLOW_HEADERS)
         .expose_headers(CORS_EXPOSE_HEADERS);
-    let app = support::app(h.kb.clone()).layer(cors);
+    let app = common::http::app(h.kb.clone()).layer(cors);
 
     let preflight = Request::builder()
         .method("OPTIONS")

@@ -5,17 +5,17 @@
 //! the server and the client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::http::Device;
 use keybound_server::axum::Running;
 use keybound_server::proto::TokenResponse;
 use keybound_server::{Clock, ManualClock};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::Device;
 
 /// A browser-like client: signs every request with its device key, keeps the latest
 /// `DPoP-Nonce`, and retries once when challenged for a nonce.
@@ -148,7 +148,7 @@ impl Client {
 async fn serve(nonce: bool) -> (String, Running, ManualClock) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
-    let settings = support::settings(&[
+    let settings = common::http::settings(&[
         ("KEYBOUND_PUBLIC_ORIGIN", &origin),
         ("KEYBOUND_ACCESS_TTL_SECS", "60"),
         ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
@@ -156,9 +156,9 @@ async fn serve(nonce: bool) -> (String, Running, ManualClock) {
         ("KEYBOUND_ABSOLUTE_LIFETIME_SECS", "3600"),
         ("KEYBOUND_NONCE", if nonce { "on" } else { "off" }),
     ]);
-    let (running, clock) = support::keybound(settings).await;
-    let app =
-        support::app(running.keybound.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (running, clock) = common::http::keybound(settings).await;
+    let app = common::http::app(running.keybound.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (origin, running, clock)
 }

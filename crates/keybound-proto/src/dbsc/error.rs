@@ -90,7 +90,7 @@ pub enum DbscError {
 }
 
 impl DbscError {
-    /// The stable snake_case code of this error.
+    /// The stable snake_case code of this error (one of [`code`]).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Jose(inner) => inner.code(),

@@ -16,9 +16,6 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// The largest RSA modulus keybound accepts, in bits (larger keys only cost time).
 pub const MAX_RSA_BITS: usize = 8192;
 
-/// JWK members that carry private key material (RFC 7517/7518).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
 /// A DBSC session key: the public half of the browser's key pair.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum DbscKey {
@@ -62,7 +59,10 @@ impl DbscKey {
 
     /// [`from_json`](Self::from_json) on an extracted JSON object.
     pub fn from_map(obj: &Map<String, Value>) -> Result<Self, DbscError> {
-        if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
+        if crate::jwk::PRIVATE_MEMBERS
+            .iter()
+            .any(|m| obj.contains_key(*m))
+        {
             return Err(crate::ProtoError::PrivateKeyInJwk.into());
         }
         let member = |name: &'static str, reason: &'static str| {

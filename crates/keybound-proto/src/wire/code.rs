@@ -45,6 +45,23 @@ codes! {
     TOKEN_NOT_YET_VALID = "token_not_yet_valid": "The access token was issued in the future.";
     SIGNING_FAILED = "signing_failed": "Producing a signature failed.";
 
+    // DBSC headers, proofs, keys and challenges (`DbscError`; the JOSE-level failures
+    // and `unsupported_alg`, `invalid_jwk`, `weak_key`, `invalid_signature` are the ones
+    // above).
+    MISSING_HEADER = "missing_header": "A DBSC request header the check needs is absent.";
+    INVALID_HEADER = "invalid_header": "A DBSC header is present but not of its syntax.";
+    UNENCODABLE_VALUE = "unencodable_value": "A value cannot be sent in a header.";
+    ALG_KEY_MISMATCH = "alg_key_mismatch": "The key type does not match the proof's `alg`.";
+    MISSING_KEY = "missing_key": "The DBSC registration proof carries no key.";
+    KEY_MISMATCH = "key_mismatch": "The DBSC proof's key is not the session's key.";
+    MALFORMED_SIGNATURE = "malformed_signature":
+        "The signature is not of the length its `alg` requires.";
+    INVALID_CHALLENGE = "invalid_challenge": "The DBSC challenge was not issued for this session.";
+    CHALLENGE_EXPIRED = "challenge_expired": "The DBSC challenge has expired.";
+    AUTHORIZATION_MISMATCH = "authorization_mismatch":
+        "The DBSC proof's `authorization` does not match the registration.";
+    SESSION_MISMATCH = "session_mismatch": "The DBSC proof is for another session.";
+
     // The request around the credentials (the server's `Rejection`).
 
     MISSING_PROOF = "missing_proof": "The request has no `DPoP` header.";

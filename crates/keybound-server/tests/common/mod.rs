@@ -1,5 +1,10 @@
-//! Helpers shared by the lifecycle integration tests.
+//! Helpers shared by the integration tests: the lifecycle harness here, the HTTP
+//! helpers in [`http`]; `nodes.rs` and `redis_server.rs` are included by the Redis
+//! tests that need them.
 #![allow(dead_code, unreachable_pub)]
+
+#[cfg(feature = "axum")]
+pub mod http;
 
 use keybound_server::lifecycle::{
     AuditEvent, BroadcastSink, Policy, RefreshSecret, SessionService, SessionServiceBuilder,

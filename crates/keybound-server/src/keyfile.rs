@@ -1,44 +1,31 @@
-//! Writing a private key file: owner-only permissions from the first byte, complete or
-//! absent (never half written), and never replacing an existing file unless asked to.
+//! Writing files only their owner may read (private keys, refresh secrets): owner-only
+//! permissions from the first byte, complete or absent (never half written), and never
+//! replacing an existing file unless asked to. Used by `keybound keygen` and by
+//! [`settings`](crate::settings) for its key file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::CliError;
-
-/// Writes `contents` to `path` with mode 0600.
+/// Writes `contents` to `path` with mode 0600 (on Unix).
 ///
-/// The key is written to a new temporary file in the same directory (created with
-/// mode 0600 and `O_EXCL`), flushed to disk, then moved into place: with `force` by an
+/// The contents go to a new temporary file in the same directory (created with mode
+/// 0600 and `O_EXCL`), flushed to disk, then moved into place: with `replace` by an
 /// atomic rename that replaces any existing file, without it by a hard link, which
-/// fails if `path` exists, so an existing key is never replaced, even by a concurrent
-/// writer.
-pub(crate) fn write_private(path: &Path, contents: &[u8], force: bool) -> Result<(), CliError> {
-    let shown = path.display().to_string();
-    let write_err = |source: io::Error| CliError::Write {
-        path: shown.clone(),
-        source,
-    };
-    if !force && fs::symlink_metadata(path).is_ok() {
-        return Err(CliError::Exists { path: shown });
+/// fails with [`io::ErrorKind::AlreadyExists`] if `path` exists, so an existing file is
+/// never replaced, even by a concurrent writer. The directory must exist.
+pub fn write_private(path: &Path, contents: &[u8], replace: bool) -> io::Result<()> {
+    if !replace && fs::symlink_metadata(path).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
     }
-    let (tmp_path, mut file) = create_temp(path).map_err(write_err)?;
+    let (tmp_path, mut file) = create_temp(path)?;
     let tmp = TempFile(tmp_path);
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(write_err)?;
+    file.write_all(contents).and_then(|()| file.sync_all())?;
     drop(file);
-    if force {
-        fs::rename(&tmp.0, path).map_err(write_err)?;
+    if replace {
+        fs::rename(&tmp.0, path)?;
     } else {
-        match fs::hard_link(&tmp.0, path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(CliError::Exists { path: shown });
-            }
-            Err(e) => return Err(write_err(e)),
-        }
+        fs::hard_link(&tmp.0, path)?;
     }
     sync_parent(path);
     Ok(())
@@ -97,5 +84,31 @@ fn sync_parent(path: &Path) {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_owner_only_and_never_replaces_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.json");
+        write_private(&path, b"one", false).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let err = write_private(&path, b"two", false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_private(&path, b"three", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -1,6 +1,5 @@
-//! Helpers shared by the HTTP tests: a device that signs DPoP proofs with
-//! `keybound-proto`, the test application, and keybound set up on a manual clock.
-#![allow(dead_code, unreachable_pub)]
+//! Helpers of the HTTP tests: a device that signs DPoP proofs with `keybound-proto`,
+//! the test application, and keybound set up on a manual clock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use keybound_server::{Clock, ManualClock};
 use serde_json::{Value, json};
 
 /// 2023-11-14T22:13:20Z.
-pub const T0_MS: i64 = 1_700_000_000_000;
+pub use super::T0_MS;
 
 /// A browser's device key.
 pub struct Device {
