@@ -3,7 +3,7 @@
 //! registration-pending policy, each refusal with its exact status and code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ struct Harness {
 }
 
 async fn harness(options: DbscOptions) -> Harness {
-    let (running, clock) = support::keybound(support::settings(&[])).await;
+    let (running, clock) = common::http::keybound(common::http::settings(&[])).await;
     let kb = running.keybound.clone().with_dbsc(options, "/session");
     let app = Router::new()
         .route("/api/sign-in", post(sign_in))
@@ -540,7 +540,7 @@ async fn a_pending_session_is_refused_unless_the_policy_allows_an_unbound_cookie
 
 #[tokio::test]
 async fn dbsc_routes_answer_404_when_dbsc_is_off() {
-    let (running, _clock) = support::keybound(support::settings(&[])).await;
+    let (running, _clock) = common::http::keybound(common::http::settings(&[])).await;
     let app = routes("/session").with_state(running.keybound.clone());
     let request = Request::builder()
         .method(Method::POST)

@@ -150,33 +150,14 @@ codes! {
     PAYLOAD_TOO_LARGE = "payload_too_large":
         "The request body is larger than the endpoint accepts.";
 
-    // Device Bound Session Credentials (DBSC): the browser-kept key binding.
+    // The DBSC endpoints and cookie-bound requests (the server's `ApiError`).
 
     DBSC_DISABLED = "dbsc_disabled": "DBSC is not enabled on this server.";
-    DBSC_REGISTRATION_PENDING = "dbsc_registration_pending":
-        "The session waits for its browser to register a DBSC key; it has no credential yet.";
     DBSC_ALREADY_REGISTERED = "dbsc_already_registered":
-        "The session already has a DBSC key (or is bound by DPoP): a second registration is refused.";
-    DBSC_NOT_BOUND = "dbsc_not_bound": "A DBSC refresh names a session that is not bound by DBSC.";
+        "The session is not waiting for a DBSC registration (registered already, or DPoP).";
     REPLAYED_CHALLENGE = "replayed_challenge": "A DBSC challenge was signed and presented before.";
     CSRF_CHECK_FAILED = "csrf_check_failed":
-        "A cookie-bound request with an unsafe method did not come from the service's own origin (`Sec-Fetch-Site`/`Origin`).";
-    MISSING_HEADER = "missing_header": "A DBSC request header the check needs is absent.";
-    INVALID_HEADER = "invalid_header": "A DBSC request header is not of its syntax.";
-    UNENCODABLE_VALUE = "unencodable_value": "A value cannot be sent in a DBSC header or cookie.";
-    ALG_KEY_MISMATCH = "alg_key_mismatch": "The DBSC key's type does not match the proof's `alg`.";
-    MISSING_KEY = "missing_key": "A DBSC registration proof carries no public key.";
-    KEY_MISMATCH = "key_mismatch": "A DBSC proof names another key than the session's.";
-    MALFORMED_SIGNATURE = "malformed_signature":
-        "The DBSC signature is not of the size its algorithm and key give.";
-    INVALID_CHALLENGE = "invalid_challenge":
-        "The DBSC challenge was not issued by this server for this session and step.";
-    CHALLENGE_EXPIRED = "challenge_expired":
-        "The DBSC challenge was issued by this server but is too old.";
-    AUTHORIZATION_MISMATCH = "authorization_mismatch":
-        "The DBSC proof's `authorization` is not the one the registration asked for.";
-    SESSION_MISMATCH = "session_mismatch":
-        "The DBSC proof's `sub` names another session than the request.";
+        "A cookie-bound unsafe request did not come from the service's own origin.";
 
     // The browser SDK's own failures (`err.code` in JavaScript).
 
