@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds the npm package `keybound` from crates/keybound-client:
-#   cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
-# then `npm pack` writes js/keybound-<version>.tgz.
+# Builds the npm package `keybound`:
+#   crates/keybound-client   (the engine, loaded at start)
+#   crates/keybound-fallback (the in-module signer, fetched only where WebCrypto lacks Ed25519)
+#   each: cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
+# then bundles the JavaScript (js/*.js and the glue) with esbuild into js/pkg/keybound.js,
+# prints the start and fallback bytes (failing above js/size-budget.json) and
+# `npm pack` writes js/keybound-<version>.tgz.
 #   js/build.sh            build and pack
 #   js/build.sh --no-pack  build only
 set -euo pipefail
@@ -12,27 +16,35 @@ OUT=$ROOT/js/pkg
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
 # `wasm-release` is `release` with every crate optimised for size (root Cargo.toml).
-cargo build -p keybound-client --target wasm32-unknown-unknown --profile wasm-release
-WASM=$TARGET_DIR/wasm32-unknown-unknown/wasm-release/keybound_client.wasm
+# The engine with feature `module`: no standard library in the module.
+cargo build -p keybound-client -p keybound-fallback --features keybound-client/module \
+    --target wasm32-unknown-unknown --profile wasm-release
+
+# wasm-opt (the npm `binaryen`) and esbuild: js/'s dev dependencies, through the one
+# installer (installing first, so npm's own output does not end up in the path).
+kb_install_npm js >&2
+WASM_OPT=$(kb_wasm_opt)
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-wasm-bindgen --target web --no-typescript --out-dir "$TMP" "$WASM"
-
-# wasm-opt: the npm `binaryen` of js/'s dev dependencies, through the one installer.
-WASM_OPT=$(kb_wasm_opt)
-"$WASM_OPT" -Oz --strip-debug --strip-producers \
-    -o "$TMP/keybound_client_bg.opt.wasm" "$TMP/keybound_client_bg.wasm"
-
 rm -rf "$OUT"
 mkdir -p "$OUT"
-cp "$TMP/keybound_client.js" "$OUT/"
-cp "$TMP/keybound_client_bg.opt.wasm" "$OUT/keybound_client_bg.wasm"
+for crate in keybound_client keybound_fallback; do
+    wasm-bindgen --target web --no-typescript --out-dir "$TMP" \
+        "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/$crate.wasm"
+    "$WASM_OPT" -Oz --converge --strip-debug --strip-producers \
+        -o "$OUT/${crate}_bg.wasm" "$TMP/${crate}_bg.wasm"
+    cp "$TMP/$crate.js" "$OUT/"
+done
 
-wasm_gz=$(gzip -9 -c "$OUT/keybound_client_bg.wasm" | wc -c)
-glue_gz=$(gzip -9 -c "$OUT/keybound_client.js" | wc -c)
-index_gz=$(gzip -9 -c "$ROOT/js/index.js" | wc -c)
-echo "keybound: wasm $(wc -c < "$OUT/keybound_client_bg.wasm") B (gzip -9 $wasm_gz B), glue gzip $glue_gz B, index.js gzip $index_gz B, total gzip $((wasm_gz + glue_gz + index_gz)) B"
+# One minified ES module for the page (the JavaScript above and the engine's glue) and
+# one chunk for the fallback signer's glue, which the bundle imports only when needed
+# (and bundlers such as Vite split off the same way).
+"$ROOT/js/node_modules/.bin/esbuild" "$ROOT/js/index.js" --bundle --format=esm --minify \
+    --splitting --target=es2022 --outdir="$OUT" --entry-names=keybound \
+    --chunk-names='[name]-[hash]' --log-level=warning
+
+node "$ROOT/js/size.mjs"
 
 if [ "${1:-}" != "--no-pack" ]; then
     (cd "$ROOT/js" && npm pack --silent >/dev/null && ls keybound-*.tgz)

@@ -173,6 +173,14 @@ export class Keybound extends EventTarget {
   readonly keyKind: KeyKind | null;
   /** The live session, or `null`. */
   readonly session: SessionInfo | null;
+  /**
+   * `true` when the device key and the session are kept in IndexedDB (they survive a
+   * reload and are shared by the tabs of this origin); `false` when the browser gave
+   * no storage (Safari's Lockdown Mode, some private modes): the key (still a
+   * non-extractable WebCrypto key) and the session then live in this tab's memory and
+   * end with it.
+   */
+  readonly persistent: boolean;
 
   /**
    * Logs in through the app's own login route, which answers with a token response.

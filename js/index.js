@@ -1,32 +1,56 @@
 // keybound: device-bound browser sessions (DPoP with a non-extractable Ed25519 key).
-// The logic lives in the WebAssembly module; this file gives it a JavaScript face:
-// an EventTarget, an Error class with stable codes, and friendly shapes.
-import initModule, { Core } from "./pkg/keybound_client.js";
+// The decisions live in the WebAssembly engine; the driver carries them out with the
+// browser's APIs; this file gives them a JavaScript face: an EventTarget, an Error
+// class with stable codes, and friendly shapes.
+import initModule, { Engine } from "./pkg/keybound_client.js";
+import { Driver } from "./driver.js";
+import { KeyboundError } from "./error.js";
+import { Storage } from "./store.js";
+
+export { KeyboundError };
 
 let loading = null;
 
 function load(source) {
-  if (!loading) {
-    loading = initModule(source === undefined ? undefined : { module_or_path: source }).catch((e) => {
-      loading = null;
-      throw e;
-    });
-  }
+  loading ??= initModule(source === undefined ? undefined : { module_or_path: source }).catch((e) => {
+    loading = null;
+    throw e;
+  });
   return loading;
-}
-
-/** An error from keybound; `code` is stable (`network_error`, `session_revoked`, the server's `error_code`, …). */
-export class KeyboundError extends Error {
-  constructor(code, message, options = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "KeyboundError";
-    this.code = code;
-    this.status = options.status;
-  }
 }
 
 const token = Symbol("keybound");
 const OPTIONS = ["endpoint", "storageName", "expiringLeadSeconds", "forceWasmKeys", "wasm"];
+
+/** The settings of `Keybound.init(options)`, checked; the endpoint made absolute. */
+function settings(options) {
+  const invalid = (reason) => new KeyboundError("invalid_option", `invalid option: ${reason}`);
+  if (options === null || typeof options !== "object") throw invalid("options must be an object");
+  const unknown = Object.keys(options).find((key) => !OPTIONS.includes(key));
+  if (unknown !== undefined) throw invalid(`unknown option "${unknown}"`);
+  const given = (key) => options[key] !== undefined && options[key] !== null;
+  const endpoint = given("endpoint") ? options.endpoint : "/session";
+  if (typeof endpoint !== "string") throw invalid("endpoint must be a string");
+  let url;
+  try {
+    url = new URL(endpoint, globalThis.location?.href);
+  } catch {
+    throw invalid("endpoint is not a valid URL");
+  }
+  url.search = "";
+  url.hash = "";
+  const storageName = given("storageName") ? options.storageName : "keybound";
+  if (typeof storageName !== "string" || !storageName || storageName.length > 100) {
+    throw invalid("storageName must be a non-empty string");
+  }
+  const lead = given("expiringLeadSeconds") ? options.expiringLeadSeconds : 120;
+  if (typeof lead !== "number" || !(lead >= 0 && lead <= 86400)) {
+    throw invalid("expiringLeadSeconds must be a number of seconds between 0 and 86400");
+  }
+  const forceWasmKeys = given("forceWasmKeys") ? options.forceWasmKeys : false;
+  if (typeof forceWasmKeys !== "boolean") throw invalid("forceWasmKeys must be a boolean");
+  return { endpoint: url.href, storageName, expiringLeadSeconds: lead, forceWasmKeys };
+}
 
 function toDate(value) {
   if (value === null || value === undefined) return null;
@@ -51,108 +75,111 @@ function sessionSummary(raw) {
 
 /** A keybound session client. Create it with `await Keybound.init(options)`. */
 export class Keybound extends EventTarget {
-  #core;
+  #driver;
 
-  constructor(key, core) {
+  constructor(key, driver) {
     super();
     if (key !== token) throw new TypeError("use Keybound.init(options)");
-    this.#core = core;
+    this.#driver = driver;
   }
 
   /** Loads the module, opens the key store and resumes a stored session. */
   static async init(options = {}) {
-    if (options === null || typeof options !== "object") {
-      throw new KeyboundError("invalid_option", "options must be an object");
-    }
-    const unknown = Object.keys(options).find((key) => !OPTIONS.includes(key));
-    if (unknown !== undefined) {
-      throw new KeyboundError("invalid_option", `unknown option "${unknown}"`);
-    }
+    const config = settings(options);
+    // The database opens while the module compiles.
+    const opening = Storage.open(config.storageName);
+    opening.catch(() => {});
     await load(options.wasm);
     let kb = null;
     const pending = [];
-    const hooks = {
-      emit(type, detail) {
-        const event = new CustomEvent(type, { detail });
-        if (kb) kb.dispatchEvent(event);
-        else pending.push(event);
-      },
-      error(code, message, status) {
-        return new KeyboundError(code, message, { status });
-      },
+    const emit = (type, detail) => {
+      const event = new CustomEvent(type, { detail });
+      if (kb) kb.dispatchEvent(event);
+      else pending.push(event);
     };
-    const { wasm, ...settings } = options;
-    const core = await Core.create(settings, hooks);
-    kb = new Keybound(token, core);
+    const driver = await Driver.create(Engine, config, emit, opening);
+    kb = new Keybound(token, driver);
     // Events raised while starting (a resumed session about to expire) reach the
     // listeners the app adds right after `await Keybound.init()`.
     if (pending.length) setTimeout(() => pending.forEach((event) => kb.dispatchEvent(event)), 0);
     return kb;
   }
 
+  #run(method, ...args) {
+    if (this.#driver.disposed) {
+      return Promise.reject(new KeyboundError("disposed", "this Keybound instance was disposed"));
+    }
+    return this.#driver[method](...args);
+  }
+
   /** `"anonymous" | "active" | "expired" | "revoked" | "closed"` */
   get state() {
-    return this.#core.state;
+    return this.#driver.engine.state();
   }
 
   /** The device key's RFC 7638 thumbprint (`null` after logout until the next login). */
   get thumbprint() {
-    return this.#core.thumbprint ?? null;
+    return this.#driver.engine.thumbprint() ?? null;
   }
 
   /** `"webcrypto"` or `"wasm"` (`null` when there is no key). */
   get keyKind() {
-    return this.#core.keyKind ?? null;
+    return this.#driver.engine.key_kind() ?? null;
   }
 
   /** The live session's id and deadlines (local epoch milliseconds), or `null`. */
   get session() {
-    return this.#core.session ?? null;
+    return this.#driver.info();
+  }
+
+  /** `false` when this browser gave no storage: key and session live in this tab only. */
+  get persistent() {
+    return this.#driver.persistent;
   }
 
   login(url, init) {
-    return this.#core.login(String(url), init);
+    return this.#run("login", String(url), init);
   }
 
   fetch(input, init) {
-    return this.#core.fetch(input instanceof URL ? input.href : input, init);
+    return this.#run("fetch", input instanceof URL ? input.href : input, init);
   }
 
   extend() {
-    return this.#core.extend();
+    return this.#run("extend");
   }
 
   touch() {
-    this.#core.touch();
+    if (!this.#driver.disposed) this.#driver.touch();
   }
 
   async sessions() {
-    const list = await this.#core.sessions();
+    const list = await this.#run("sessions");
     return list.map(sessionSummary);
   }
 
   async revokeSession(id) {
-    await this.#core.revokeSession(String(id));
+    await this.#run("revokeSession", String(id));
   }
 
   revokeOthers() {
-    return this.#core.revokeOthers();
+    return this.#run("revokeOthers");
   }
 
   rotate(url, init) {
-    return this.#core.rotate(url instanceof URL ? url.href : String(url), init);
+    return this.#run("rotate", url instanceof URL ? url.href : String(url), init);
   }
 
   logout() {
-    return this.#core.logout();
+    return this.#run("logout");
   }
 
   createProof(method, url, options = {}) {
-    return this.#core.createProof(String(method), String(url), options.accessToken, options.nonce);
+    return this.#run("createProof", String(method), String(url), options.accessToken, options.nonce);
   }
 
   dispose() {
-    this.#core.dispose();
+    this.#driver.dispose();
   }
 }
 

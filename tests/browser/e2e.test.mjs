@@ -189,6 +189,92 @@ describe("device keys", { skip }, () => {
   });
 });
 
+describe("stored tokens", { skip }, () => {
+  const f = fixture({});
+
+  test("are sealed at rest, and a tampered record is not used", async () => {
+    const context = await f.device();
+    const page = await f.page(context, { storageName: "sealed" });
+    const tokens = [];
+    page.on("response", async (response) => {
+      if (new URL(response.url()).pathname === "/api/login" && response.ok()) {
+        const body = await response.json();
+        tokens.push(body.access_token, body.refresh_token);
+      }
+    });
+    await login(page);
+    const stored = await page.evaluate(() => describeSession("sealed"));
+    assert.deepEqual(stored.fields, [
+      "accessExpiresAt",
+      "idleExpiresAt",
+      "issuedAt",
+      "jkt",
+      "offset",
+      "sealed",
+      "sessionExpiresAt",
+      "sid",
+      "stamp",
+      "v",
+    ]);
+    assert.equal(tokens.length, 2);
+    for (const token of tokens) assert.ok(!stored.strings.some((s) => s.includes(token)));
+
+    // Flip one byte of the ciphertext: the record no longer decrypts, so it is not used.
+    await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const open = indexedDB.open("sealed");
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const store = open.result.transaction("kv", "readwrite").objectStore("kv");
+            const get = store.get("session");
+            get.onsuccess = () => {
+              const record = get.result;
+              const ct = new Uint8Array(record.sealed.ct);
+              ct[0] ^= 1;
+              record.sealed.ct = ct;
+              store.put(record, "session").onsuccess = () => resolve();
+            };
+          };
+        }),
+    );
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+    const again = await page.evaluate(() => start({ storageName: "sealed" }));
+    assert.equal(again.state, "anonymous");
+  });
+});
+
+describe("no storage", { skip }, () => {
+  const f = fixture({});
+
+  test("where indexedDB.open throws, a session lives in the tab: login, signed requests, refresh, logout", async () => {
+    const context = await f.device();
+    await context.addInitScript(() => {
+      IDBFactory.prototype.open = () => {
+        throw new DOMException("The operation is insecure.", "SecurityError");
+      };
+    });
+    const page = await f.page(context);
+    assert.equal(await page.evaluate(() => kb.persistent), false);
+    assert.equal(await page.evaluate(() => kb.keyKind), "webcrypto");
+    const session = await login(page);
+    assert.equal(await state(page), "active");
+    assert.equal((await me(page)).status, 200);
+    const extended = await page.evaluate(() => kb.extend());
+    assert.equal(extended.id, session.id);
+    assert.equal((await me(page)).status, 200);
+    assert.equal((await events(page, "error")).length, 0);
+    await page.evaluate(() => kb.logout());
+    assert.equal(await state(page), "closed");
+    // The tab's memory was all there was: a reload starts anonymous with a new key.
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+    const again = await page.evaluate(() => start({ storageName: "e2e" }));
+    assert.equal(again.state, "anonymous");
+  });
+});
+
 describe("server nonces", { skip }, () => {
   const f = fixture({ KEYBOUND_NONCE: "on" });
 

@@ -70,6 +70,75 @@ describe("the package in a plain module page", { skip: !sdkBuilt && SDK_MISSING 
     assert.deepEqual(key.fields, ["kind", "sealed", "x"]);
   });
 
+  /** The paths `context` requested while `run` ran, from page start. */
+  async function recordRequests(run) {
+    const recorded = await browser.newContext();
+    await serveFiles(recorded, ORIGIN);
+    const paths = [];
+    recorded.on("request", (request) => paths.push(new URL(request.url()).pathname));
+    try {
+      const fresh = await openApp(recorded, ORIGIN);
+      await run(fresh);
+      await fresh.reload();
+      await fresh.waitForFunction(() => window.ready === true);
+      await run(fresh);
+    } finally {
+      await recorded.close();
+    }
+    return paths;
+  }
+
+  test("Chromium (WebCrypto Ed25519) never fetches the fallback signer", async () => {
+    const paths = await recordRequests(async (p) => {
+      const started = await p.evaluate(() => start({ storageName: "no-fallback" }));
+      assert.equal(started.keyKind, "webcrypto");
+      assert.equal((await p.evaluate(async () => inspectProof(await kb.createProof("GET", location.href)))).valid, true);
+    });
+    assert.ok(paths.includes("/__kb/pkg/keybound_client_bg.wasm"), paths.join(" "));
+    assert.deepEqual(
+      paths.filter((p) => p.includes("fallback")),
+      [],
+    );
+  });
+
+  test("with forceWasmKeys the fallback signer is fetched, and signs", async () => {
+    const paths = await recordRequests(async (p) => {
+      const started = await p.evaluate(() => start({ storageName: "with-fallback", forceWasmKeys: true }));
+      assert.equal(started.keyKind, "wasm");
+      assert.equal((await p.evaluate(async () => inspectProof(await kb.createProof("GET", location.href)))).valid, true);
+    });
+    const fallback = paths.filter((p) => p.includes("fallback"));
+    assert.ok(fallback.some((p) => /\/__kb\/pkg\/keybound_fallback-[\w-]+\.js$/.test(p)), fallback.join(" "));
+    assert.ok(fallback.includes("/__kb/pkg/keybound_fallback_bg.wasm"), fallback.join(" "));
+  });
+
+  test("without IndexedDB (indexedDB.open throws) the key and session live in memory", async () => {
+    const bare = await browser.newContext();
+    await serveFiles(bare, ORIGIN);
+    await bare.addInitScript(() => {
+      IDBFactory.prototype.open = () => {
+        throw new DOMException("The operation is insecure.", "SecurityError");
+      };
+    });
+    try {
+      const p = await openApp(bare, ORIGIN);
+      const started = await p.evaluate(() => start({ storageName: "memory" }));
+      assert.equal(started.state, "anonymous");
+      assert.equal(started.keyKind, "webcrypto");
+      assert.equal(await p.evaluate(() => kb.persistent), false);
+      const proof = await p.evaluate(async () => inspectProof(await kb.createProof("GET", location.href)));
+      assert.equal(proof.valid, true);
+      assert.equal(proof.jkt, started.thumbprint);
+      // Module keys work too: their seed is sealed in memory under a non-extractable key.
+      const wasm = await p.evaluate(() => start({ storageName: "memory-wasm", forceWasmKeys: true }));
+      assert.equal(wasm.keyKind, "wasm");
+      assert.equal((await p.evaluate(async () => inspectProof(await kb.createProof("GET", location.href)))).valid, true);
+    } finally {
+      await bare.close();
+    }
+    assert.equal(await page.evaluate(async () => (await start({ storageName: "disk" }), kb.persistent)), true);
+  });
+
   test("the key survives a reload", async () => {
     const first = await page.evaluate(() => start({ storageName: "reload" }));
     await page.reload();

@@ -1,4 +1,4 @@
-// (a) Proofs made by panva's `dpop` with an Ed25519 key pass `keybound verify`.
+// (a) Proofs made by panva's `dpop` with Ed25519 and ES256 keys pass `keybound verify`.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { calculateThumbprint, generateKeyPair, generateProof } from "dpop";
@@ -60,12 +60,32 @@ describe("dpop (panva) → keybound verify", async () => {
     assert.deepEqual(pick(JSON.parse(out.stdout)), ["invalid_token", "jkt_mismatch"]);
   });
 
-  test("dpop proofs with ES256 keys are rejected: keybound is EdDSA only", async () => {
+  test("dpop proofs with ES256 (P-256) keys are accepted, jkt agreed", async () => {
+    const es = await generateKeyPair("ES256");
+    const esJkt = await calculateThumbprint(es.publicKey);
+    const token = keyboundOk("token", "--key", s.server, "--sub", "u", "--sid", "s", "--jkt", esJkt);
+    const proof = await generateProof(es, URL, "GET", undefined, token);
+    const out = keybound(
+      "verify", "--method", "GET", "--url", URL, "--proof", proof,
+      "--access-token", token, "--jwks", s.jwksArg,
+    );
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    const verified = JSON.parse(out.stdout);
+    assert.equal(verified.jkt, esJkt, "keybound and dpop agree on the P-256 thumbprint");
+    assert.equal(verified.access_token.cnf.jkt, esJkt);
+  });
+
+  test("an ES256 proof with a flipped signature bit is refused", async () => {
     const es = await generateKeyPair("ES256");
     const proof = await generateProof(es, URL, "GET");
-    const out = keybound("verify", "--method", "GET", "--url", URL, "--proof", proof);
+    const [h, p, sig] = proof.split(".");
+    const bytes = Buffer.from(sig, "base64url");
+    bytes[40] ^= 1;
+    const out = keybound(
+      "verify", "--method", "GET", "--url", URL, "--proof", `${h}.${p}.${bytes.toString("base64url")}`,
+    );
     assert.equal(out.code, 1);
-    assert.deepEqual(pick(JSON.parse(out.stdout)), ["invalid_dpop_proof", "unsupported_alg"]);
+    assert.deepEqual(pick(JSON.parse(out.stdout)), ["invalid_dpop_proof", "invalid_signature"]);
   });
 });
 

@@ -43,12 +43,15 @@ export function tempDir() {
   return dir;
 }
 
-/** A fresh device key, server key and JWKS, as files in a temporary directory. */
-export function setup() {
+/**
+ * A fresh device key (`alg`: EdDSA, the default, or ES256), server key and JWKS, as
+ * files in a temporary directory.
+ */
+export function setup(alg = "EdDSA") {
   const dir = tempDir();
   const device = join(dir, "device.jwk");
   const server = join(dir, "server.jwk");
-  keyboundOk("keygen", "--out", device);
+  keyboundOk("keygen", "--alg", alg, "--out", device);
   keyboundOk("keygen", "--out", server);
   const jwksText = keyboundOk("jwks", `@${server}`);
   const jwksFile = join(dir, "jwks.json");

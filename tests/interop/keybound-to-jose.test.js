@@ -20,13 +20,18 @@ const URL = "https://api.example.com/orders";
  */
 async function verifyProof(proof, { method, url, accessToken, maxSkew = 60 }) {
   const { payload, protectedHeader } = await compactVerify(proof, EmbeddedJWK, {
-    algorithms: ["EdDSA", "Ed25519"],
+    algorithms: ["EdDSA", "Ed25519", "ES256"],
   });
   assert.equal(protectedHeader.typ, "dpop+jwt");
-  assert.ok(["EdDSA", "Ed25519"].includes(protectedHeader.alg));
   const jwk = protectedHeader.jwk;
-  assert.equal(jwk.kty, "OKP");
-  assert.equal(jwk.crv, "Ed25519");
+  if (protectedHeader.alg === "ES256") {
+    assert.equal(jwk.kty, "EC");
+    assert.equal(jwk.crv, "P-256");
+  } else {
+    assert.ok(["EdDSA", "Ed25519"].includes(protectedHeader.alg));
+    assert.equal(jwk.kty, "OKP");
+    assert.equal(jwk.crv, "Ed25519");
+  }
   for (const member of ["d", "p", "q", "dp", "dq", "qi", "k"]) {
     assert.equal(jwk[member], undefined, `jwk must not carry ${member}`);
   }
@@ -44,8 +49,18 @@ async function verifyProof(proof, { method, url, accessToken, maxSkew = 60 }) {
   return { claims, jwk };
 }
 
-describe("keybound proof → jose + RFC 9449 checks", () => {
-  const s = setup();
+for (const alg of ["EdDSA", "ES256"]) describe(`keybound proof (${alg}) → jose + RFC 9449 checks`, () => {
+  const s = setup(alg);
+
+  test("the proof names its algorithm and its key kind", async () => {
+    const proof = keyboundOk("proof", "--key", s.device, "--method", "GET", "--url", URL);
+    const header = JSON.parse(Buffer.from(proof.split(".")[0], "base64url").toString());
+    assert.equal(header.alg, alg);
+    assert.equal(header.jwk.kty, alg === "ES256" ? "EC" : "OKP");
+    if (alg === "ES256") {
+      assert.equal(Buffer.from(proof.split(".")[2], "base64url").length, 64, "r || s, not DER");
+    }
+  });
 
   test("a proof without a token", async () => {
     const proof = keyboundOk("proof", "--key", s.device, "--method", "GET", "--url", `${URL}?q=1#f`);

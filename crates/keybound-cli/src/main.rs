@@ -11,27 +11,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use keybound_proto::{
-    AccessTokenClaims, MAX_JWS_LEN, ProofBuilder, PublicJwk, RequestContext, Signer as _, b64,
-    decode_unverified, normalize_htu,
+    AccessTokenClaims, MAX_JWS_LEN, ProofAlg, ProofBuilder, PublicJwk, RequestContext, Signer as _,
+    b64, decode_unverified, normalize_htu,
 };
-use keybound_server::{KeyRing, ServerKey};
+use keybound_server::KeyRing;
 use serde::Serialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+mod device;
 mod error;
 mod input;
 mod verify;
 
+use device::DeviceKey;
 use error::CliError;
 use input::{private_key_from_json, read_json_object, read_jwks, read_jws, read_private_key};
 
-const ABOUT: &str = "keybound: Ed25519 keys, JWK thumbprints, DPoP proofs (RFC 9449), \
-access tokens (at+jwt) and their verification.";
+const ABOUT: &str = "keybound: Ed25519 and P-256 keys, JWK thumbprints, DPoP proofs \
+(RFC 9449, EdDSA and ES256), access tokens (at+jwt) and their verification.";
 
 const LONG_ABOUT: &str = "\
-keybound: Ed25519 keys, JWK thumbprints, DPoP proofs (RFC 9449), access tokens (at+jwt)
-and their verification, for wiring DPoP by hand, debugging and tests.
+keybound: Ed25519 and P-256 keys, JWK thumbprints, DPoP proofs (RFC 9449, EdDSA and
+ES256), access tokens (at+jwt) and their verification, for wiring DPoP by hand,
+debugging and tests.
 
 Every argument that takes a JWK, a JWKS, a proof or a token accepts the text itself or
 @FILE to read it from a file (@- reads standard input). Prefer @FILE for private keys:
@@ -57,18 +60,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a new Ed25519 private key as a JWK (kty, crv, x, d, kid).
+    /// Generate a new private key as a JWK: Ed25519 (default) or P-256 (--alg ES256).
     #[command(
-        long_about = "Generate a new Ed25519 private key as a JWK with members kty, crv, x, d \
-and kid (kid = the key's RFC 7638 thumbprint). The same format serves as a device key \
-(`proof --key`) and as a server signing key (`token --key`, `jwks`).
+        long_about = "Generate a new private key as a JWK with members kty, crv, x, d and kid \
+(kid = the key's RFC 7638 thumbprint): Ed25519 ({\"kty\":\"OKP\",\"crv\":\"Ed25519\",…}) by \
+default, which serves as a device key (`proof --key`, alg EdDSA) and as a server signing \
+key (`token --key`, `jwks`); or with --alg ES256 an ECDSA P-256 device key \
+({\"kty\":\"EC\",\"crv\":\"P-256\",\"x\",\"y\",\"d\",\"kid\"}), for ES256 proofs.
 
 Without --out the JWK is printed on stdout. With --out it is written to FILE with mode \
 0600, atomically (complete or not at all), and an existing FILE is never replaced unless \
 --force is given.",
-        after_help = "Examples:\n  keybound keygen --out device.jwk\n  keybound keygen --out server.jwk --force"
+        after_help = "Examples:\n  keybound keygen --out device.jwk\n  keybound keygen --alg ES256 --out device-p256.jwk\n  keybound keygen --out server.jwk --force"
     )]
     Keygen {
+        /// The key's algorithm: EdDSA (Ed25519) or ES256 (P-256).
+        #[arg(long, value_name = "ALG", default_value = "EdDSA", value_parser = parse_alg)]
+        alg: ProofAlg,
         /// Write the key to FILE (mode 0600) instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -77,10 +85,11 @@ Without --out the JWK is printed on stdout. With --out it is written to FILE wit
         force: bool,
     },
 
-    /// Print the RFC 7638 thumbprint (jkt) of an Ed25519 JWK.
+    /// Print the RFC 7638 thumbprint (jkt) of an Ed25519 or P-256 JWK.
     #[command(
         long_about = "Print the RFC 7638 JWK thumbprint (the `jkt` that access tokens are bound \
-to) of an Ed25519 JWK. A private JWK is accepted too: its public half is used.",
+to) of an Ed25519 (OKP) or P-256 (EC) JWK. A private JWK is accepted too: its public half \
+is used.",
         after_help = "Examples:\n  keybound thumbprint @device.jwk\n  keybound thumbprint \
 '{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}'"
     )]
@@ -106,8 +115,9 @@ and each needs a kid.",
 
     /// Print a DPoP proof for one request.
     #[command(
-        long_about = "Print a DPoP proof (compact JWS, typ dpop+jwt, alg EdDSA) for one \
-request, signed with a private device key. The URL is normalised into htu (query and \
+        long_about = "Print a DPoP proof (compact JWS, typ dpop+jwt) for one request, signed \
+with a private device key: alg EdDSA for an Ed25519 key, ES256 (the 64-byte r || s \
+signature) for a P-256 key. The URL is normalised into htu (query and \
 fragment dropped). jti is 128 random bits; iat is now unless --iat is given. With \
 --access-token the proof carries ath, the token's SHA-256 hash.",
         after_help = "Examples:
@@ -246,7 +256,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<Outcome, CliError> {
     match command {
-        Command::Keygen { out, force } => keygen(out, force),
+        Command::Keygen { alg, out, force } => keygen(alg, out, force),
         Command::Thumbprint { jwk } => thumbprint(&jwk),
         Command::Jwks { keys } => jwks(&keys),
         Command::Proof {
@@ -294,9 +304,14 @@ fn run(command: Command) -> Result<Outcome, CliError> {
     }
 }
 
-fn keygen(out: Option<PathBuf>, force: bool) -> Result<Outcome, CliError> {
-    let key = ServerKey::generate().map_err(|e| CliError::Random(e.to_string()))?;
-    let jwk = key.to_private_jwk();
+/// A `--alg` value: a proof algorithm's name.
+fn parse_alg(name: &str) -> Result<ProofAlg, String> {
+    ProofAlg::from_name(name).ok_or_else(|| format!("{name:?}: expected EdDSA or ES256"))
+}
+
+fn keygen(alg: ProofAlg, out: Option<PathBuf>, force: bool) -> Result<Outcome, CliError> {
+    let key = DeviceKey::generate(alg)?;
+    let jwk = key.to_private_jwk()?;
     match out {
         None => emit(&jwk)?,
         Some(path) => {
@@ -312,10 +327,14 @@ fn keygen(out: Option<PathBuf>, force: bool) -> Result<Outcome, CliError> {
                     },
                 },
             )?;
+            let kind = match alg {
+                ProofAlg::EdDSA => "Ed25519",
+                ProofAlg::ES256 => "P-256",
+            };
             note(&format!(
-                "wrote a new Ed25519 private key to {} (mode 0600); kid {}",
+                "wrote a new {kind} private key to {} (mode 0600); kid {}",
                 path.display(),
-                key.kid()
+                key.public_jwk().thumbprint()
             ));
         }
     }
@@ -325,8 +344,7 @@ fn keygen(out: Option<PathBuf>, force: bool) -> Result<Outcome, CliError> {
 fn thumbprint(arg: &str) -> Result<Outcome, CliError> {
     let json = read_json_object(arg, "JWK")?;
     let public = if json.value().get("d").is_some() {
-        let key = private_key_from_json(json.value(), "JWK")?;
-        PublicJwk::from_verifying_key(&key.verifying_key())
+        DeviceKey::from_json(json.value(), "JWK")?.public_jwk()
     } else {
         PublicJwk::from_json(json.value()).map_err(|e| CliError::invalid("JWK", e))?
     };
@@ -367,8 +385,7 @@ fn proof(
     iat: Option<i64>,
 ) -> Result<Outcome, CliError> {
     check_method(method)?;
-    let key = read_private_key(key, "--key")?;
-    let signer = key.signing_key();
+    let signer = DeviceKey::from_json(read_json_object(key, "--key")?.value(), "--key")?;
     let iat = iat.unwrap_or_else(now_secs);
     let mut builder = ProofBuilder::new(signer.public_jwk(), method, url, iat, random_16()?)
         .map_err(|e| CliError::invalid("--url", e))?;
@@ -382,7 +399,7 @@ fn proof(
         builder = builder.nonce(nonce);
     }
     let proof = builder
-        .sign(signer)
+        .sign(&signer)
         .map_err(|e| CliError::invalid("--key", e))?;
     emit(&proof)?;
     Ok(Outcome::Done)

@@ -297,7 +297,11 @@ fn thumbprint_bad_inputs() {
         ("[1,2]", "expected a JSON object"),
         (
             r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}"#,
-            "kty must be OKP",
+            "y is missing",
+        ),
+        (
+            r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#,
+            "kty must be OKP (Ed25519) or EC (P-256)",
         ),
         (
             r#"{"kty":"OKP","crv":"X25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
@@ -381,7 +385,7 @@ fn proof_bad_inputs_exit_2_without_key_material() {
         ),
         (
             vec!["--key", &ec, "--method", "GET", "--url", URL],
-            "not an OKP Ed25519 key",
+            "x must be 32 bytes",
         ),
         (
             vec!["--key", &short_d, "--method", "GET", "--url", URL],

@@ -1,6 +1,8 @@
 //! What a server's answer means for the session: a nonce to retry with, a token to
 //! refresh, a clock to correct, or an ended session.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use keybound_proto::wire::{code, oauth};
 
 use crate::state::Terminal;
@@ -68,6 +70,140 @@ impl Answer<'_> {
     }
 }
 
+/// The kinds of signed exchange the SDK makes; each reads answers its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// `kb.fetch`: the answer goes back to the caller whatever its status.
+    Resource,
+    /// The SDK's own session calls (list, revoke, logout): anything but 2xx is an error.
+    Internal,
+    /// The app's login route: a 2xx answer is a token response.
+    Login,
+    /// A sensitive action on an app route that answers with new tokens.
+    Rotate,
+    /// `POST {endpoint}/refresh`.
+    Refresh,
+}
+
+impl Exchange {
+    /// The kind with this number (the order above), as the JavaScript driver sends it.
+    pub fn from_index(index: u32) -> Option<Self> {
+        Some(match index {
+            0 => Self::Resource,
+            1 => Self::Internal,
+            2 => Self::Login,
+            3 => Self::Rotate,
+            4 => Self::Refresh,
+            _ => return None,
+        })
+    }
+
+    /// Whether requests of this kind carry the access token.
+    pub fn sends_access_token(self) -> bool {
+        matches!(self, Self::Resource | Self::Internal | Self::Rotate)
+    }
+
+    fn answers_with_tokens(self) -> bool {
+        matches!(self, Self::Login | Self::Rotate | Self::Refresh)
+    }
+}
+
+/// What to do after an answer, within one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A token response to take up (login, rotation, refresh).
+    TakeTokens,
+    /// Hand the answer to the caller.
+    Deliver,
+    /// Send again with a fresh proof (the nonce or the clock was corrected).
+    Retry,
+    /// Refresh the tokens, then send again.
+    RefreshThenRetry,
+    /// The session is over. A resource request still hands the answer to the caller;
+    /// every other exchange fails with the session's end.
+    Ended(Terminal),
+    /// The exchange failed with the server's error.
+    Fail,
+}
+
+/// One exchange's retries: at most one each for a nonce challenge, a clock correction
+/// and a refused access token, however the answers come.
+///
+/// ```
+/// use keybound_client::answer::{Answer, Exchange, RetryBudget, Step};
+/// let challenge = Answer { status: 401, challenge_error: Some("use_dpop_nonce"),
+///                          has_nonce: true, ..Answer::default() };
+/// let mut budget = RetryBudget::default();
+/// assert_eq!(budget.step(Exchange::Resource, &challenge), Step::Retry);
+/// // A second challenge in the same exchange goes back to the caller.
+/// assert_eq!(budget.step(Exchange::Resource, &challenge), Step::Deliver);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryBudget {
+    used: u8,
+}
+
+const NONCE: u8 = 1;
+const CLOCK: u8 = 2;
+const TOKEN: u8 = 4;
+
+impl RetryBudget {
+    /// The budget as a small number, to carry across an `await` in JavaScript.
+    pub fn to_bits(self) -> u32 {
+        u32::from(self.used)
+    }
+
+    /// The inverse of [`to_bits`](Self::to_bits) (unknown bits are dropped).
+    pub fn from_bits(bits: u32) -> Self {
+        Self {
+            used: (bits & u32::from(NONCE | CLOCK | TOKEN)) as u8,
+        }
+    }
+
+    fn take(&mut self, retry: u8) -> bool {
+        let free = self.used & retry == 0;
+        self.used |= retry;
+        free
+    }
+
+    /// Decides what `answer` means for an exchange of kind `exchange`, spending the
+    /// retry it uses.
+    pub fn step(&mut self, exchange: Exchange, answer: &Answer<'_>) -> Step {
+        let ok = (200..300).contains(&answer.status);
+        if ok && exchange.answers_with_tokens() {
+            return Step::TakeTokens;
+        }
+        if ok {
+            return Step::Deliver;
+        }
+        let verdict = answer.verdict();
+        match verdict {
+            Verdict::NonceChallenge if self.take(NONCE) => return Step::Retry,
+            Verdict::ClockSkew if self.take(CLOCK) => return Step::Retry,
+            _ => {}
+        }
+        match exchange {
+            Exchange::Resource | Exchange::Internal => match verdict {
+                Verdict::TokenRejected if self.take(TOKEN) => Step::RefreshThenRetry,
+                Verdict::SessionEnded(terminal) => Step::Ended(terminal),
+                _ if exchange == Exchange::Resource => Step::Deliver,
+                _ => Step::Fail,
+            },
+            Exchange::Login => Step::Fail,
+            Exchange::Rotate => match verdict {
+                Verdict::SessionEnded(terminal) => Step::Ended(terminal),
+                _ => Step::Fail,
+            },
+            Exchange::Refresh => {
+                match Terminal::from_refresh_refusal(answer.error_name(), answer.error_code) {
+                    Some(terminal) => Step::Ended(terminal),
+                    None => Step::Fail,
+                }
+            }
+        }
+    }
+}
+
 /// The `error` parameter of the `DPoP` challenge in a `WWW-Authenticate` header value
 /// (RFC 9110 §11.6.1), which may hold several challenges.
 ///
@@ -123,7 +259,10 @@ impl Scanner<'_> {
     fn token(&mut self) -> Option<String> {
         let start = self.pos;
         self.skip(|b| !matches!(b, b' ' | b'\t' | b',' | b'=' | b'"'));
-        (self.pos > start).then(|| String::from_utf8_lossy(&self.bytes[start..self.pos]).into())
+        // Only ASCII delimiters end a token, so it is whole UTF-8.
+        (self.pos > start)
+            .then(|| String::from_utf8(self.bytes.get(start..self.pos)?.to_vec()).ok())
+            .flatten()
     }
 
     fn value(&mut self) -> Option<String> {
@@ -136,7 +275,8 @@ impl Scanner<'_> {
             match self.peek()? {
                 b'"' => {
                     self.pos += 1;
-                    return Some(String::from_utf8_lossy(&out).into());
+                    // Escapes copy whole bytes, so the text stays UTF-8.
+                    return String::from_utf8(out).ok();
                 }
                 b'\\' => {
                     self.pos += 1;
@@ -276,5 +416,75 @@ mod tests {
             answer(401, Some("invalid_credentials"), None).verdict(),
             Verdict::Pass
         );
+    }
+
+    fn nonce_challenge() -> Answer<'static> {
+        Answer {
+            status: 401,
+            challenge_error: Some("use_dpop_nonce"),
+            has_nonce: true,
+            ..Answer::default()
+        }
+    }
+
+    #[test]
+    fn one_budget_per_exchange() {
+        let skew = answer(401, Some("invalid_dpop_proof"), Some("iat_too_old"));
+        let refused = answer(401, Some("invalid_token"), Some("token_expired"));
+        let mut budget = RetryBudget::default();
+        assert_eq!(
+            budget.step(Exchange::Resource, &nonce_challenge()),
+            Step::Retry
+        );
+        assert_eq!(budget.step(Exchange::Resource, &skew), Step::Retry);
+        assert_eq!(
+            budget.step(Exchange::Resource, &refused),
+            Step::RefreshThenRetry
+        );
+        // Every retry is spent: the answers go back to the caller.
+        for a in [nonce_challenge(), skew, refused] {
+            assert_eq!(budget.step(Exchange::Resource, &a), Step::Deliver);
+        }
+        // The budget survives the trip through JavaScript.
+        assert_eq!(RetryBudget::from_bits(budget.to_bits()), budget);
+        // The SDK's own calls fail instead.
+        assert_eq!(budget.step(Exchange::Internal, &refused), Step::Fail);
+    }
+
+    #[test]
+    fn each_exchange_reads_success_its_own_way() {
+        let ok = answer(200, None, None);
+        let mut b = RetryBudget::default();
+        assert_eq!(b.step(Exchange::Resource, &ok), Step::Deliver);
+        assert_eq!(b.step(Exchange::Internal, &ok), Step::Deliver);
+        for kind in [Exchange::Login, Exchange::Rotate, Exchange::Refresh] {
+            assert_eq!(b.step(kind, &ok), Step::TakeTokens);
+        }
+        let not_found = answer(404, None, None);
+        assert_eq!(b.step(Exchange::Resource, &not_found), Step::Deliver);
+        assert_eq!(b.step(Exchange::Internal, &not_found), Step::Fail);
+    }
+
+    #[test]
+    fn ended_sessions_and_refused_refreshes() {
+        let revoked = answer(401, Some("invalid_token"), Some("session_revoked"));
+        let mut b = RetryBudget::default();
+        for kind in [Exchange::Resource, Exchange::Internal, Exchange::Rotate] {
+            assert_eq!(b.step(kind, &revoked), Step::Ended(Terminal::Revoked));
+        }
+        // A login route's refusal is the app's answer, whatever it says.
+        assert_eq!(b.step(Exchange::Login, &revoked), Step::Fail);
+        let grant = answer(400, Some("invalid_grant"), None);
+        assert_eq!(
+            b.step(Exchange::Refresh, &grant),
+            Step::Ended(Terminal::Expired)
+        );
+        let busy = answer(503, Some("server_error"), None);
+        assert_eq!(b.step(Exchange::Refresh, &busy), Step::Fail);
+        // A refused token is not refreshed inside a refresh or a rotation.
+        let refused = answer(401, Some("invalid_token"), Some("token_expired"));
+        assert_eq!(b.step(Exchange::Rotate, &refused), Step::Fail);
+        assert_eq!(Exchange::from_index(4), Some(Exchange::Refresh));
+        assert_eq!(Exchange::from_index(5), None);
     }
 }

@@ -1,6 +1,8 @@
 //! Retry delays for transient refresh failures: exponential with jitter, so that many
 //! browsers that lost the server at the same moment do not come back in lockstep.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Exponential backoff with "equal jitter": the `n`-th delay is uniformly drawn from
 /// `[d/2, d]` where `d = min(cap, base · 2ⁿ)`.
 ///

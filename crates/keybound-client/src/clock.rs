@@ -5,6 +5,8 @@
 //! `server_time` in token responses, or from the `Date` header when a proof was
 //! refused for its `iat`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Offsets closer to the current estimate than this are measurement noise
 /// (`server_time` has one-second resolution) and are ignored.
 const NOISE_MS: i64 = 1_000;

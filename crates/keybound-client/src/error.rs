@@ -1,8 +1,11 @@
 //! The one error type of the SDK, with the stable codes JavaScript sees as `err.code`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::fmt;
+
 use keybound_proto::ProtoError;
 use keybound_proto::wire::code;
-use thiserror::Error;
 
 use crate::state::Terminal;
 
@@ -13,32 +16,26 @@ use crate::state::Terminal;
 /// JavaScript code can branch on `err.code` whichever side detected the problem.
 /// Messages never contain token or key material.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// There is no session: log in first.
-    #[error("not logged in")]
     NotLoggedIn,
     /// The session has ended (revoked, closed or expired); log in again.
-    #[error("the session has ended: {0}")]
     SessionEnded(Terminal),
     /// The request did not reach the server or no answer came back.
-    #[error("network error: {detail}")]
     Network {
         /// What the browser reported (never contains request headers).
         detail: String,
     },
     /// The request was aborted by its `AbortSignal`.
-    #[error("the request was aborted")]
     Aborted,
     /// The arguments do not make a valid request (what `fetch` rejects with a
     /// `TypeError`: a body on a GET, an unusable URL, a used body, …).
-    #[error("invalid request: {detail}")]
     InvalidInput {
         /// What the browser reported.
         detail: String,
     },
     /// The server answered with an error.
-    #[error("{status} {code}: {description}")]
     Server {
         /// HTTP status.
         status: u16,
@@ -48,44 +45,111 @@ pub enum ClientError {
         description: String,
     },
     /// The server's answer could not be understood (not a token response, bad JSON, …).
-    #[error("invalid response from the server: {reason}")]
     InvalidResponse {
         /// What was wrong.
         reason: &'static str,
     },
     /// A proof could not be built (for example a URL that is not http(s)).
-    #[error(transparent)]
-    Proto(#[from] ProtoError),
+    Proto(ProtoError),
     /// The browser's crypto failed (key generation, signing, encryption).
-    #[error("crypto operation failed: {op}")]
     Crypto {
         /// Which operation failed.
         op: &'static str,
     },
     /// IndexedDB failed or holds data the SDK cannot read.
-    #[error("storage error: {op}")]
     Storage {
         /// Which operation failed.
         op: &'static str,
     },
     /// The browser lacks something the SDK cannot work without (IndexedDB, WebCrypto).
-    #[error("unsupported browser: {missing} is not available")]
     Unsupported {
         /// The missing API.
         missing: &'static str,
     },
     /// The `Keybound` object was disposed.
-    #[error("this Keybound instance was disposed")]
     Disposed,
     /// An option passed to `Keybound.init` or to a method is invalid.
-    #[error("invalid option: {reason}")]
     InvalidOption {
         /// What was wrong.
         reason: &'static str,
     },
 }
 
+impl From<ProtoError> for ClientError {
+    fn from(error: ProtoError) -> Self {
+        Self::Proto(error)
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl core::error::Error for ClientError {}
+
+/// Appends `n` in decimal (the browser build carries no formatting machinery).
+pub(crate) fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 impl ClientError {
+    /// The human-readable message (`err.message` in JavaScript). Built by plain string
+    /// concatenation: the browser build carries no formatting machinery.
+    pub fn message(&self) -> String {
+        let (head, tail): (&str, &str) = match self {
+            Self::NotLoggedIn => ("not logged in", ""),
+            Self::SessionEnded(terminal) => ("the session has ended: ", terminal.as_str()),
+            Self::Network { detail } => ("network error: ", detail),
+            Self::Aborted => ("the request was aborted", ""),
+            Self::InvalidInput { detail } => ("invalid request: ", detail),
+            Self::Server {
+                status,
+                code,
+                description,
+            } => {
+                let mut out = String::new();
+                push_decimal(&mut out, u64::from(*status));
+                out.push(' ');
+                out.push_str(code);
+                out.push_str(": ");
+                out.push_str(description);
+                return out;
+            }
+            Self::InvalidResponse { reason } => ("invalid response from the server: ", reason),
+            Self::Proto(ProtoError::InvalidUrl { reason }) => ("invalid URL: ", reason),
+            Self::Proto(error) => ("invalid proof input: ", error.code()),
+            Self::Crypto { op } => ("crypto operation failed: ", op),
+            Self::Storage { op } => ("storage error: ", op),
+            Self::Unsupported { missing } => {
+                let mut out = String::from("unsupported browser: ");
+                out.push_str(missing);
+                out.push_str(" is not available");
+                return out;
+            }
+            Self::Disposed => ("this Keybound instance was disposed", ""),
+            Self::InvalidOption { reason } => ("invalid option: ", reason),
+        };
+        let mut out = String::with_capacity(head.len() + tail.len());
+        out.push_str(head);
+        out.push_str(tail);
+        out
+    }
+
     /// The stable machine code (`err.code` in JavaScript).
     pub fn code(&self) -> &str {
         match self {
@@ -194,6 +258,26 @@ mod tests {
         let long = "a".repeat(65);
         let e = ClientError::from_server(401, None, Some(&long), None);
         assert_eq!(e.code(), "unauthorized");
+    }
+
+    #[test]
+    fn messages_name_what_failed() {
+        assert_eq!(
+            ClientError::Storage { op: "open" }.to_string(),
+            "storage error: open"
+        );
+        let e = ClientError::from_server(401, Some("invalid_token"), None, Some("no"));
+        assert_eq!(e.message(), "401 invalid_token: no");
+        assert_eq!(
+            ClientError::SessionEnded(Terminal::Revoked).message(),
+            "the session has ended: revoked"
+        );
+        let mut out = String::new();
+        for n in [0, 7, 10, 65_535, u64::MAX] {
+            out.clear();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 
     #[test]

@@ -1,19 +1,22 @@
-//! keybound's browser SDK, compiled to WebAssembly and published as the npm package
-//! `keybound`.
+//! keybound's browser SDK engine, compiled to WebAssembly and published in the npm
+//! package `keybound`.
 //!
 //! Every request the app sends through `kb.fetch()` carries a DPoP proof (RFC 9449)
 //! signed by a device key that cannot leave the browser: a non-extractable WebCrypto
 //! Ed25519 key kept in IndexedDB, or, where the browser lacks WebCrypto Ed25519, an
-//! ed25519-dalek key inside this module whose seed is stored encrypted under a
-//! non-extractable AES-GCM key. Proofs are built by [`keybound_proto::ProofBuilder`],
-//! the same code the server checks them with.
+//! Ed25519 key in the separately loaded fallback module (`keybound-fallback`) whose
+//! seed is stored encrypted under a non-extractable AES-GCM key. Proofs are built by
+//! [`keybound_proto::ProofBuilder`], the same code the server checks them with.
 //!
-//! The crate has two halves:
-//! * target-independent logic, unit-tested natively: the session [`state`] machine, the
-//!   refresh and warning [`schedule`], retry [`Backoff`], the [`ServerClock`] offset,
-//!   the meaning of server [`answer`]s, [`NonceJar`] and [`SessionTokens`];
-//! * the browser engine (`wasm32` only): key store, IndexedDB, WebCrypto, Web Locks,
-//!   BroadcastChannel, timers, and the `Core` class the JavaScript package wraps.
+//! The crate is the SDK's [`Engine`]: every decision as a synchronous state machine
+//! (key choice, proofs, the refresh [`schedule`] and grace, the session [`state`]
+//! machine, what server [`answer`]s mean and the one retry budget of an exchange, the
+//! [`ServerClock`] offset, [`NonceJar`]). It takes events (an answer arrived, a
+//! stored record was read, a timer fired, another tab spoke) and returns what to do;
+//! the package's JavaScript driver (`js/driver.js`, `js/store.js`) carries that out
+//! with `fetch`, IndexedDB, WebCrypto, Web Locks, BroadcastChannel and timers. So the
+//! module holds no futures, closures or per-call glue, and everything here is tested
+//! natively. The module build (feature `module`) links no standard library.
 //!
 //! The JavaScript API (`Keybound.init`, `kb.login`, `kb.fetch`, events, …) is
 //! documented in the package's `index.d.ts`.
@@ -26,9 +29,8 @@
 //! clear, both tokens sealed under the vault key with the session id and key thumbprint
 //! as associated data, and a random `stamp` that changes with every write. When a session
 //! ends, its record is replaced by a marker saying how (`revoked`, …). Logout deletes
-//! the device key too. The access token is kept with the refresh token (sealed) rather
-//! than in memory only, so a new tab or a reload does not cost a refresh and a tab that
-//! waited for another tab's refresh finds the new access token in storage.
+//! the device key too. Where IndexedDB cannot be opened, the same records live in the
+//! tab's memory (`kb.persistent === false`).
 //!
 //! # Tabs
 //!
@@ -41,6 +43,29 @@
 //! which other tabs re-read storage or end their session. Within a tab, concurrent
 //! callers share one refresh.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// The module every page downloads (feature `module`, which js/build.sh turns on) links
+// no standard library: no formatting or panic machinery (a panic stops the module).
+// Native builds and the wasm tests use `std` as usual.
+#![cfg_attr(all(target_arch = "wasm32", feature = "module"), no_std)]
+
+extern crate alloc;
+
+/// What the standard prelude would give every module.
+#[allow(unused_imports)]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+    pub(crate) use alloc::{format, vec};
+}
+
+/// A panic stops the module without formatting anything: the engine has no panics
+/// by design (no unwrap, no indexing it cannot prove), so this is only the backstop.
+#[cfg(all(target_arch = "wasm32", feature = "module"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 pub mod answer;
 mod backoff;
@@ -51,8 +76,7 @@ pub mod schedule;
 pub mod state;
 mod tokens;
 
-#[cfg(target_arch = "wasm32")]
-mod browser;
+mod engine;
 
 pub use backoff::Backoff;
 pub use clock::{ServerClock, parse_http_date};
@@ -61,5 +85,12 @@ pub use nonce::{NonceJar, origin_of};
 pub use state::{SessionState, Terminal, Transition};
 pub use tokens::SessionTokens;
 
+pub use engine::{Engine, KeyKind};
+
+/// The module's allocator: a small free list (with coalescing) instead of the standard
+/// library's dlmalloc, about 5 KB less code in a module every page downloads; the
+/// engine makes few, small allocations.
 #[cfg(target_arch = "wasm32")]
-pub use browser::Core;
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());

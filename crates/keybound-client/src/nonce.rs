@@ -1,5 +1,7 @@
 //! Server-provided DPoP nonces (RFC 9449 §8), remembered per origin.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use keybound_proto::normalize_htu;
 
 /// How many origins' nonces are remembered; the oldest is forgotten first.
@@ -62,11 +64,12 @@ fn is_nonce(value: &str) -> bool {
 
 /// `scheme://host[:port]` of an http(s) URL, normalised as for `htu`.
 pub fn origin_of(url: &str) -> Option<String> {
-    let mut htu = normalize_htu(url).ok()?;
-    let authority_start = htu.find("://")? + 3;
-    let path_start = htu[authority_start..].find('/')? + authority_start;
-    htu.truncate(path_start);
-    Some(htu)
+    let htu = normalize_htu(url).ok()?;
+    // A normalised `htu` starts with `http://` or `https://`. Checked slicing (`get`)
+    // keeps the module free of the string-slicing panic and its formatting.
+    let authority_start = htu.find(':')? + 3;
+    let path_start = htu.get(authority_start..)?.find('/')? + authority_start;
+    htu.get(..path_start).map(str::to_owned)
 }
 
 #[cfg(test)]

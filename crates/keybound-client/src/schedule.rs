@@ -15,6 +15,8 @@
 //! * After a transient failure the next attempt waits for the backoff (`retry_at`).
 //! * At the end the session is expired.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Which deadline ends the session first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndReason {

@@ -5,7 +5,9 @@
 //! after a terminal one by logging in again: that is a new session, not a way out of
 //! the old one's terminal state.
 
-use std::fmt;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::fmt;
 
 /// How a session ended: the wire vocabulary's [`SessionEnd`](keybound_proto::SessionEnd)
 /// (`expired`, `revoked`, `closed`, the same names and codes as the server's).

@@ -1,6 +1,8 @@
 //! The tokens of a live session, checked when they arrive and wiped when dropped.
 
-use std::fmt;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::fmt;
 
 use keybound_proto::TokenResponse;
 use zeroize::Zeroizing;

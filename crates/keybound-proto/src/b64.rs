@@ -1,5 +1,7 @@
 //! Strict unpadded base64url, as JOSE requires.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 

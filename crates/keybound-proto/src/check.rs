@@ -2,10 +2,12 @@
 //! first; signatures before anything is written). Stateful checks (replay, nonce,
 //! session state) come after this and live in the server.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
-use crate::{AccessToken, DpopProof, ProtoError};
+use crate::{AccessToken, DpopProof, ProofAlgs, ProtoError};
 
 /// What the checked request looked like to the service.
 #[derive(Clone, Copy, Debug)]
@@ -94,6 +96,12 @@ pub trait CheckHooks {
         &DecodeEveryTime
     }
 
+    /// The proof algorithms accepted (default: [`ProofAlgs::ALL`]); a proof of any
+    /// other `alg` is refused with [`ProtoError::UnsupportedAlg`].
+    fn proof_algs(&self) -> ProofAlgs {
+        ProofAlgs::ALL
+    }
+
     /// Whether [`RequestContext::url`] is already the result of
     /// [`normalize_htu`](crate::normalize_htu), so it need not be normalised again
     /// (default: false).
@@ -141,7 +149,7 @@ pub fn check_request(
     access_token: Option<&str>,
     hooks: &mut impl CheckHooks,
 ) -> Result<CheckedRequest, CheckError> {
-    let proof = DpopProof::parse_with_decoder(proof, ctx.max_jws_len, hooks.decoder())
+    let proof = DpopProof::parse_with(proof, ctx.max_jws_len, hooks.proof_algs(), hooks.decoder())
         .map_err(CheckError::proof)?;
     // One SHA-256 of the token serves both `ath` and the caller's lookup.
     let token_hash: Option<[u8; 32]> = access_token.map(|t| Sha256::digest(t.as_bytes()).into());

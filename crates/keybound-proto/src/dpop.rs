@@ -1,12 +1,14 @@
 //! DPoP proofs (RFC 9449 §4): building, strict parsing and the pure checks.
 
-use std::borrow::Cow;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
 use crate::jwk::{DecodeEveryTime, KeyDecoder};
 use crate::jws::{self, Jws, Signer};
-use crate::{ProtoError, PublicJwk, b64, normalize_htu};
+use crate::{ProofAlgs, ProofKey, ProtoError, PublicJwk, b64, normalize_htu};
 
 /// The `typ` of a DPoP proof.
 pub const PROOF_TYP: &str = "dpop+jwt";
@@ -40,10 +42,9 @@ pub struct ProofClaims {
 /// time and signature are checked by the methods below, in the order the verifier uses.
 #[derive(Clone, Debug)]
 pub struct DpopProof {
-    jwk: PublicJwk,
-    /// `jwk` as a decoded curve point, kept so the signature check does not decode it
-    /// a second time.
-    key: ed25519_dalek::VerifyingKey,
+    /// The proof key (its JWK and decoded point), kept so the signature check does not
+    /// decode it a second time.
+    key: ProofKey,
     claims: ProofClaims,
     jws: Jws,
 }
@@ -54,9 +55,11 @@ impl DpopProof {
         Self::parse_with_limit(text, MAX_JWS_LEN)
     }
 
-    /// Parses a proof: compact JWS, `alg` exactly `EdDSA`, `typ` `dpop+jwt`, no `crit`,
-    /// a public Ed25519 `jwk` header without private members, and the required claims
+    /// Parses a proof: compact JWS, `alg` `EdDSA` (or `Ed25519`) or `ES256`, `typ`
+    /// `dpop+jwt`, no `crit`, a public `jwk` header of the algorithm's key type
+    /// (Ed25519 `OKP`, P-256 `EC`) without private members, and the required claims
     /// `jti` (at least 16 characters), `htm`, `htu`, `iat` with the right types.
+    /// `ES256` needs the `es256` feature.
     pub fn parse_with_limit(text: &str, max_len: usize) -> Result<Self, ProtoError> {
         Self::parse_with_decoder(text, max_len, &DecodeEveryTime)
     }
@@ -68,9 +71,24 @@ impl DpopProof {
         max_len: usize,
         decoder: &dyn KeyDecoder,
     ) -> Result<Self, ProtoError> {
-        let (jws, (jwk, key, claims)) =
-            Jws::parse(text, max_len, &[PROOF_TYP], PROOF_TYP, |header, p| {
+        Self::parse_with(text, max_len, ProofAlgs::ALL, decoder)
+    }
+
+    /// [`parse_with_decoder`](Self::parse_with_decoder), accepting only the algorithms
+    /// in `algs` (any other `alg` is [`ProtoError::UnsupportedAlg`]).
+    pub fn parse_with(
+        text: &str,
+        max_len: usize,
+        algs: ProofAlgs,
+        decoder: &dyn KeyDecoder,
+    ) -> Result<Self, ProtoError> {
+        let (jws, (key, claims)) =
+            Jws::parse(text, max_len, algs, &[PROOF_TYP], PROOF_TYP, |header, p| {
+                let alg = header.alg.as_str().and_then(crate::ProofAlg::from_name);
                 let (jwk, key) = PublicJwk::parse(header.jwk, decoder)?;
+                if alg != Some(jwk.alg()) {
+                    return Err(ProtoError::AlgKeyMismatch);
+                }
                 let jti = jws::str_member(p.jti, "jti")?;
                 if jti.len() < 16 {
                     return Err(ProtoError::InvalidClaim { name: "jti" });
@@ -83,14 +101,9 @@ impl DpopProof {
                     ath: jws::opt_str_member(p.ath, "ath")?.map(Cow::into_owned),
                     nonce: jws::opt_str_member(p.nonce, "nonce")?.map(Cow::into_owned),
                 };
-                Ok((jwk, key, claims))
+                Ok((key, claims))
             })?;
-        Ok(Self {
-            jwk,
-            key,
-            claims,
-            jws,
-        })
+        Ok(Self { key, claims, jws })
     }
 
     /// The proof's claims (not yet verified).
@@ -105,12 +118,17 @@ impl DpopProof {
 
     /// The public key from the proof's header.
     pub fn jwk(&self) -> &PublicJwk {
-        &self.jwk
+        self.key.jwk()
+    }
+
+    /// The proof's algorithm (the key's: `EdDSA` or `ES256`).
+    pub fn alg(&self) -> crate::ProofAlg {
+        self.jws.alg()
     }
 
     /// RFC 7638 thumbprint of the proof key.
     pub fn thumbprint(&self) -> String {
-        self.jwk.thumbprint()
+        self.key.jwk().thumbprint()
     }
 
     /// The compact proof text.
@@ -195,7 +213,8 @@ impl DpopProof {
         Ok(())
     }
 
-    /// Verifies the proof's signature with its own `jwk` (`verify_strict`).
+    /// Verifies the proof's signature with its own `jwk` (`verify_strict` for EdDSA,
+    /// ECDSA P-256 for ES256).
     pub fn verify_signature(&self) -> Result<(), ProtoError> {
         self.jws.verify(&self.key)
     }
@@ -298,16 +317,25 @@ impl ProofBuilder {
         &self.claims
     }
 
-    /// The JWS signing input (`header.payload`) to be signed with Ed25519.
+    /// The JWS signing input (`header.payload`) to be signed with the key's algorithm:
+    /// Ed25519 for an `OKP` key (header `alg` `EdDSA`), ECDSA P-256 with SHA-256 for an
+    /// `EC` key (`ES256`; WebCrypto's `{name: "ECDSA", hash: "SHA-256"}` signature is
+    /// already the 64-byte `r || s` [`finish`](Self::finish) takes).
     ///
     /// The JSON is written directly, members in lexicographic order exactly as
     /// `serde_json` would write them, instead of going through `serde_json::Value`: this
     /// keeps the browser SDK's WebAssembly small. A property test checks both agree.
+    ///
+    /// Written without `format!`, so the SDK's WebAssembly links no formatting code.
     pub fn signing_input(&self) -> String {
-        let header = format!(
-            r#"{{"alg":"EdDSA","jwk":{{"crv":"Ed25519","kty":"OKP","x":"{}"}},"typ":"{PROOF_TYP}"}}"#,
-            b64::encode(self.jwk.as_bytes())
-        );
+        let mut header = String::with_capacity(200);
+        header.push_str(r#"{"alg":""#);
+        header.push_str(self.jwk.alg().name());
+        header.push_str(r#"","jwk":"#);
+        header.push_str(&self.jwk.header_json());
+        header.push_str(r#","typ":""#);
+        header.push_str(PROOF_TYP);
+        header.push_str(r#""}"#);
         let c = &self.claims;
         let mut payload = String::with_capacity(160 + c.htu.len());
         payload.push('{');
@@ -319,7 +347,7 @@ impl ProofBuilder {
         payload.push(',');
         push_json_member(&mut payload, "htu", &c.htu);
         payload.push_str(",\"iat\":");
-        payload.push_str(&c.iat.to_string());
+        push_i64(&mut payload, c.iat);
         payload.push(',');
         push_json_member(&mut payload, "jti", &c.jti);
         if let Some(nonce) = &c.nonce {
@@ -327,7 +355,10 @@ impl ProofBuilder {
             push_json_member(&mut payload, "nonce", nonce);
         }
         payload.push('}');
-        format!("{}.{}", b64::encode(header), b64::encode(payload))
+        let mut input = b64::encode(header);
+        input.push('.');
+        input.push_str(&b64::encode(payload));
+        input
     }
 
     /// Completes the proof with a signature over [`signing_input`](Self::signing_input).
@@ -343,6 +374,25 @@ impl ProofBuilder {
     }
 }
 
+/// Appends `n` in decimal, as JSON writes integers.
+fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,7 +403,7 @@ mod tests {
     /// JSON in [`ProofBuilder::signing_input`]. Members are inserted in sorted order, so
     /// the reference is the same whether or not `serde_json/preserve_order` is on.
     fn reference_signing_input(b: &ProofBuilder) -> String {
-        let header = json!({"alg": "EdDSA", "jwk": b.jwk.to_json(), "typ": PROOF_TYP});
+        let header = json!({"alg": b.jwk.alg().name(), "jwk": b.jwk.to_json(), "typ": PROOF_TYP});
         let c = &b.claims;
         let mut map = serde_json::Map::new();
         if let Some(ath) = &c.ath {
@@ -389,9 +439,14 @@ mod tests {
             token in proptest::option::of("\\PC{0,30}"),
             nonce in proptest::option::of("\\PC{0,30}"),
             x in any::<[u8; 32]>(),
+            y in proptest::option::of(any::<[u8; 32]>()),
         ) {
             let url = format!("https://h.example/{path}");
-            let mut b = ProofBuilder::new(PublicJwk::from_bytes(x), &method, &url, iat, jti).unwrap();
+            let jwk = match y {
+                None => PublicJwk::from_bytes(x),
+                Some(y) => PublicJwk::from_p256_coordinates(x, y),
+            };
+            let mut b = ProofBuilder::new(jwk, &method, &url, iat, jti).unwrap();
             if let Some(token) = &token {
                 b = b.access_token(token);
             }

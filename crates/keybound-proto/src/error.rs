@@ -1,5 +1,7 @@
 //! The one error type of the protocol core, with stable machine codes.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use thiserror::Error;
 
 use crate::wire::code;
@@ -39,10 +41,16 @@ pub enum ProtoError {
         /// Which part was bad.
         part: &'static str,
     },
-    /// The `alg` header is missing or is neither `EdDSA` nor its RFC 9864 name
-    /// `Ed25519` (this includes `none`).
-    #[error("unsupported alg: only EdDSA (Ed25519) is accepted")]
+    /// The `alg` header is missing, or names an algorithm keybound does not accept
+    /// here: proofs take `EdDSA` (or its RFC 9864 name `Ed25519`) and `ES256`, as far as
+    /// the verifier enables them; access tokens take `EdDSA` only. `none`, `HS256` and
+    /// the like are always refused.
+    #[error("unsupported alg")]
     UnsupportedAlg,
+    /// The `alg` header and the `jwk`'s key type disagree (`ES256` with an `OKP` key,
+    /// `EdDSA` with an `EC` key).
+    #[error("alg does not match the jwk's key type")]
+    AlgKeyMismatch,
     /// The `typ` header is missing or wrong for this kind of JWT.
     #[error("typ must be {expected}")]
     InvalidTyp {
@@ -52,7 +60,8 @@ pub enum ProtoError {
     /// The header has a `crit` member; keybound understands no JWS extensions.
     #[error("crit header names extensions that are not understood")]
     UnknownCrit,
-    /// The `jwk` header is missing or is not an Ed25519 public key.
+    /// The `jwk` header is not a usable public key: wrong `kty` or `crv`, coordinates of
+    /// the wrong length, or bytes that are not a point on the curve.
     #[error("invalid jwk: {reason}")]
     InvalidJwk {
         /// What was wrong with it.
@@ -61,8 +70,8 @@ pub enum ProtoError {
     /// The `jwk` header carries private key material.
     #[error("jwk contains private key members")]
     PrivateKeyInJwk,
-    /// The public key is of small order (or otherwise weak).
-    #[error("the public key is weak (small order)")]
+    /// The public key is weak: an Ed25519 key of small order, or the P-256 identity.
+    #[error("the public key is weak (small order or the identity)")]
     WeakKey,
     /// A required claim or header member is absent.
     #[error("missing claim: {name}")]
@@ -106,6 +115,16 @@ pub enum ProtoError {
     /// The signature's S component is not below the group order.
     #[error("non-canonical signature (S >= L)")]
     NonCanonicalSignature,
+    /// An ES256 signature is not the 64-byte `r || s` of RFC 7518 §3.4 (DER-encoded, or
+    /// of the wrong length).
+    #[error("malformed signature: {reason}")]
+    MalformedSignature {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An ES256 signature's `r` or `s` is zero or not below the group order n.
+    #[error("signature r or s is outside [1, n - 1]")]
+    SignatureOutOfRange,
     /// The signature does not verify.
     #[error("signature verification failed")]
     InvalidSignature,
@@ -136,6 +155,7 @@ impl ProtoError {
             Self::InvalidJson { .. } => code::INVALID_JSON,
             Self::DuplicateMember { .. } => code::DUPLICATE_JSON_MEMBER,
             Self::UnsupportedAlg => code::UNSUPPORTED_ALG,
+            Self::AlgKeyMismatch => code::ALG_KEY_MISMATCH,
             Self::InvalidTyp { .. } => code::INVALID_TYP,
             Self::UnknownCrit => code::UNKNOWN_CRIT,
             Self::InvalidJwk { .. } => code::INVALID_JWK,
@@ -152,6 +172,8 @@ impl ProtoError {
             Self::AthMismatch => code::ATH_MISMATCH,
             Self::JktMismatch => code::JKT_MISMATCH,
             Self::NonCanonicalSignature => code::NON_CANONICAL_SIGNATURE,
+            Self::MalformedSignature { .. } => code::MALFORMED_SIGNATURE,
+            Self::SignatureOutOfRange => code::SIGNATURE_OUT_OF_RANGE,
             Self::InvalidSignature => code::INVALID_SIGNATURE,
             Self::UnknownKid => code::UNKNOWN_KID,
             Self::TokenExpired => code::TOKEN_EXPIRED,

@@ -2,6 +2,8 @@
 //! URL are compared after both went through [`normalize_htu`].
 
 use crate::ProtoError;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Normalises an absolute http(s) URL for `htu` comparison: scheme and host lowercased,
 /// the default port dropped, query and fragment removed, dot segments resolved, an empty
@@ -15,9 +17,14 @@ use crate::ProtoError;
 /// );
 /// ```
 pub fn normalize_htu(url: &str) -> Result<String, ProtoError> {
-    let (scheme, rest) = url.split_once("://").ok_or(ProtoError::InvalidUrl {
-        reason: "not an absolute URL",
-    })?;
+    // The scheme ends at the first ':' (RFC 3986 §3.1); searching for one character
+    // rather than "://" keeps the SDK's WebAssembly free of the substring searcher.
+    let (scheme, rest) = url
+        .split_once(':')
+        .and_then(|(scheme, rest)| Some((scheme, rest.strip_prefix("//")?)))
+        .ok_or(ProtoError::InvalidUrl {
+            reason: "not an absolute URL",
+        })?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "http" => "80",
@@ -30,8 +37,10 @@ pub fn normalize_htu(url: &str) -> Result<String, ProtoError> {
     };
     let rest = rest.split(['#']).next().unwrap_or_default();
     let rest = rest.split(['?']).next().unwrap_or_default();
+    // Checked slicing (`get`): the SDK's WebAssembly then carries no string-slicing
+    // panic and the formatting it brings.
     let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
+        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("")),
         None => (rest, ""),
     };
     if authority.is_empty() {
@@ -75,10 +84,13 @@ pub fn normalize_htu(url: &str) -> Result<String, ProtoError> {
 /// Splits `host[:port]` (IPv6 literals in brackets), checking the port is numeric.
 fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), ProtoError> {
     let (host, port) = if authority.starts_with('[') {
-        let end = authority.find(']').ok_or(ProtoError::InvalidUrl {
+        let unterminated = ProtoError::InvalidUrl {
             reason: "unterminated IPv6 literal",
-        })?;
-        let (host, rest) = authority.split_at(end + 1);
+        };
+        let end = authority.find(']').ok_or(unterminated.clone())? + 1;
+        let (Some(host), Some(rest)) = (authority.get(..end), authority.get(end..)) else {
+            return Err(unterminated);
+        };
         match rest.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if rest.is_empty() => (host, None),

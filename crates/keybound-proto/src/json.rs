@@ -4,10 +4,12 @@
 //! reject such input or use a parser that does, so two parsers can never disagree on
 //! which value a header carries.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
-use std::fmt;
-use std::marker::PhantomData;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::borrow::Cow;
+use alloc::collections::BTreeSet;
+use core::fmt;
+use core::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -209,7 +211,7 @@ pub(crate) fn parse_members<'de, T: Members<'de>>(
 /// Names of the members of one object that were not read into fields.
 struct SeenNames<'de> {
     few: Vec<Cow<'de, str>>,
-    many: Option<HashSet<Cow<'de, str>>>,
+    many: Option<BTreeSet<Cow<'de, str>>>,
 }
 
 impl<'de> SeenNames<'de> {

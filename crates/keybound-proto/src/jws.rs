@@ -1,7 +1,9 @@
-//! Strict compact JWS for `alg: EdDSA` (RFC 7515, RFC 8037): parsing, signing input,
-//! and signing through the [`Signer`] trait.
+//! Strict compact JWS for `alg: EdDSA` (RFC 7515, RFC 8037) and `alg: ES256` (RFC 7518
+//! §3.4): parsing, signing input, and signing through the [`Signer`] trait.
 
-use std::borrow::Cow;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::de::MapAccess;
@@ -9,7 +11,7 @@ use serde_json::Value;
 
 use crate::json::{self, Loose, Members, Nested};
 use crate::jwk::JwkMembers;
-use crate::{ProtoError, b64};
+use crate::{ProofAlg, ProofAlgs, ProofKey, ProtoError, b64};
 
 /// The group order L of edwards25519, little-endian; a signature's S must be below it.
 const ORDER_L: [u8; 32] = [
@@ -17,15 +19,18 @@ const ORDER_L: [u8; 32] = [
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
 
-/// Something that can produce Ed25519 signatures for a public key.
+/// Something that can produce JWS signatures for a public key: Ed25519 (pure, no
+/// pre-hash) for an `OKP` key, ECDSA P-256 with SHA-256 as the 64-byte `r || s` for an
+/// `EC` key (the form WebCrypto's `sign` returns).
 ///
 /// Implemented for [`ed25519_dalek::SigningKey`]. Signers whose signing is asynchronous
 /// (WebCrypto in the browser) use the two-step form instead:
 /// [`crate::ProofBuilder::signing_input`] then [`crate::ProofBuilder::finish`].
 pub trait Signer {
-    /// The public key that verifies this signer's signatures.
+    /// The public key that verifies this signer's signatures; its
+    /// [`alg`](crate::PublicJwk::alg) is the JWS `alg`.
     fn public_jwk(&self) -> crate::PublicJwk;
-    /// Signs `message` with Ed25519 (pure, no pre-hash).
+    /// Signs `message` with the key's algorithm.
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], ProtoError>;
 }
 
@@ -131,6 +136,7 @@ impl<'de> Members<'de> for CnfMembers<'de> {
 pub(crate) struct Jws {
     signing_input_len: usize,
     compact: String,
+    alg: ProofAlg,
     signature: [u8; 64],
 }
 
@@ -138,14 +144,16 @@ pub(crate) struct Jws {
 const STACK_PART: usize = 768;
 
 impl Jws {
-    /// Parses `text`, requiring `alg: EdDSA` (or its RFC 9864 name `Ed25519`), `typ`
-    /// equal to one of `typs`, no `crit`, canonical base64url everywhere, JSON objects
-    /// without duplicate members and a canonical (S < L) 64-byte signature. The header
-    /// and claims go to `read` (borrowed from the decoded parts), whose result is
-    /// returned with the JWS.
+    /// Parses `text`, requiring an `alg` in `algs` (`EdDSA`, also spelled `Ed25519` as
+    /// in RFC 9864, or `ES256`), `typ` equal to one of `typs`, no `crit`, canonical
+    /// base64url everywhere, JSON objects without duplicate members and a signature of
+    /// the algorithm's form: 64 bytes with S < L for EdDSA, the 64-byte `r || s` with
+    /// both in `[1, n - 1]` for ES256. The header and claims go to `read` (borrowed
+    /// from the decoded parts), whose result is returned with the JWS.
     pub(crate) fn parse<R>(
         text: &str,
         max_len: usize,
+        algs: ProofAlgs,
         typs: &[&str],
         typ_name: &'static str,
         read: impl FnOnce(Header<'_>, Claims<'_>) -> Result<R, ProtoError>,
@@ -166,13 +174,13 @@ impl Jws {
         let mut header_heap = Vec::new();
         let header_bytes = b64::decode_into(h, "header", &mut header_stack, &mut header_heap)?;
         let header: Header<'_> = json::parse_members(header_bytes, "header")?;
-        match header.alg.as_str() {
-            // `Ed25519` is RFC 9864's fully specified name for exactly what keybound
-            // accepts as `EdDSA` (the key is always an Ed25519 `OKP`); panva's `dpop`
-            // 2.x signs Ed25519 proofs with it.
-            Some("EdDSA" | "Ed25519") => {}
+        // `Ed25519` is RFC 9864's fully specified name for exactly what keybound accepts
+        // as `EdDSA` (the key is always an Ed25519 `OKP`); panva's `dpop` 2.x signs
+        // Ed25519 proofs with it.
+        let alg = match header.alg.as_str().and_then(ProofAlg::from_name) {
+            Some(alg) if algs.contains(alg) => alg,
             _ => return Err(ProtoError::UnsupportedAlg),
-        }
+        };
         if header.crit {
             return Err(ProtoError::UnknownCrit);
         }
@@ -180,10 +188,16 @@ impl Jws {
             Some(typ) if typs.contains(&typ) => {}
             _ => return Err(ProtoError::InvalidTyp { expected: typ_name }),
         }
-        let signature = b64::decode_array::<64>(s, "signature")?;
-        if !scalar_is_canonical(&signature[32..]) {
-            return Err(ProtoError::NonCanonicalSignature);
-        }
+        let signature = match alg {
+            ProofAlg::EdDSA => {
+                let signature = b64::decode_array::<64>(s, "signature")?;
+                if !scalar_is_canonical(&signature[32..]) {
+                    return Err(ProtoError::NonCanonicalSignature);
+                }
+                signature
+            }
+            ProofAlg::ES256 => crate::ec::signature(s)?,
+        };
         let mut payload_stack = [0u8; STACK_PART];
         let mut payload_heap = Vec::new();
         let payload_bytes = b64::decode_into(p, "payload", &mut payload_stack, &mut payload_heap)?;
@@ -193,6 +207,7 @@ impl Jws {
             Self {
                 signing_input_len: h.len() + 1 + p.len(),
                 compact: text.to_owned(),
+                alg,
                 signature,
             },
             read,
@@ -204,12 +219,28 @@ impl Jws {
         &self.compact.as_bytes()[..self.signing_input_len]
     }
 
-    /// Verifies the signature with RFC 8032 strict rules (`verify_strict`: rejects
+    /// The `alg` the header named.
+    pub(crate) fn alg(&self) -> ProofAlg {
+        self.alg
+    }
+
+    /// Verifies an EdDSA signature with RFC 8032 strict rules (`verify_strict`: rejects
     /// small-order keys and non-canonical R as well).
-    pub(crate) fn verify(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
+    pub(crate) fn verify_ed25519(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
+        if self.alg != ProofAlg::EdDSA {
+            return Err(ProtoError::UnsupportedAlg);
+        }
         let signature = Signature::from_bytes(&self.signature);
         key.verify_strict(self.signing_input(), &signature)
             .map_err(|_| ProtoError::InvalidSignature)
+    }
+
+    /// Verifies the signature with a decoded device key of the same algorithm.
+    pub(crate) fn verify(&self, key: &ProofKey) -> Result<(), ProtoError> {
+        if key.jwk().alg() != self.alg {
+            return Err(ProtoError::AlgKeyMismatch);
+        }
+        key.verify(self.signing_input(), &self.signature)
     }
 
     /// The full compact text.

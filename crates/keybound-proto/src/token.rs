@@ -1,13 +1,15 @@
 //! Access tokens (RFC 9068 `at+jwt`) bound to a DPoP key (`cnf.jkt`).
 
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
 use crate::json::Nested;
 use crate::jws::{self, Jws, Signer};
-use crate::{MAX_JWS_LEN, ProtoError};
+use crate::{MAX_JWS_LEN, ProofAlg, ProofAlgs, ProtoError};
 
 /// The `typ` of an access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -73,24 +75,31 @@ impl AccessToken {
     }
 
     fn parse_typed(text: &str, max_len: usize, typs: &[&'static str]) -> Result<Self, ProtoError> {
-        let (jws, (kid, claims)) = Jws::parse(text, max_len, typs, typs[0], |header, p| {
-            let kid = jws::str_member(header.kid, "kid")?.into_owned();
-            let jkt = match p.cnf {
-                Nested::Absent => return Err(ProtoError::MissingClaim { name: "cnf" }),
-                Nested::Object(cnf) => jws::str_member(cnf.jkt, "jkt")?.into_owned(),
-                Nested::NotObject => return Err(ProtoError::InvalidClaim { name: "cnf" }),
-            };
-            let claims = AccessTokenClaims {
-                iss: jws::str_member(p.iss, "iss")?.into_owned(),
-                sub: jws::str_member(p.sub, "sub")?.into_owned(),
-                sid: jws::str_member(p.sid, "sid")?.into_owned(),
-                jti: jws::str_member(p.jti, "jti")?.into_owned(),
-                iat: jws::int_member(&p.iat, "iat")?,
-                exp: jws::int_member(&p.exp, "exp")?,
-                jkt,
-            };
-            Ok((kid, claims))
-        })?;
+        let (jws, (kid, claims)) = Jws::parse(
+            text,
+            max_len,
+            ProofAlgs::only(ProofAlg::EdDSA),
+            typs,
+            typs[0],
+            |header, p| {
+                let kid = jws::str_member(header.kid, "kid")?.into_owned();
+                let jkt = match p.cnf {
+                    Nested::Absent => return Err(ProtoError::MissingClaim { name: "cnf" }),
+                    Nested::Object(cnf) => jws::str_member(cnf.jkt, "jkt")?.into_owned(),
+                    Nested::NotObject => return Err(ProtoError::InvalidClaim { name: "cnf" }),
+                };
+                let claims = AccessTokenClaims {
+                    iss: jws::str_member(p.iss, "iss")?.into_owned(),
+                    sub: jws::str_member(p.sub, "sub")?.into_owned(),
+                    sid: jws::str_member(p.sid, "sid")?.into_owned(),
+                    jti: jws::str_member(p.jti, "jti")?.into_owned(),
+                    iat: jws::int_member(&p.iat, "iat")?,
+                    exp: jws::int_member(&p.exp, "exp")?,
+                    jkt,
+                };
+                Ok((kid, claims))
+            },
+        )?;
         Ok(Self {
             inner: Arc::new(Inner { kid, claims, jws }),
         })
@@ -121,7 +130,7 @@ impl AccessToken {
 
     /// Verifies the signature with the server key named by `kid` (`verify_strict`).
     pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), ProtoError> {
-        self.inner.jws.verify(key)
+        self.inner.jws.verify_ed25519(key)
     }
 
     /// The token must not be expired at `now`, nor issued after `now + leeway_secs`.

@@ -16,6 +16,9 @@ use keybound_proto::{
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+mod vectors_es256;
+use vectors_es256::P256Device;
+
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
 }
@@ -44,8 +47,8 @@ fn rfc8037_appendix_a() {
     assert_eq!(hex(&d), s(&v, "a1_d_hex"));
     assert_eq!(b64::encode(key.verifying_key().as_bytes()), s(private, "x"));
     let public = PublicJwk::from_json(&v["a2_public_jwk"]).unwrap();
-    assert_eq!(public.as_bytes(), key.verifying_key().as_bytes());
-    assert_eq!(hex(public.as_bytes()), s(&v, "a2_x_hex"));
+    assert_eq!(public.ed25519_bytes(), Some(key.verifying_key().as_bytes()));
+    assert_eq!(hex(public.ed25519_bytes().unwrap()), s(&v, "a2_x_hex"));
     // A.3: the thumbprint, step by step.
     let a3 = &v["a3_thumbprint"];
     let digest = Sha256::digest(s(a3, "canonical_json").as_bytes());
@@ -85,6 +88,26 @@ fn keybound_keys() {
             s(k, "jkt")
         );
     }
+    // The P-256 device key: its public half and thumbprint follow from d.
+    let k = &v["device_p256"];
+    let private = &k["private_jwk"];
+    let d = b64::decode_array::<32>(s(private, "d"), "d").unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&d).unwrap();
+    let point = key.verifying_key().to_sec1_point(false);
+    let public = PublicJwk::from_p256_coordinates(
+        point.as_bytes()[1..33].try_into().unwrap(),
+        point.as_bytes()[33..].try_into().unwrap(),
+    );
+    assert_eq!(public.to_json(), k["public_jwk"]);
+    assert_eq!(
+        (s(private, "x"), s(private, "y")),
+        (s(&k["public_jwk"], "x"), s(&k["public_jwk"], "y"))
+    );
+    assert_eq!(public.thumbprint(), s(k, "jkt"));
+    assert_eq!(
+        PublicJwk::from_json(&k["public_jwk"]).unwrap().thumbprint(),
+        s(k, "jkt")
+    );
     let jwks = jwks_keys(&v["server"]["jwks"]);
     assert_eq!(jwks.len(), 1);
     let kid = s(&v["server"]["private_jwk"], "kid");
@@ -332,6 +355,7 @@ struct Gen {
     other_device: SigningKey,
     server: SigningKey,
     other_server: SigningKey,
+    p256: P256Device,
 }
 
 impl Gen {
@@ -341,6 +365,7 @@ impl Gen {
             other_device: key("other-device"),
             server: key("server"),
             other_server: key("other-server"),
+            p256: P256Device::new("device-p256"),
         }
     }
 
@@ -477,9 +502,10 @@ fn keys(g: &Gen) -> Value {
     server["jwks"] = g.jwks();
     json!({
         "description": "keybound's fixed test keys (seed = SHA-256 of \"keybound/vectors/<label>\"). \
-            device signs the proofs, server the access tokens (kid kb-vectors-1); the other_* \
-            keys sign the forgeries.",
+            device (Ed25519) and device_p256 (P-256, label device-p256) sign the proofs, server \
+            the access tokens (kid kb-vectors-1); the other_* keys sign the forgeries.",
         "device": entry(&g.device, &jkt(&g.device)),
+        "device_p256": vectors_es256::keys_entry(g),
         "other_device": entry(&g.other_device, &jkt(&g.other_device)),
         "server": server,
         "other_server": entry(&g.other_server, "kb-vectors-other"),
@@ -559,6 +585,9 @@ fn valid(g: &Gen) -> Value {
         &long_typ,
         &jwks,
     ));
+    for c in vectors_es256::valid_cases(g, &jwks) {
+        push(c);
+    }
     json!({
         "description": "Requests that pass keybound's pure checks; expect.verified is what \
             `keybound verify` prints.",
@@ -636,10 +665,10 @@ fn invalid_cases(g: &Gen) -> Value {
     );
     add(
         "proof_alg_es256",
-        "alg ES256.",
+        "alg ES256 on an Ed25519 key's proof, signed with Ed25519.",
         header_with("alg", json!("ES256")),
         p,
-        "unsupported_alg",
+        "alg_key_mismatch",
     );
     add(
         "proof_alg_eddsa_lowercase",
@@ -701,13 +730,13 @@ fn invalid_cases(g: &Gen) -> Value {
     );
     add(
         "proof_jwk_kty_ec",
-        "jwk of kty EC.",
+        "alg EdDSA with a P-256 jwk (RFC 7515 Appendix A.3's key).",
         header_with(
             "jwk",
             json!({"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}),
         ),
         p,
-        "invalid_jwk",
+        "alg_key_mismatch",
     );
     add(
         "proof_jwk_crv_x25519",
@@ -1238,6 +1267,7 @@ fn invalid_cases(g: &Gen) -> Value {
         "duplicate_json_member",
     );
 
+    out.extend(vectors_es256::invalid_cases(g, &jwks));
     json!({
         "description": "Requests keybound must reject, each with the error and the precise \
             error_code `keybound verify` reports.",

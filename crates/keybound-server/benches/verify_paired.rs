@@ -20,8 +20,8 @@ use ed25519_dalek::SigningKey;
 use http::request::Parts;
 use keybound_proto::{
     AccessToken, AccessTokenClaims, CheckHooks, DecodeEveryTime, DpopProof, KeyDecoder,
-    ProofBuilder, ProtoError, RequestContext, Signer, access_token_hash, check_request,
-    normalize_htu,
+    ProofBuilder, ProofKey, ProtoError, PublicJwk, RequestContext, Signer, access_token_hash,
+    check_request, normalize_htu,
 };
 use keybound_server::{
     KeyRing, ManualClock, MemoryReplayStore, ServerKey, TokenCache, Verifier, replay_key,
@@ -250,7 +250,7 @@ fn main() {
     println!("pieces (min over {rounds} rounds, ns per call):");
     let proofs: Vec<String> = (0..BATCH * 4).map(|_| setup.proof()).collect();
     let parsed = DpopProof::parse(&sample_proof).unwrap();
-    let device_x = *parsed.jwk().as_bytes();
+    let device_x = *parsed.jwk().ed25519_bytes().unwrap();
     let ctx = RequestContext {
         method: "GET",
         url: URL,
@@ -337,7 +337,7 @@ fn main() {
 type Piece<'a> = Box<dyn FnMut() + 'a>;
 
 /// Hooks that know the one device key of this benchmark and skip the token signature.
-struct Remembered(ed25519_dalek::VerifyingKey);
+struct Remembered(ProofKey);
 
 impl CheckHooks for Remembered {
     fn verify_token(&mut self, _token: &AccessToken) -> Result<(), ProtoError> {
@@ -350,11 +350,11 @@ impl CheckHooks for Remembered {
 }
 
 impl KeyDecoder for Remembered {
-    fn decode(&self, x: &[u8; 32]) -> Result<ed25519_dalek::VerifyingKey, ProtoError> {
-        if x == self.0.as_bytes() {
-            Ok(self.0)
+    fn decode(&self, jwk: &PublicJwk) -> Result<ProofKey, ProtoError> {
+        if jwk == self.0.jwk() {
+            Ok(self.0.clone())
         } else {
-            DecodeEveryTime.decode(x)
+            DecodeEveryTime.decode(jwk)
         }
     }
 }

@@ -1,23 +1,23 @@
 //! Decoded proof keys of returning clients.
 //!
-//! Every proof carries its device key as a JWK; turning those 32 bytes into a curve
-//! point (and checking it is not of small order) costs about a tenth of a signature
-//! check. A client signs every request with the same key, so the verifier remembers
-//! the keys it decoded. Decoding is a pure function of the bytes: a remembered key is
-//! exactly what decoding again would give, so the checks are unchanged.
+//! Every proof carries its device key as a JWK; turning it into a curve point (and
+//! checking it is usable: an Ed25519 point not of small order, a P-256 point on the
+//! curve) costs a noticeable part of a signature check. A client signs every request
+//! with the same key, so the verifier remembers the keys it decoded. Decoding is a pure
+//! function of the JWK: a remembered key is exactly what decoding again would give, so
+//! the checks are unchanged.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::sync::{Mutex, PoisonError};
 
-use ed25519_dalek::VerifyingKey;
-use keybound_proto::{DecodeEveryTime, KeyDecoder, ProtoError};
+use keybound_proto::{DecodeEveryTime, KeyDecoder, ProofKey, ProtoError, PublicJwk};
 
 const SHARDS: usize = 16;
 
-type Shard = Mutex<HashMap<[u8; 32], VerifyingKey, RandomState>>;
+type Shard = Mutex<HashMap<PublicJwk, ProofKey, RandomState>>;
 
-/// A bounded map from a key's bytes to its decoded form. Only keys that decoded
+/// A bounded map from a key's JWK to its decoded form. Only keys that decoded
 /// successfully are kept; a full shard drops an arbitrary entry (hash order, so in
 /// effect a random one) to make room.
 pub(crate) struct ProofKeyCache {
@@ -46,23 +46,33 @@ impl ProofKeyCache {
 }
 
 impl KeyDecoder for ProofKeyCache {
-    fn decode(&self, x: &[u8; 32]) -> Result<VerifyingKey, ProtoError> {
+    fn decode(&self, jwk: &PublicJwk) -> Result<ProofKey, ProtoError> {
         if self.shard_capacity == 0 {
-            return DecodeEveryTime.decode(x);
+            return DecodeEveryTime.decode(jwk);
         }
         // The map is only ever changed by single operations: a poisoned lock is fine.
-        let shard = &self.shards[usize::from(x[31]) % SHARDS];
-        if let Some(key) = shard.lock().unwrap_or_else(PoisonError::into_inner).get(x) {
-            return Ok(*key);
+        // The last byte of a public key picks the shard (any byte is as good as random).
+        let last = match (jwk.ed25519_bytes(), jwk.p256_coordinates()) {
+            (Some(x), _) => x[31],
+            (None, Some((_, y))) => y[31],
+            (None, None) => 0,
+        };
+        let shard = &self.shards[usize::from(last) % SHARDS];
+        if let Some(key) = shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(jwk)
+        {
+            return Ok(key.clone());
         }
-        let key = DecodeEveryTime.decode(x)?;
+        let key = DecodeEveryTime.decode(jwk)?;
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= self.shard_capacity {
             if let Some(old) = map.keys().next().copied() {
                 map.remove(&old);
             }
         }
-        map.insert(*x, key);
+        map.insert(*jwk, key.clone());
         Ok(key)
     }
 }
@@ -71,26 +81,53 @@ impl KeyDecoder for ProofKeyCache {
 mod tests {
     use super::*;
 
+    fn ed25519(seed: u8) -> PublicJwk {
+        PublicJwk::from_verifying_key(
+            &ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key(),
+        )
+    }
+
+    /// A P-256 public key (the generator point G).
+    fn p256() -> PublicJwk {
+        let hex = |s: &str| -> [u8; 32] {
+            std::array::from_fn(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        };
+        PublicJwk::from_p256_coordinates(
+            hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+            hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"),
+        )
+    }
+
     #[test]
     fn remembers_good_keys_only() {
         let cache = ProofKeyCache::new(SHARDS);
-        let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]).verifying_key();
-        assert_eq!(cache.decode(key.as_bytes()), Ok(key));
-        assert_eq!(cache.decode(key.as_bytes()), Ok(key));
-        assert_eq!(cache.len(), 1);
+        for jwk in [ed25519(3), p256()] {
+            assert_eq!(cache.decode(&jwk), jwk.decode());
+            assert_eq!(cache.decode(&jwk).unwrap().jwk(), &jwk);
+        }
+        assert_eq!(cache.len(), 2);
         let mut identity = [0u8; 32];
         identity[0] = 1;
+        let identity = PublicJwk::from_bytes(identity);
         assert_eq!(cache.decode(&identity), Err(ProtoError::WeakKey));
         assert_eq!(cache.decode(&identity), Err(ProtoError::WeakKey));
-        assert_eq!(cache.len(), 1);
+        let (x, y) = p256().p256_coordinates().map(|(x, y)| (*x, *y)).unwrap();
+        let mut off_curve = y;
+        off_curve[0] ^= 1;
+        let off_curve = PublicJwk::from_p256_coordinates(x, off_curve);
+        assert!(matches!(
+            cache.decode(&off_curve),
+            Err(ProtoError::InvalidJwk { .. })
+        ));
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]
     fn stays_bounded() {
         let cache = ProofKeyCache::new(SHARDS * 2);
         for seed in 0..200u8 {
-            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
-            assert_eq!(cache.decode(key.as_bytes()), Ok(key));
+            let jwk = ed25519(seed);
+            assert_eq!(cache.decode(&jwk), jwk.decode());
         }
         assert!(cache.len() <= SHARDS * 2);
     }
@@ -98,8 +135,7 @@ mod tests {
     #[test]
     fn disabled_cache_decodes_every_time() {
         let cache = ProofKeyCache::new(0);
-        let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]).verifying_key();
-        assert_eq!(cache.decode(key.as_bytes()), Ok(key));
+        assert_eq!(cache.decode(&ed25519(3)), ed25519(3).decode());
         assert_eq!(cache.len(), 0);
     }
 }

@@ -8,14 +8,11 @@
 
 use http::StatusCode;
 use keybound_proto::wire::{code, oauth};
-use keybound_proto::{CheckError, Credential, ErrorBody, ProtoError};
+use keybound_proto::{CheckError, Credential, ErrorBody, ProofAlgs, ProtoError};
 
 use crate::replay::ReplayError;
 use crate::response;
 use crate::session_check::SessionDenied;
-
-/// The only algorithm keybound accepts, announced in every DPoP challenge.
-const ALGS: &str = "EdDSA";
 
 /// A refused request: one variant per failure, each with a stable code.
 ///
@@ -38,7 +35,7 @@ const ALGS: &str = "EdDSA";
 /// let response = rejection.into_http_response();
 /// assert_eq!(
 ///     response.headers()["www-authenticate"],
-///     r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="EdDSA""#
+///     r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="EdDSA ES256""#
 /// );
 /// assert!(response.body().contains(r#""error_code":"invalid_auth_scheme""#));
 /// ```
@@ -218,14 +215,22 @@ impl Rejection {
     }
 
     /// The `WWW-Authenticate` challenge of a `401`:
-    /// `DPoP error="…", error_description="…", algs="EdDSA"`. `None` for a `503`, which
-    /// is no authentication challenge.
+    /// `DPoP error="…", error_description="…", algs="EdDSA ES256"`, listing every proof
+    /// algorithm keybound accepts by default. `None` for a `503`, which is no
+    /// authentication challenge. A verifier limited to some algorithms renders its
+    /// challenges with [`www_authenticate_for`](Self::www_authenticate_for).
     pub fn www_authenticate(&self) -> Option<String> {
+        self.www_authenticate_for(ProofAlgs::ALL)
+    }
+
+    /// [`www_authenticate`](Self::www_authenticate) advertising `algs` (RFC 9449 §7.1:
+    /// the proof algorithms the server accepts, space-separated).
+    pub fn www_authenticate_for(&self, algs: ProofAlgs) -> Option<String> {
         if self.is_unavailable() {
             return None;
         }
         Some(format!(
-            r#"DPoP error="{}", error_description="{}", algs="{ALGS}""#,
+            r#"DPoP error="{}", error_description="{}", algs="{algs}""#,
             self.oauth_error(),
             quoted_string_safe(&self.description()),
         ))
@@ -233,12 +238,19 @@ impl Rejection {
 
     /// The complete response: status, `WWW-Authenticate` (401) or `Retry-After: 1`
     /// (503), `DPoP-Nonce` for a nonce challenge, `Cache-Control: no-store`, and the JSON
-    /// [`body`](Self::body) as `application/json`.
+    /// [`body`](Self::body) as `application/json`. The challenge lists every proof
+    /// algorithm ([`ProofAlgs::ALL`]); [`Verifier::response`](crate::Verifier::response)
+    /// renders a rejection with its verifier's algorithms.
     pub fn into_http_response(self) -> http::Response<String> {
+        self.into_http_response_for(ProofAlgs::ALL)
+    }
+
+    /// [`into_http_response`](Self::into_http_response) advertising `algs`.
+    pub fn into_http_response_for(self, algs: ProofAlgs) -> http::Response<String> {
         response::error(
             self.status(),
             &self.body(),
-            self.www_authenticate().as_deref(),
+            self.www_authenticate_for(algs).as_deref(),
             self.nonce(),
         )
     }

@@ -10,6 +10,7 @@
 //! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
 //! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
 //! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
+//! | `KEYBOUND_PROOF_ALGS` | `EdDSA,ES256` | the proof algorithms accepted and advertised (`algs` of the DPoP challenge): `EdDSA`, `ES256` or both |
 //! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` / `rediss://…` |
 //! | `KEYBOUND_REDIS_PREFIX` | `keybound:` | prefix of every Redis key and of the revocation channel |
 //! | `KEYBOUND_REDIS_TIMEOUT_MS` | `2000` | timeout of every Redis call; requests fail closed (`503`) after it |
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use keybound_proto::ProofAlgs;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{Policy, RefreshSecret};
@@ -73,6 +75,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Whether proofs must carry server nonces.
     pub nonce: bool,
+    /// The proof algorithms accepted (and advertised in DPoP challenges).
+    pub proof_algs: ProofAlgs,
     /// Where sessions live.
     pub store: StoreSpec,
     /// Where the server key and refresh secret persist, if anywhere.
@@ -164,6 +168,13 @@ impl Settings {
                 });
             }
         };
+        let proof_algs = match get("KEYBOUND_PROOF_ALGS") {
+            None => ProofAlgs::ALL,
+            Some(v) => v.parse().map_err(|e| SettingsError::Invalid {
+                name: "KEYBOUND_PROOF_ALGS",
+                reason: format!("{v:?}: {e}"),
+            })?,
+        };
         let store = match get("KEYBOUND_STORE") {
             None => StoreSpec::Memory,
             Some(v) => parse_store(v.trim())?,
@@ -220,6 +231,7 @@ impl Settings {
             public_origin,
             policy,
             nonce,
+            proof_algs,
             store,
             key_file,
             redis_prefix,
@@ -342,6 +354,7 @@ mod tests {
         assert_eq!(s.redis_prefix, "keybound:");
         assert_eq!(s.redis_timeout, Duration::from_secs(2));
         assert!(!s.nonce);
+        assert_eq!(s.proof_algs, ProofAlgs::ALL);
         assert_eq!(s.policy, Policy::default());
     }
 
@@ -355,6 +368,7 @@ mod tests {
             ("KEYBOUND_ABSOLUTE_LIFETIME_SECS", "600"),
             ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
             ("KEYBOUND_NONCE", "on"),
+            ("KEYBOUND_PROOF_ALGS", "ES256"),
             ("KEYBOUND_STORE", "sqlite:data/s.db"),
             ("KEYBOUND_REDIS_PREFIX", "shop:"),
             ("KEYBOUND_REDIS_TIMEOUT_MS", "500"),
@@ -366,6 +380,10 @@ mod tests {
         assert_eq!(s.policy.access_token_lifetime(), Duration::from_secs(10));
         assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
         assert!(s.nonce);
+        assert_eq!(
+            s.proof_algs,
+            ProofAlgs::only(keybound_proto::ProofAlg::ES256)
+        );
         assert_eq!(s.store, StoreSpec::Sqlite("data/s.db".into()));
     }
 
@@ -407,6 +425,11 @@ mod tests {
                 vec![("KEYBOUND_DBSC_UNBOUND_SECS", "301")],
                 "KEYBOUND_DBSC_UNBOUND_SECS",
             ),
+            (
+                vec![("KEYBOUND_PROOF_ALGS", "RS256")],
+                "KEYBOUND_PROOF_ALGS",
+            ),
+            (vec![("KEYBOUND_PROOF_ALGS", ",")], "KEYBOUND_PROOF_ALGS"),
             (vec![("KEYBOUND_STORE", "postgres://x")], "KEYBOUND_STORE"),
             (vec![("KEYBOUND_STORE", "sqlite:")], "KEYBOUND_STORE"),
             (

@@ -15,8 +15,8 @@ use ed25519_dalek::VerifyingKey;
 use http::header::{AUTHORIZATION, HeaderName};
 use http::{HeaderMap, Method, Uri};
 use keybound_proto::{
-    AccessToken, CheckHooks, CheckedRequest, Credential, DpopProof, KeyDecoder, ProofClaims,
-    ProtoError, PublicJwk, RequestContext, check_request, normalize_htu,
+    AccessToken, CheckHooks, CheckedRequest, Credential, DpopProof, KeyDecoder, ProofAlgs,
+    ProofClaims, ProtoError, PublicJwk, RequestContext, check_request, normalize_htu,
 };
 use serde_json::{Value, json};
 
@@ -218,6 +218,7 @@ struct Inner {
     nonces: Option<Nonces>,
     token_cache: TokenCache,
     proof_keys: ProofKeyCache,
+    proof_algs: ProofAlgs,
 }
 
 /// Configures a [`Verifier`]. Required: [`public_origin`](Self::public_origin), the
@@ -236,6 +237,7 @@ pub struct VerifierBuilder {
     nonces: Option<Nonces>,
     token_cache_capacity: usize,
     proof_key_cache_capacity: usize,
+    proof_algs: ProofAlgs,
 }
 
 impl std::fmt::Debug for VerifierBuilder {
@@ -338,6 +340,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// The proof algorithms accepted (default [`ProofAlgs::ALL`]: `EdDSA` and `ES256`).
+    /// A proof of another `alg` is refused with `unsupported_alg`, and every DPoP
+    /// challenge lists exactly these in its `algs` parameter (RFC 9449 §7.1).
+    pub fn proof_algs(mut self, algs: ProofAlgs) -> Self {
+        self.proof_algs = algs;
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, VerifierConfigError> {
         let origin = self.origin.ok_or(VerifierConfigError::MissingOrigin)?;
@@ -361,6 +371,7 @@ impl VerifierBuilder {
                 nonces: self.nonces,
                 token_cache: TokenCache::new(self.token_cache_capacity),
                 proof_keys: ProofKeyCache::new(self.proof_key_cache_capacity),
+                proof_algs: self.proof_algs,
             }),
         })
     }
@@ -396,6 +407,7 @@ impl Verifier {
             nonces: None,
             token_cache_capacity: TokenCache::DEFAULT_CAPACITY,
             proof_key_cache_capacity: 8_192,
+            proof_algs: ProofAlgs::ALL,
         }
     }
 
@@ -458,6 +470,17 @@ impl Verifier {
     pub fn public_origin(&self) -> &str {
         &self.inner.origin
     }
+
+    /// The proof algorithms this verifier accepts (and advertises in challenges).
+    pub fn proof_algs(&self) -> ProofAlgs {
+        self.inner.proof_algs
+    }
+
+    /// The HTTP response for one of this verifier's rejections: the challenge lists
+    /// this verifier's [`proof_algs`](Self::proof_algs).
+    pub fn response(&self, rejection: Rejection) -> http::Response<String> {
+        rejection.into_http_response_for(self.inner.proof_algs)
+    }
 }
 
 /// A token whose signature just verified, to be cached once the whole check passed.
@@ -516,6 +539,10 @@ impl CheckHooks for Hooks<'_> {
 
     fn decoder(&self) -> &dyn KeyDecoder {
         &self.inner.proof_keys
+    }
+
+    fn proof_algs(&self) -> ProofAlgs {
+        self.inner.proof_algs
     }
 
     fn url_is_normalized(&self) -> bool {

@@ -63,7 +63,7 @@ impl Reply {
                 challenge.starts_with(&format!("DPoP error=\"{error}\", error_description=\"")),
                 "{challenge}"
             );
-            assert!(challenge.ends_with(", algs=\"EdDSA\""), "{challenge}");
+            assert!(challenge.ends_with(", algs=\"EdDSA ES256\""), "{challenge}");
         } else {
             assert_eq!(challenge, None);
         }
@@ -232,7 +232,7 @@ async fn login_refuses_bad_proofs_before_looking_at_credentials() {
     assert_eq!(
         reply.header("www-authenticate"),
         Some(
-            r#"DPoP error="invalid_dpop_proof", error_description="the request has no DPoP proof", algs="EdDSA""#
+            r#"DPoP error="invalid_dpop_proof", error_description="the request has no DPoP proof", algs="EdDSA ES256""#
         )
     );
 
@@ -398,7 +398,7 @@ async fn session_extractor_rejects_each_bad_credential() {
     assert_eq!(
         reply.header("www-authenticate"),
         Some(
-            r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="EdDSA""#
+            r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="EdDSA ES256""#
         )
     );
 

@@ -186,7 +186,7 @@ fn assert_rejected<T: std::fmt::Debug>(
             challenge.starts_with(&format!("DPoP error=\"{oauth_error}\"")),
             "{challenge}"
         );
-        assert!(challenge.ends_with("algs=\"EdDSA\""), "{challenge}");
+        assert!(challenge.ends_with("algs=\"EdDSA ES256\""), "{challenge}");
     }
     rejection
 }
@@ -458,11 +458,19 @@ async fn alg_none_is_refused() {
 }
 
 #[tokio::test]
-async fn alg_hs256_and_es256_are_refused() {
+async fn unknown_algs_are_refused_and_es256_needs_a_p256_key() {
     let fx = Fx::new();
     // `Ed25519` (RFC 9864's fully specified name for EdDSA over Ed25519) is accepted,
     // as panva's `dpop` signs with it; lowercase `eddsa` is not an algorithm name.
-    for alg in ["HS256", "ES256", "eddsa", "none", "EdDSA+x"] {
+    let header =
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": fx.device.public_jwk().to_json()});
+    let proof = jws(&header, &fx.proof_claims(), &fx.device);
+    assert_rejected(
+        fx.call(&proof).await,
+        "alg_key_mismatch",
+        "invalid_dpop_proof",
+    );
+    for alg in ["HS256", "ES384", "es256", "eddsa", "none", "EdDSA+x"] {
         let header =
             json!({"typ": "dpop+jwt", "alg": alg, "jwk": fx.device.public_jwk().to_json()});
         let proof = jws(&header, &fx.proof_claims(), &fx.device);

@@ -15,7 +15,7 @@ export const JS_DIR = path.join(ROOT, "js");
 const PAGES = path.join(ROOT, "tests/browser/pages");
 
 /** Whether `js/build.sh` has produced the package. */
-export const sdkBuilt = existsSync(path.join(JS_DIR, "pkg/keybound_client_bg.wasm"));
+export const sdkBuilt = existsSync(path.join(JS_DIR, "pkg/keybound.js"));
 export const SDK_MISSING = "the SDK is not built: run js/build.sh";
 
 export function launch() {

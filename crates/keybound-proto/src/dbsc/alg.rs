@@ -1,6 +1,8 @@
 //! The two signature algorithms DBSC uses.
 
-use std::fmt;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::fmt;
 
 use super::DbscError;
 

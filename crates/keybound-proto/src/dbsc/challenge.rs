@@ -10,7 +10,9 @@
 //! asks for a new challenge after every refusal, and a deterministic challenge would
 //! be refused again.
 
-use std::time::Duration;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -46,7 +48,7 @@ impl ChallengePurpose {
 /// Issues and checks DBSC challenges.
 ///
 /// ```
-/// use std::time::Duration;
+/// use core::time::Duration;
 /// use keybound_proto::dbsc::{ChallengePurpose, Challenges};
 /// let challenges = Challenges::from_secret(&[7u8; 32], Duration::from_secs(60));
 /// let now_ms = 1_700_000_000_000;
@@ -61,8 +63,8 @@ pub struct Challenges {
     tolerance_ms: i64,
 }
 
-impl std::fmt::Debug for Challenges {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Challenges")
             .field("lifetime_ms", &self.lifetime_ms)
             .field("tolerance_ms", &self.tolerance_ms)

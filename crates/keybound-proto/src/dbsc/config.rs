@@ -1,6 +1,8 @@
 //! The session configuration JSON a registration (and optionally a refresh) answers
 //! with, the answer that ends a session, and the bound cookie it describes.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

@@ -1,5 +1,7 @@
 //! The refusals of the DBSC checks, with stable machine codes.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use thiserror::Error;
 
 use crate::ProtoError;

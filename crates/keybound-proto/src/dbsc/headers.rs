@@ -2,6 +2,8 @@
 //! browser sends.
 
 use super::{DbscAlg, DbscError, sf};
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Response header starting a registration (an sf-list of inner lists of algorithms).
 pub const REGISTRATION_HEADER: &str = "Secure-Session-Registration";

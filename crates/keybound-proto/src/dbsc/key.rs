@@ -5,6 +5,8 @@
 //! refuse such keys); everything that can be checked without curve arithmetic is
 //! checked here.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -35,8 +37,8 @@ pub enum DbscKey {
     },
 }
 
-impl std::fmt::Debug for DbscKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for DbscKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DbscKey")
             .field("alg", &self.alg())
             .field("jkt", &self.thumbprint())

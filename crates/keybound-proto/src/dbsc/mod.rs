@@ -18,6 +18,8 @@
 //!
 //! Every refusal is a [`DbscError`] with a stable code.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 mod alg;
 mod challenge;
 mod config;

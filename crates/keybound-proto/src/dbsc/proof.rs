@@ -6,7 +6,9 @@
 //! `{"alg","typ"}` . `{"jti"}`. The spec's draft also allows the key as a `key` claim
 //! and adds `aud`, `iat` and (at refresh) `sub`; they are read and checked when present.
 
-use std::time::Duration;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::time::Duration;
 
 use serde_json::{Map, Value};
 

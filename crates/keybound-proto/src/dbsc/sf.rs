@@ -3,6 +3,8 @@
 //! (the spec's form) or bare (Chromium 156's form).
 
 use super::DbscError;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Writes `value` as an sf-string: printable ASCII only (RFC 9651 §4.1.6), with `"` and
 /// `\` escaped.

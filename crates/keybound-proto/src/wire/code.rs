@@ -6,6 +6,8 @@
 //! list for readers). A code never changes its meaning; new ones may be added.
 
 use super::Code;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 codes! {
     // The protocol core's checks of a proof or an access token (`ProtoError`).
@@ -20,12 +22,14 @@ codes! {
         "A JWS part contains the same JSON member twice.";
     UNSUPPORTED_ALG = "unsupported_alg":
         "The `alg` header is missing or not an accepted algorithm.";
+    ALG_KEY_MISMATCH = "alg_key_mismatch":
+        "The `alg` header and the key's type disagree (`ES256` with `OKP`, `EdDSA` with `EC`, …).";
     INVALID_TYP = "invalid_typ": "The `typ` header is missing or wrong for this kind of JWT.";
     UNKNOWN_CRIT = "unknown_crit":
         "The header has a `crit` member naming extensions keybound does not understand.";
     INVALID_JWK = "invalid_jwk": "The `jwk` header is missing or not an accepted public key.";
     PRIVATE_KEY_IN_JWK = "private_key_in_jwk": "The `jwk` header carries private key material.";
-    WEAK_KEY = "weak_key": "The public key is weak (small order).";
+    WEAK_KEY = "weak_key": "The public key is weak (Ed25519 of small order, the P-256 identity).";
     MISSING_CLAIM = "missing_claim": "A required claim or header member is absent.";
     INVALID_CLAIM = "invalid_claim": "A claim has the wrong type or an unusable value.";
     HTM_MISMATCH = "htm_mismatch": "The proof's `htm` does not match the request method.";
@@ -39,6 +43,10 @@ codes! {
     JKT_MISMATCH = "jkt_mismatch": "The access token is bound to another key than the proof's.";
     NON_CANONICAL_SIGNATURE = "non_canonical_signature":
         "The signature's S component is not below the group order.";
+    MALFORMED_SIGNATURE = "malformed_signature":
+        "The signature is not of the form its `alg` requires (ES256: the 64-byte `r || s`, not DER).";
+    SIGNATURE_OUT_OF_RANGE = "signature_out_of_range":
+        "An ES256 signature's `r` or `s` is zero or not below the group order.";
     INVALID_SIGNATURE = "invalid_signature": "The signature does not verify.";
     UNKNOWN_KID = "unknown_kid": "The access token names a key id the server does not know.";
     TOKEN_EXPIRED = "token_expired": "The access token has expired.";
@@ -51,11 +59,8 @@ codes! {
     MISSING_HEADER = "missing_header": "A DBSC request header the check needs is absent.";
     INVALID_HEADER = "invalid_header": "A DBSC header is present but not of its syntax.";
     UNENCODABLE_VALUE = "unencodable_value": "A value cannot be sent in a header.";
-    ALG_KEY_MISMATCH = "alg_key_mismatch": "The key type does not match the proof's `alg`.";
     MISSING_KEY = "missing_key": "The DBSC registration proof carries no key.";
     KEY_MISMATCH = "key_mismatch": "The DBSC proof's key is not the session's key.";
-    MALFORMED_SIGNATURE = "malformed_signature":
-        "The signature is not of the length its `alg` requires.";
     INVALID_CHALLENGE = "invalid_challenge": "The DBSC challenge was not issued for this session.";
     CHALLENGE_EXPIRED = "challenge_expired": "The DBSC challenge has expired.";
     AUTHORIZATION_MISMATCH = "authorization_mismatch":

@@ -5,6 +5,8 @@
 //! A word that crosses the wire is spelled here and nowhere else; the server's error
 //! types, its endpoints and the SDK name these items.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

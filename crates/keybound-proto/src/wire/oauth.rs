@@ -3,6 +3,8 @@
 //! the body's `error_code` ([`code`](super::code)).
 
 use super::Code;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 codes! {
     INVALID_TOKEN = "invalid_token":

@@ -1,7 +1,9 @@
 //! Session states and the session summary, as the server's endpoints send them and
 //! the SDK reads them.
 
-use std::fmt;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::fmt;
 
 use serde::{Deserialize, Serialize};
 

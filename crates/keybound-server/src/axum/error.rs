@@ -13,7 +13,7 @@ use crate::{LifecycleError, Rejection, response};
 ///
 /// | variant | status | `error` | `error_code` |
 /// |---|---|---|---|
-/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
+/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA ES256"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
 /// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
 /// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |

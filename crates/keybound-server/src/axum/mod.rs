@@ -52,7 +52,7 @@
 //!
 //! | status | `error` | headers | `error_code` (examples) |
 //! |---|---|---|---|
-//! | 401 | `invalid_dpop_proof` | `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="…", algs="EdDSA"` | `missing_proof`, `htu_mismatch`, `iat_too_old`, `invalid_signature`, `replayed_jti`, … |
+//! | 401 | `invalid_dpop_proof` | `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="…", algs="EdDSA ES256"` | `missing_proof`, `htu_mismatch`, `iat_too_old`, `invalid_signature`, `replayed_jti`, … |
 //! | 401 | `invalid_token` | `WWW-Authenticate: DPoP error="invalid_token", …` | `missing_token`, `invalid_auth_scheme` (`Bearer`), `ath_mismatch`, `token_expired`, `session_revoked`, `session_closed`, `session_expired`, … |
 //! | 401 | `use_dpop_nonce` | `WWW-Authenticate: DPoP error="use_dpop_nonce", …` and `DPoP-Nonce` | `use_dpop_nonce` (no nonce), `invalid_nonce` (stale) |
 //! | 503 | `temporarily_unavailable` | `Retry-After: 1` | `session_store_unavailable`, `replay_store_unavailable` |

@@ -161,7 +161,8 @@ impl Setup {
             .key_ring(keys)
             .clock(self.clock.clone())
             .replay_store(replay)
-            .session_check(Arc::new(service.clone()));
+            .session_check(Arc::new(service.clone()))
+            .proof_algs(settings.proof_algs);
         if settings.nonce {
             let nonces = Nonces::generate(Duration::from_secs(60)).map_err(|e| {
                 SetupError::Settings(SettingsError::Invalid {

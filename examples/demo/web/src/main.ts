@@ -125,9 +125,11 @@ function updateHeader(): void {
   byId<HTMLButtonElement>("sign-out").hidden = kb.state !== "active";
 }
 
-function keyKindText(kind: string | null): string {
-  if (kind === "webcrypto") return "WebCrypto Ed25519, non-extractable";
-  if (kind === "wasm") return "Ed25519 in WebAssembly, seed sealed by a non-extractable AES-GCM key";
+function keyKindText(kind: string | null, persistent = true): string {
+  // Without storage (Safari's Lockdown Mode, some private modes) key and session live in this tab.
+  const where = persistent ? "" : "; kept in this tab only, this browser gives no storage";
+  if (kind === "webcrypto") return `WebCrypto Ed25519, non-extractable${where}`;
+  if (kind === "wasm") return `Ed25519 in WebAssembly, seed sealed by a non-extractable AES-GCM key${where}`;
   return "none (created at the next sign-in)";
 }
 
@@ -363,7 +365,7 @@ function renderSignIn(message: string | null = null): void {
         h(
           "ol",
           {},
-          h("li", {}, "This browser holds a device key: ", h("strong", { "data-testid": "key-kind" }, keyKindText(kb.keyKind)), "."),
+          h("li", {}, "This browser holds a device key: ", h("strong", { "data-testid": "key-kind" }, keyKindText(kb.keyKind, kb.persistent)), "."),
           h("li", {}, "Signing in proves possession of that key; the session is bound to it."),
           h("li", {}, "Every API call carries a fresh signature (DPoP). A stolen token is useless on another device."),
           h("li", {}, "Tokens refresh silently while you use the app; an idle session ends, and you are asked first."),
@@ -550,7 +552,7 @@ function tick(): void {
   refs.sessionState.className = `badge state-${state}`;
   refs.sessionState.textContent = state;
   refs.sessionId.textContent = s ? `session ${short(s.id, 8)}` : "";
-  refs.keyKind.textContent = keyKindText(kb.keyKind);
+  refs.keyKind.textContent = keyKindText(kb.keyKind, kb.persistent);
   refs.thumbprint.textContent = short(kb.thumbprint, 10);
   const now = Date.now();
   const meter = (left: HTMLElement, bar: HTMLElement, end: number | undefined, total: number, lapsed: string) => {

@@ -1,0 +1,188 @@
+//! One signed exchange: the proof for each attempt, and what each answer means (with
+//! the one retry budget of [`RetryBudget`]).
+
+#[allow(unused_imports)]
+use crate::prelude::*;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use keybound_proto::{ProofBuilder, b64};
+use zeroize::Zeroizing;
+
+use super::Engine;
+use crate::answer::{Answer, Exchange, RetryBudget, Step, dpop_challenge_error};
+use crate::{ClientError, Terminal, parse_http_date};
+
+/// [`Engine::answer`]'s step codes (the low four bits of its result).
+pub(crate) mod step {
+    pub(crate) const TAKE_TOKENS: u32 = 0;
+    pub(crate) const DELIVER: u32 = 1;
+    pub(crate) const RETRY: u32 = 2;
+    pub(crate) const REFRESH_THEN_RETRY: u32 = 3;
+    pub(crate) const ENDED: u32 = 4;
+    pub(crate) const FAIL: u32 = 5;
+}
+
+/// The number a terminal state travels as (bits 4–7 of [`Engine::answer`]'s result).
+pub(crate) fn terminal_index(terminal: Terminal) -> u32 {
+    match terminal {
+        Terminal::Expired => 1,
+        Terminal::Revoked => 2,
+        Terminal::Closed => 3,
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
+impl Engine {
+    /// The signing input (`header.payload`) of a DPoP proof for `method` and `url` by
+    /// the device key, at the server's time, with `ath` for `access_token`, the given
+    /// `nonce` or else the last one `url`'s origin gave, and `jti` from 16 random bytes.
+    /// `None` (and an error) without a key or for a URL that is not http(s).
+    pub fn proof_input(
+        &mut self,
+        method: &str,
+        url: &str,
+        access_token: Option<String>,
+        nonce: Option<String>,
+        jti: &[u8],
+        now: f64,
+    ) -> Option<String> {
+        let access_token = access_token.map(Zeroizing::new);
+        let Some(key) = &self.key else {
+            self.fail(ClientError::NotLoggedIn);
+            return None;
+        };
+        let Ok(jti) = <[u8; 16]>::try_from(jti) else {
+            self.fail(ClientError::Crypto { op: "random" });
+            return None;
+        };
+        let iat = self.clock.server_now_secs(now);
+        let mut builder = match ProofBuilder::new(key.jwk, method, url, iat, jti) {
+            Ok(builder) => builder,
+            Err(error) => {
+                self.fail(error.into());
+                return None;
+            }
+        };
+        if let Some(token) = &access_token {
+            builder = builder.access_token(token);
+        }
+        let nonce = nonce.or_else(|| self.nonces.get(url).map(str::to_owned));
+        if let Some(nonce) = &nonce {
+            builder = builder.nonce(nonce);
+        }
+        Some(builder.signing_input())
+    }
+
+    /// The compact proof: `input` and its 64-byte Ed25519 signature.
+    pub fn proof_finish(input: &str, signature: &[u8]) -> String {
+        let mut proof = String::with_capacity(input.len() + 87);
+        proof.push_str(input);
+        proof.push('.');
+        proof.push_str(&b64::encode(signature));
+        proof
+    }
+
+    /// The access token to send, for exchanges that carry it. `None` (and the error:
+    /// `not_logged_in`, `session_revoked`, …) without a live session.
+    pub fn access_token(&mut self) -> Option<String> {
+        if !self.require_active() {
+            return None;
+        }
+        let token = self
+            .live
+            .as_ref()
+            .map(|l| l.tokens.access_token().to_owned());
+        if token.is_none() {
+            self.fail(ClientError::NotLoggedIn);
+        }
+        token
+    }
+
+    /// Reads an answer to an exchange of kind `exchange` (see
+    /// [`Exchange::from_index`]) to `url`: remembers its nonce, corrects the clock on a
+    /// refused `iat`, and decides the next step with the exchange's retry `budget`.
+    /// The result is `step | terminal << 4 | budget << 8` (steps: 0 take tokens, 1
+    /// deliver, 2 retry, 3 refresh then retry, 4 ended, 5 fail); failures leave their
+    /// error for [`take_error`](Self::take_error).
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer(
+        &mut self,
+        exchange: u32,
+        budget: u32,
+        url: &str,
+        status: u16,
+        www_authenticate: Option<String>,
+        error: Option<String>,
+        error_code: Option<String>,
+        description: Option<String>,
+        nonce: Option<String>,
+        date: Option<String>,
+        sent: f64,
+        received: f64,
+    ) -> u32 {
+        let exchange = Exchange::from_index(exchange).unwrap_or(Exchange::Resource);
+        let mut budget = RetryBudget::from_bits(budget);
+        if let Some(nonce) = &nonce {
+            self.nonces.remember(url, nonce);
+        }
+        let challenge_error = www_authenticate.as_deref().and_then(dpop_challenge_error);
+        let answer = Answer {
+            status,
+            challenge_error: challenge_error.as_deref(),
+            error: error.as_deref(),
+            error_code: error_code.as_deref(),
+            has_nonce: nonce.is_some(),
+        };
+        let step = budget.step(exchange, &answer);
+        let failure = ClientError::from_server(
+            status,
+            answer.error_name(),
+            answer.error_code,
+            description.as_deref(),
+        );
+        self.last_answer = None;
+        let code = match step {
+            Step::TakeTokens => step::TAKE_TOKENS,
+            Step::Deliver => {
+                self.last_answer = Some(failure);
+                step::DELIVER
+            }
+            Step::Retry => {
+                if answer.verdict() == crate::answer::Verdict::ClockSkew {
+                    if let Some(secs) = date.as_deref().and_then(parse_http_date) {
+                        self.clock = self.clock.learn(secs, sent, received);
+                    }
+                }
+                step::RETRY
+            }
+            Step::RefreshThenRetry => step::REFRESH_THEN_RETRY,
+            Step::Ended(terminal) => {
+                self.fail(ClientError::SessionEnded(terminal));
+                step::ENDED | terminal_index(terminal) << 4
+            }
+            Step::Fail => {
+                self.fail(failure);
+                step::FAIL
+            }
+        };
+        code | budget.to_bits() << 8
+    }
+
+    /// Leaves the error the last delivered answer stands for (for a caller that got
+    /// the answer but needed a success).
+    pub fn answer_error(&mut self) {
+        if let Some(error) = self.last_answer.take() {
+            self.fail(error);
+        }
+    }
+
+    /// Whether an error with `code` (and HTTP `status`, 0 if none) may pass if retried
+    /// later (network trouble, 5xx, 408, 429): such failures keep the session.
+    pub fn is_transient(code: &str, status: u16) -> bool {
+        code == keybound_proto::wire::code::NETWORK_ERROR
+            || status >= 500
+            || status == 408
+            || status == 429
+    }
+}

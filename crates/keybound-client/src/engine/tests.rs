@@ -1,0 +1,418 @@
+use keybound_proto::DpopProof;
+use keybound_proto::ed25519_dalek::{Signer, SigningKey};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use super::Engine;
+use super::exchange::step;
+use super::session::adopted;
+
+const ORIGIN: &str = "https://app.example";
+/// Local time of the tests: 1,000,000 s after the epoch.
+const NOW: f64 = 1_000_000_000.0;
+
+fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[5u8; 32])
+}
+
+fn engine_with_key() -> Engine {
+    let mut engine = Engine::new("https://app.example/session/", 120.0);
+    assert_eq!(engine.take_error(), None);
+    let x = signing_key().verifying_key().to_bytes();
+    assert!(engine.set_key("webcrypto", &x));
+    engine
+}
+
+/// A token response issued now: 300 s access token, idle end in 1800 s, absolute in 12 h.
+fn respond(engine: &mut Engine, session_id: &str, access_token: &str) -> bool {
+    let now = NOW / 1000.0;
+    engine.take_response(
+        Some(access_token.into()),
+        Some("DPoP".into()),
+        300.0,
+        Some("rt-1".into()),
+        Some(session_id.into()),
+        now + 43_200.0,
+        now + 1_800.0,
+        now,
+        NOW,
+        NOW + 10.0,
+    )
+}
+
+fn logged_in() -> Engine {
+    let mut engine = engine_with_key();
+    assert!(respond(&mut engine, "s1", "at-1"));
+    let taken = engine.adopt_pending("stamp-1");
+    assert_eq!(taken, adopted::TAKEN | adopted::NEW_SESSION);
+    assert_eq!(engine.next_event().as_deref(), Some("login"));
+    engine
+}
+
+fn sign(engine: &mut Engine, url: &str, token: Option<&str>) -> DpopProof {
+    let input = engine
+        .proof_input("GET", url, token.map(Into::into), None, &[9u8; 16], NOW)
+        .unwrap();
+    let signature = signing_key().sign(input.as_bytes()).to_bytes();
+    DpopProof::parse(&Engine::proof_finish(&input, &signature)).unwrap()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    engine: &mut Engine,
+    exchange: u32,
+    budget: u32,
+    status: u16,
+    challenge: Option<&str>,
+    error: Option<&str>,
+    code: Option<&str>,
+    nonce: Option<&str>,
+    date: Option<&str>,
+) -> (u32, u32, u32) {
+    let r = engine.answer(
+        exchange,
+        budget,
+        "https://app.example/api/x",
+        status,
+        challenge.map(Into::into),
+        error.map(Into::into),
+        code.map(Into::into),
+        None,
+        nonce.map(Into::into),
+        date.map(Into::into),
+        NOW,
+        NOW + 20.0,
+    );
+    (r & 15, (r >> 4) & 15, r >> 8)
+}
+
+#[test]
+fn a_bad_endpoint_is_an_invalid_option() {
+    let mut engine = Engine::new("ftp://x/session", 120.0);
+    let error = engine.take_error().unwrap();
+    assert!(
+        error.starts_with("invalid_option\n\ninvalid option: "),
+        "{error}"
+    );
+    assert_eq!(engine.take_error(), None);
+}
+
+#[test]
+fn login_takes_up_tokens_and_proofs_verify() {
+    let mut engine = logged_in();
+    assert_eq!(engine.state(), "active");
+    assert_eq!(engine.session_id().as_deref(), Some("s1"));
+    assert_eq!(
+        engine.url("/refresh"),
+        "https://app.example/session/refresh"
+    );
+    let deadlines = engine.deadlines();
+    assert_eq!(deadlines.len(), 3);
+    assert_eq!(deadlines[0], NOW + 300_000.0);
+    assert_eq!(engine.pending_numbers(), Vec::<f64>::new());
+
+    let token = engine.access_token().unwrap();
+    assert_eq!(token, "at-1");
+    let proof = sign(&mut engine, "https://app.example/api/x?q=1", Some(&token));
+    proof.verify_signature().unwrap();
+    proof
+        .check_htm_htu("GET", "https://app.example/api/x")
+        .unwrap();
+    proof.check_ath(Some("at-1")).unwrap();
+    assert_eq!(Some(proof.thumbprint()), engine.thumbprint());
+    assert_eq!(proof.claims().iat, 1_000_000);
+}
+
+#[test]
+fn bad_token_responses_are_refused() {
+    let mut engine = engine_with_key();
+    let refused = engine.take_response(
+        Some("at".into()),
+        None,
+        300.0,
+        Some("rt".into()),
+        Some("s".into()),
+        1.0,
+        1.0,
+        0.0,
+        NOW,
+        NOW,
+    );
+    assert!(!refused);
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("invalid_response\n")
+    );
+    assert!(!respond(&mut engine, "s1", "a b"));
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("invalid_response\n")
+    );
+}
+
+#[test]
+fn a_nonce_challenge_is_retried_once_with_the_nonce() {
+    let mut engine = logged_in();
+    let (s, _, budget) = answer(
+        &mut engine,
+        0,
+        0,
+        401,
+        Some(r#"DPoP error="use_dpop_nonce""#),
+        None,
+        None,
+        Some("n-1"),
+        None,
+    );
+    assert_eq!(s, step::RETRY);
+    let proof = sign(&mut engine, "https://app.example/other", None);
+    assert_eq!(proof.claims().nonce.as_deref(), Some("n-1"));
+    let (s, _, _) = answer(
+        &mut engine,
+        0,
+        budget,
+        401,
+        Some(r#"DPoP error="use_dpop_nonce""#),
+        None,
+        None,
+        Some("n-2"),
+        None,
+    );
+    assert_eq!(s, step::DELIVER);
+}
+
+#[test]
+fn a_refused_iat_corrects_the_clock_from_date() {
+    let mut engine = logged_in();
+    let (s, _, _) = answer(
+        &mut engine,
+        2,
+        0,
+        401,
+        None,
+        Some("invalid_dpop_proof"),
+        Some("iat_too_old"),
+        None,
+        // 600 s after the local clock.
+        Some("Mon, 12 Jan 1970 13:56:40 GMT"),
+    );
+    assert_eq!(s, step::RETRY);
+    let proof = sign(&mut engine, "https://app.example/x", None);
+    assert_eq!(proof.claims().iat, 1_000_600);
+}
+
+#[test]
+fn an_ended_session_and_failures_leave_their_errors() {
+    let mut engine = logged_in();
+    let (s, terminal, _) = answer(
+        &mut engine,
+        1,
+        0,
+        401,
+        None,
+        Some("invalid_token"),
+        Some("session_revoked"),
+        None,
+        None,
+    );
+    assert_eq!((s, terminal), (step::ENDED, 2));
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("session_revoked\n\n")
+    );
+    let (s, _, _) = answer(
+        &mut engine,
+        2,
+        0,
+        401,
+        None,
+        Some("invalid_credentials"),
+        None,
+        None,
+        None,
+    );
+    assert_eq!(s, step::FAIL);
+    assert_eq!(
+        engine.take_error().as_deref(),
+        Some("invalid_credentials\n401\n401 invalid_credentials: ")
+    );
+    // A delivered answer's error, when the caller needed a success.
+    let (s, _, _) = answer(&mut engine, 0, 0, 404, None, None, None, None, None);
+    assert_eq!(s, step::DELIVER);
+    engine.answer_error();
+    assert!(engine.take_error().unwrap().starts_with("not_found\n404\n"));
+
+    assert!(engine.end("revoked", 0));
+    assert!(!engine.end("revoked", 0), "an ending is applied once");
+    assert_eq!(engine.next_event().as_deref(), Some("revoked\n\ns1"));
+    assert_eq!(engine.next_event(), None);
+    assert_eq!(engine.access_token(), None);
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("session_revoked\n")
+    );
+}
+
+#[test]
+fn a_stored_session_resumes_unless_it_ran_out() {
+    let mut writer = logged_in();
+    let plain = "at-1\nrt-1";
+    let jkt = writer.thumbprint().unwrap();
+    let mut numbers = vec![
+        0.0,
+        1_000_000_000.0,
+        1_000_300_000.0,
+        1_001_800_000.0,
+        1_043_200_000.0,
+    ];
+
+    let mut engine = engine_with_key();
+    assert!(engine.stage_live(plain, "s1", &jkt, "stamp-1", &numbers));
+    assert_eq!(engine.resume(NOW), 1);
+    assert_eq!(engine.state(), "active");
+    assert_eq!(engine.stamp().as_deref(), Some("stamp-1"));
+
+    numbers[3] = 999_000_000.0;
+    let mut engine = engine_with_key();
+    assert!(engine.stage_live(plain, "s1", &jkt, "stamp-1", &numbers));
+    assert_eq!(engine.resume(NOW), 2);
+    assert_eq!(engine.state(), "expired");
+    assert_eq!(engine.staged_session_id().as_deref(), Some("s1"));
+    assert_eq!(engine.next_event(), None);
+
+    // Another key's session is not resumed; a malformed record is an error.
+    let mut other = Engine::new(ORIGIN, 120.0);
+    assert!(other.set_key("wasm", &[1u8; 32]));
+    assert!(other.stage_live(plain, "s1", &jkt, "stamp-1", &numbers));
+    assert_eq!(other.resume(NOW), 0);
+    assert!(!other.stage_live("no-newline", "s1", &jkt, "stamp-1", &numbers));
+    assert!(other.take_error().unwrap().starts_with("storage_error\n"));
+    assert!(!writer.set_key("other", &[0u8; 32]));
+}
+
+#[test]
+fn a_refresh_takes_another_tabs_fresh_tokens() {
+    let mut engine = logged_in();
+    let jkt = engine.thumbprint().unwrap();
+    let numbers = [
+        0.0,
+        1_000_000_000.0,
+        1_000_300_000.0,
+        1_001_800_000.0,
+        1_043_200_000.0,
+    ];
+    assert!(engine.stage_live("at-2\nrt-2", "s1", &jkt, "stamp-2", &numbers));
+    // The tokens with stamp-1 were due; storage has newer, fresh ones.
+    assert_eq!(engine.refresh_plan(Some("stamp-1".into()), false, NOW), 1);
+    assert_eq!(engine.next_event().as_deref(), Some("refreshed"));
+    assert_eq!(engine.access_token().as_deref(), Some("at-2"));
+    // extend() asks the server anyway, with the stored refresh token.
+    assert_eq!(engine.refresh_plan(None, true, NOW), 2);
+    assert_eq!(
+        engine.refresh_body().as_deref(),
+        Some(r#"{"refresh_token":"rt-2"}"#)
+    );
+    // Storage says another tab saw the session end.
+    engine.stage_ended("revoked", Some("s1".into()));
+    assert_eq!(engine.refresh_plan(None, false, NOW), 0);
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("session_revoked\n")
+    );
+    assert_eq!(engine.state(), "revoked");
+}
+
+#[test]
+fn failed_refreshes_back_off_unless_the_session_is_gone() {
+    let mut engine = logged_in();
+    engine.touch(NOW);
+    // At 240 s the token is due.
+    let later = NOW + 240_000.0;
+    engine.touch(later);
+    assert_eq!(engine.tick(later), vec![1.0]);
+    assert!(engine.refresh_failed("network_error", u32::MAX, later));
+    assert_eq!(engine.tick(later), vec![0.0, 1_005.0]);
+    assert!(!engine.refresh_failed("session_revoked", 0, later));
+    assert!(engine.go_on_after_failed_refresh("network_error", 0, later));
+    assert!(!engine.go_on_after_failed_refresh("invalid_grant", 400, later));
+    assert!(!engine.go_on_after_failed_refresh("network_error", 0, NOW + 300_000.0));
+    assert!(Engine::is_transient("server_error", 503));
+}
+
+#[test]
+fn the_timer_warns_then_expires() {
+    let mut engine = logged_in();
+    assert_eq!(engine.tick(NOW), vec![0.0, 1_680_005.0]);
+    let warn_at = NOW + 1_680_000.0;
+    assert_eq!(engine.tick(warn_at), vec![0.0, 120_005.0]);
+    assert_eq!(engine.next_event().as_deref(), Some("expiring\n120\nidle"));
+    assert_eq!(engine.tick(NOW + 1_800_000.0), vec![2.0, 1.0]);
+    // Under the lock nothing newer is stored: it expired.
+    engine.stage_nothing();
+    assert!(!engine.kept_alive(NOW + 1_800_000.0));
+    assert!(engine.end("expired", 1));
+    assert_eq!(engine.next_event().as_deref(), Some("expired\nidle\ns1"));
+    assert_eq!(engine.tick(NOW), vec![3.0]);
+}
+
+#[test]
+fn other_tabs_messages() {
+    let mut engine = logged_in();
+    assert_eq!(engine.on_message(Some("sync".into()), None, None), 1);
+    assert_eq!(engine.on_message(Some("login".into()), None, None), 2);
+    assert_eq!(engine.on_message(Some("bogus".into()), None, None), 0);
+    // Another session's ending leaves this one alone.
+    let other = engine.on_message(
+        Some("ended".into()),
+        Some("revoked".into()),
+        Some("s9".into()),
+    );
+    assert_eq!(other, 0);
+    assert_eq!(engine.state(), "active");
+    assert!(engine.wants_wake(false));
+    assert!(!engine.wants_wake(true));
+    engine.on_message(
+        Some("ended".into()),
+        Some("closed".into()),
+        Some("s1".into()),
+    );
+    assert_eq!(engine.state(), "closed");
+    assert_eq!(engine.thumbprint(), None);
+    assert_eq!(engine.next_event().as_deref(), Some("closed\n\ns1"));
+}
+
+#[test]
+fn key_choice() {
+    assert_eq!(Engine::key_kinds(false), "webcrypto wasm");
+    assert_eq!(Engine::key_kinds(true), "wasm");
+    let mut engine = engine_with_key();
+    assert!(engine.keep_key(false));
+    assert!(
+        !engine.keep_key(true),
+        "forceWasmKeys replaces an unused WebCrypto key"
+    );
+    assert_eq!(engine.key_kind(), None);
+    // …but not one a stored session is bound to.
+    let mut engine = engine_with_key();
+    let jkt = engine.thumbprint().unwrap();
+    let numbers = [0.0, 1.0, 2.0, 3.0, 4.0];
+    assert!(engine.stage_live("a\nb", "s1", &jkt, "x", &numbers));
+    assert!(engine.keep_key(true));
+    assert_eq!(engine.key_kind().as_deref(), Some("webcrypto"));
+    engine.drop_key();
+    assert_eq!(
+        engine.proof_input("GET", ORIGIN, None, None, &[0; 16], NOW),
+        None
+    );
+    assert!(engine.take_error().unwrap().starts_with("not_logged_in\n"));
+}

@@ -1,0 +1,361 @@
+// What keybound keeps per storage name, in IndexedDB (or, where IndexedDB cannot be
+// opened, in this tab's memory):
+//   vault:   a non-extractable AES-GCM key that encrypts everything secret below;
+//   device:  the device key (a non-extractable WebCrypto key, or a sealed seed);
+//   session: the live session (tokens sealed, deadlines in clear) or a marker saying
+//            how the last one ended.
+// Records go through the structured clone, which keeps CryptoKeys non-extractable.
+import { KeyboundError } from "./error.js";
+
+const KV = "kv";
+const VERSION = 1;
+const encoder = new TextEncoder();
+
+const storageError = (op, cause) => new KeyboundError("storage_error", `storage error: ${op}`, { cause });
+const cryptoError = (op, cause) => new KeyboundError("crypto_error", `crypto operation failed: ${op}`, { cause });
+const malformed = () => storageError("stored record is malformed");
+
+function settle(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function committed(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = tx.onabort = () => reject(tx.error);
+  });
+}
+
+/** One IndexedDB database with one object store of keyed records. */
+class IdbRecords {
+  static async open(name) {
+    const request = indexedDB.open(name, 1);
+    // Version 1 is the only schema: an upgrade means a new, empty database.
+    request.onupgradeneeded = () => request.result.createObjectStore(KV);
+    const db = await settle(request);
+    // If another tab ever upgrades the schema, step aside instead of blocking it.
+    db.onversionchange = () => db.close();
+    return new IdbRecords(db);
+  }
+
+  constructor(db) {
+    this.db = db;
+  }
+
+  #run(mode, op, work) {
+    let tx;
+    try {
+      tx = this.db.transaction(KV, mode);
+      return work(tx.objectStore(KV), tx);
+    } catch (error) {
+      throw storageError(op, error);
+    }
+  }
+
+  get(key) {
+    return this.#run("readonly", "read", (store) => settle(store.get(key))).catch((e) => {
+      throw storageError("read", e);
+    });
+  }
+
+  put(key, value) {
+    return this.#run("readwrite", "write", (store, tx) => {
+      store.put(value, key);
+      return committed(tx);
+    }).catch((e) => {
+      throw storageError("write", e);
+    });
+  }
+
+  /** Writes only if nothing is there; `false` when another tab got there first. */
+  add(key, value) {
+    return this.#run("readwrite", "write", async (store, tx) => {
+      const done = committed(tx);
+      const added = await settle(store.add(value, key)).then(
+        () => true,
+        () => false,
+      );
+      // A refused add aborts the transaction.
+      await done.catch((e) => {
+        if (added) throw storageError("write", e);
+      });
+      return added;
+    });
+  }
+
+  delete(key) {
+    return this.#run("readwrite", "delete", (store, tx) => {
+      store.delete(key);
+      return committed(tx);
+    }).catch((e) => {
+      throw storageError("delete", e);
+    });
+  }
+}
+
+/** The same records, for the life of this tab only. */
+class MemoryRecords {
+  map = new Map();
+  async get(key) {
+    return this.map.get(key);
+  }
+  async put(key, value) {
+    this.map.set(key, value);
+  }
+  async add(key, value) {
+    if (this.map.has(key)) return false;
+    this.map.set(key, value);
+    return true;
+  }
+  async delete(key) {
+    this.map.delete(key);
+  }
+}
+
+let fallbackModule = null;
+
+/**
+ * The fallback signer (`pkg/keybound_fallback*`): fetched only when a module key is
+ * made or loaded, never in a browser with WebCrypto Ed25519.
+ */
+function fallback() {
+  fallbackModule ??= import("./pkg/keybound_fallback.js").then(
+    async (module) => {
+      await module.default();
+      return module;
+    },
+    (error) => {
+      fallbackModule = null;
+      throw new KeyboundError("unsupported_browser", "unsupported browser: the fallback signer could not load", {
+        cause: error,
+      });
+    },
+  );
+  return fallbackModule;
+}
+
+const bytes = (value) => (value instanceof Uint8Array ? value : new Uint8Array(value));
+const random = (n) => crypto.getRandomValues(new Uint8Array(n));
+const deviceAad = (x) => new Uint8Array([...encoder.encode("keybound/device/"), ...x]);
+const sessionAad = (sid, jkt) => encoder.encode(`keybound/session/${sid}/${jkt}`);
+
+function b64url(data) {
+  return btoa(String.fromCharCode(...data)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** A device key: `{kind, x, sign(message) → Promise<Uint8Array>}`. */
+function webcryptoKey(subtle, x, privateKey) {
+  return {
+    kind: "webcrypto",
+    x,
+    sign: (message) => subtle.sign("Ed25519", privateKey, message).then(bytes),
+    privateKey,
+  };
+}
+
+function moduleKey(key, x) {
+  return { kind: "wasm", x, sign: async (message) => key.sign(message) };
+}
+
+/** The SDK's storage for one storage name. */
+export class Storage {
+  /**
+   * Opens the storage (creating the database on first use). Where IndexedDB cannot be
+   * opened (Safari's Lockdown Mode, some private modes) the records live in memory for
+   * the life of the tab: `persistent` is then `false`.
+   */
+  static async open(name) {
+    const subtle = globalThis.crypto?.subtle;
+    if (!subtle) {
+      throw new KeyboundError("unsupported_browser", "unsupported browser: crypto.subtle (a secure context) is not available");
+    }
+    try {
+      return new Storage(await IdbRecords.open(name), true, subtle);
+    } catch {
+      return new Storage(new MemoryRecords(), false, subtle);
+    }
+  }
+
+  constructor(records, persistent, subtle) {
+    this.records = records;
+    this.persistent = persistent;
+    this.subtle = subtle;
+    this.vaultKey = null;
+  }
+
+  /**
+   * The vault key, created when first needed. When several tabs create it at once, the
+   * first one written wins and the others use it.
+   */
+  async vault() {
+    for (let i = 0; i < 2 && !this.vaultKey; i++) {
+      const existing = await this.records.get("vault");
+      if (existing instanceof CryptoKey) {
+        this.vaultKey = existing;
+        break;
+      }
+      const key = await this.subtle
+        .generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"])
+        .catch((e) => {
+          throw cryptoError("generate vault key", e);
+        });
+      if (await this.records.add("vault", key)) this.vaultKey = key;
+    }
+    if (!this.vaultKey) throw storageError("vault key");
+    return this.vaultKey;
+  }
+
+  async seal(plain, aad) {
+    const iv = random(12);
+    const ct = await this.subtle
+      .encrypt({ name: "AES-GCM", iv, additionalData: aad }, await this.vault(), plain)
+      .catch((e) => {
+        throw cryptoError("encrypt", e);
+      });
+    return { iv, ct };
+  }
+
+  /** Decrypts what `seal` made; the caller wipes the plaintext once read. */
+  async unseal(sealed, aad) {
+    if (!sealed?.iv || !sealed?.ct) throw malformed();
+    const plain = await this.subtle
+      .decrypt({ name: "AES-GCM", iv: sealed.iv, additionalData: aad }, await this.vault(), sealed.ct)
+      .catch((e) => {
+        throw cryptoError("decrypt", e);
+      });
+    return new Uint8Array(plain);
+  }
+
+  /** The stored device key, or `null`. */
+  async loadKey() {
+    const record = await this.records.get("device");
+    if (!record || typeof record !== "object") return null;
+    const x = record.x instanceof Uint8Array && record.x.length === 32 ? record.x : null;
+    if (!x) throw malformed();
+    if (record.kind === "webcrypto" && record.privateKey instanceof CryptoKey) {
+      return webcryptoKey(this.subtle, x, record.privateKey);
+    }
+    if (record.kind === "wasm") {
+      const seed = await this.unseal(record.sealed, deviceAad(x));
+      const { FallbackKey } = await fallback();
+      const key = FallbackKey.from_seed(seed);
+      seed.fill(0);
+      if (!key || key.public_key().some((b, i) => b !== x[i])) throw malformed();
+      return moduleKey(key, x);
+    }
+    throw malformed();
+  }
+
+  /**
+   * Makes and stores a device key of the first of `kinds` (the engine's order) this
+   * browser can make. If another tab stored a key meanwhile, that one is returned.
+   */
+  async createKey(kinds) {
+    for (const kind of kinds.split(" ")) {
+      const made = await this.#generate[kind]?.();
+      if (!made) continue;
+      if (await this.records.add("device", made.record)) return made.key;
+      const stored = await this.loadKey();
+      if (stored) return stored;
+      throw storageError("store device key");
+    }
+    throw new KeyboundError("unsupported_browser", "unsupported browser: no device key can be made");
+  }
+
+  /** Key makers by kind; each resolves to `{record, key}`, or `null` where unsupported. */
+  #generate = {
+    webcrypto: async () => {
+      try {
+        const pair = await this.subtle.generateKey("Ed25519", false, ["sign", "verify"]);
+        const x = bytes(await this.subtle.exportKey("raw", pair.publicKey));
+        return {
+          record: { kind: "webcrypto", x, privateKey: pair.privateKey },
+          key: webcryptoKey(this.subtle, x, pair.privateKey),
+        };
+      } catch {
+        return null;
+      }
+    },
+    wasm: async () => {
+      const { FallbackKey } = await fallback();
+      const seed = random(32);
+      const key = FallbackKey.from_seed(seed.slice());
+      const x = key.public_key();
+      const sealed = await this.seal(seed, deviceAad(x));
+      seed.fill(0);
+      return { record: { kind: "wasm", x, sealed }, key: moduleKey(key, x) };
+    },
+  };
+
+  deleteKey() {
+    return this.records.delete("device");
+  }
+
+  /**
+   * The `session` record: `{live: {plain, sid, jkt, stamp, numbers}}`, `{ended, sid}`,
+   * or `{}`. A record this version cannot read (another layout, a vault key that no
+   * longer matches) counts as no session.
+   */
+  async loadSession() {
+    const r = await this.records.get("session");
+    if (!r || typeof r !== "object" || r.v !== VERSION) return {};
+    const sid = typeof r.sid === "string" ? r.sid : undefined;
+    if (typeof r.ended === "string") return { ended: r.ended, sid };
+    if (!sid || typeof r.jkt !== "string" || typeof r.stamp !== "string") return {};
+    let plain;
+    try {
+      plain = await this.unseal(r.sealed, sessionAad(sid, r.jkt));
+    } catch {
+      return {};
+    }
+    const numbers = [r.offset, r.issuedAt, r.accessExpiresAt, r.idleExpiresAt, r.sessionExpiresAt].map(Number);
+    const text = new TextDecoder().decode(plain);
+    plain.fill(0);
+    return { live: { plain: text, sid, jkt: r.jkt, stamp: r.stamp, numbers } };
+  }
+
+  /** Stores the engine's pending tokens; resolves to the record's new stamp. */
+  async saveSession(engine) {
+    const sid = engine.pending_session_id();
+    const jkt = engine.thumbprint();
+    const [offset, issuedAt, accessExpiresAt, idleExpiresAt, sessionExpiresAt] = engine.pending_numbers();
+    const plain = encoder.encode(engine.pending_sealable());
+    const sealed = await this.seal(plain, sessionAad(sid, jkt));
+    plain.fill(0);
+    const stamp = b64url(random(12));
+    await this.records.put("session", {
+      v: VERSION,
+      sid,
+      jkt,
+      stamp,
+      offset,
+      issuedAt,
+      accessExpiresAt,
+      idleExpiresAt,
+      sessionExpiresAt,
+      sealed,
+    });
+    return stamp;
+  }
+
+  /**
+   * Replaces the session `sid` (tokens included) by a marker saying how it ended. A
+   * newer session another tab stored meanwhile is left alone.
+   */
+  async endSession(terminal, sid) {
+    const current = await this.records.get("session");
+    if (current && (current.sid !== sid || typeof current.ended === "string")) return;
+    await this.records.put("session", { v: VERSION, ended: terminal, sid });
+  }
+
+  /** Logout: deletes the device key and the tokens, leaving a `closed` marker. */
+  async forget(sid) {
+    await this.records.delete("device");
+    await this.records.put("session", { v: VERSION, ended: "closed", sid: sid ?? null });
+  }
+}
+
+export { b64url };
