@@ -70,9 +70,7 @@ node_tests_no_skips() {
 stage_browser() {
     [ -f tests/browser/package.json ] || return 0
     cargo build -q -p keybound-cli -p keybound-example-minimal
-    cargo build -q -p keybound-server --example dbsc_probe
     KEYBOUND_BIN="$ROOT/target/debug/keybound" KEYBOUND_MINIMAL_BIN="$ROOT/target/debug/keybound-minimal" \
-        KEYBOUND_DBSC_PROBE_BIN="$ROOT/target/debug/examples/dbsc_probe" \
         node_tests_no_skips tests/browser
 }
 

@@ -117,7 +117,7 @@ for (const [name, makeClient] of Object.entries(clients)) {
 
         const me = await c.request("GET", "/api/me", { accessToken: login.body.access_token });
         assert.equal(me.status, 200, JSON.stringify(me.body));
-        assert.deepEqual(me.body, { user: "alice", session_id: login.body.session_id });
+        assert.deepEqual(me.body, { user: "alice", session_id: login.body.session_id, binding: "dpop" });
 
         const refreshed = await c.request("POST", "/session/refresh", {
           body: { refresh_token: login.body.refresh_token },

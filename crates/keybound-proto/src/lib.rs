@@ -67,7 +67,10 @@ pub use error::ProtoError;
 pub use htu::normalize_htu;
 pub use jwk::{DecodeEveryTime, KeyDecoder, ProofKey, PublicJwk};
 pub use jws::Signer;
-pub use token::{ACCESS_TOKEN_TYP, AccessToken, AccessTokenClaims, sign_access_token};
+pub use token::{
+    ACCESS_TOKEN_TYP, AccessToken, AccessTokenClaims, BOUND_COOKIE_TYP, sign_access_token,
+    sign_bound_cookie,
+};
 pub use wire::{
     ErrorBody, SessionEnd, SessionState, SessionSummary, TokenResponse, decode_unverified,
 };

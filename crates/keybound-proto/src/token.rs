@@ -14,6 +14,11 @@ use crate::{MAX_JWS_LEN, ProofAlg, ProofAlgs, ProtoError};
 /// The `typ` of an access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// The `typ` of a DBSC bound cookie's value: the same claims as an access token, with
+/// `cnf.jkt` the thumbprint of the browser's DBSC key. A different `typ` keeps a
+/// cookie from being accepted as an access token and the other way round.
+pub const BOUND_COOKIE_TYP: &str = "kb-dbsc+jwt";
+
 /// The claims of a keybound access token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessTokenClaims {
@@ -60,12 +65,22 @@ impl AccessToken {
     /// `application/at+jwt`), a `kid`, and the claims `iss`, `sub`, `sid`, `jti`, `iat`,
     /// `exp`, `cnf.jkt` with the right types.
     pub fn parse_with_limit(text: &str, max_len: usize) -> Result<Self, ProtoError> {
+        Self::parse_typed(text, max_len, &[ACCESS_TOKEN_TYP, "application/at+jwt"])
+    }
+
+    /// Parses the value of a DBSC bound cookie: as an access token, but `typ` must be
+    /// [`BOUND_COOKIE_TYP`] (and an access token is refused with `invalid_typ`).
+    pub fn parse_bound_cookie(text: &str) -> Result<Self, ProtoError> {
+        Self::parse_typed(text, MAX_JWS_LEN, &[BOUND_COOKIE_TYP])
+    }
+
+    fn parse_typed(text: &str, max_len: usize, typs: &[&'static str]) -> Result<Self, ProtoError> {
         let (jws, (kid, claims)) = Jws::parse(
             text,
             max_len,
             ProofAlgs::only(ProofAlg::EdDSA),
-            &[ACCESS_TOKEN_TYP, "application/at+jwt"],
-            ACCESS_TOKEN_TYP,
+            typs,
+            typs[0],
             |header, p| {
                 let kid = jws::str_member(header.kid, "kid")?.into_owned();
                 let jkt = match p.cnf {
@@ -137,7 +152,25 @@ pub fn sign_access_token(
     kid: &str,
     signer: &impl Signer,
 ) -> Result<String, ProtoError> {
-    let header = json!({"typ": ACCESS_TOKEN_TYP, "alg": "EdDSA", "kid": kid});
+    sign_typed(claims, kid, signer, ACCESS_TOKEN_TYP)
+}
+
+/// Signs the value of a DBSC bound cookie ([`BOUND_COOKIE_TYP`]) with the server key `kid`.
+pub fn sign_bound_cookie(
+    claims: &AccessTokenClaims,
+    kid: &str,
+    signer: &impl Signer,
+) -> Result<String, ProtoError> {
+    sign_typed(claims, kid, signer, BOUND_COOKIE_TYP)
+}
+
+fn sign_typed(
+    claims: &AccessTokenClaims,
+    kid: &str,
+    signer: &impl Signer,
+    typ: &str,
+) -> Result<String, ProtoError> {
+    let header = json!({"typ": typ, "alg": "EdDSA", "kid": kid});
     let payload = json!({
         "iss": claims.iss,
         "sub": claims.sub,

@@ -14,7 +14,7 @@ use keybound_server::lifecycle::{
 };
 use keybound_server::proto::ed25519_dalek::SigningKey;
 use keybound_server::proto::{AccessTokenClaims, DpopProof, ProofBuilder, PublicJwk, Signer};
-use keybound_server::store::{MemoryStore, SessionRecord, SessionStore};
+use keybound_server::store::{MemoryStore, SessionBinding, SessionRecord, SessionStore};
 use keybound_server::{KeyRing, ManualClock, ServerKey};
 use tokio::runtime::Runtime;
 
@@ -146,6 +146,7 @@ fn terminal(n: u64) -> SessionRecord {
         state: SessionState::Active,
         reason: None,
         ended_at: None,
+        binding: SessionBinding::Dpop,
     };
     record.finish(SessionState::Revoked, Reason::USER_REVOKED, t0 + 60);
     record

@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use keybound_server::lifecycle::{Jkt, SessionId, SessionState, TokenHash};
-use keybound_server::store::{MemoryStore, SessionRecord, SessionStore};
+use keybound_server::store::{MemoryStore, SessionBinding, SessionRecord, SessionStore};
 
 const CASE_VAR: &str = "KEYBOUND_MEMORY_CASE";
 
@@ -42,6 +42,7 @@ fn active(n: u64, per_user: u64, label: bool) -> SessionRecord {
         state: SessionState::Active,
         reason: None,
         ended_at: None,
+        binding: SessionBinding::Dpop,
     }
 }
 

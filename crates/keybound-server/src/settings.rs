@@ -14,6 +14,8 @@
 //! | `KEYBOUND_STORE` | `memory` | `memory`, `sqlite:PATH` or `redis://…` / `rediss://…` |
 //! | `KEYBOUND_REDIS_PREFIX` | `keybound:` | prefix of every Redis key and of the revocation channel |
 //! | `KEYBOUND_REDIS_TIMEOUT_MS` | `2000` | timeout of every Redis call; requests fail closed (`503`) after it |
+//! | `KEYBOUND_DBSC` | `off` | `on` to offer DBSC to browsers at sign-in (where the application uses it, e.g. `examples/minimal`) |
+//! | `KEYBOUND_DBSC_UNBOUND_SECS` | `0` | registration-pending policy: `0` refuses a DBSC session until its browser registered; `N` (1–300) lets it use an unbound cookie for at most N seconds |
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
 //! | `KEYBOUND_NONCE_SECRET` | derived from the key file's refresh secret; random without a key file | base64url of 32 random bytes keying the server nonces: every node behind one load balancer needs the same one |
 //! | `KEYBOUND_REPLAY_CAPACITY` | `1000000` | most proof ids the replay store holds at once (memory, SQLite and Redis); when full, requests are refused with `503` until entries expire |
@@ -163,6 +165,11 @@ pub struct Settings {
     pub replay_capacity: usize,
     /// Login attempt budgets.
     pub login_limits: LoginLimits,
+    /// Whether browsers are offered DBSC at sign-in.
+    pub dbsc: bool,
+    /// How long a DBSC session may use an unbound cookie before its browser
+    /// registered; `None` refuses it (the default).
+    pub dbsc_unbound_cookie: Option<Duration>,
 }
 
 impl Settings {
@@ -319,6 +326,29 @@ impl Settings {
             )?,
             max_tracked_keys: defaults.max_tracked_keys,
         };
+        let dbsc = match get("KEYBOUND_DBSC").as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(v) => {
+                return Err(SettingsError::Invalid {
+                    name: "KEYBOUND_DBSC",
+                    reason: format!("{v:?} must be on or off"),
+                });
+            }
+        };
+        let dbsc_unbound_cookie = match get("KEYBOUND_DBSC_UNBOUND_SECS") {
+            None => None,
+            Some(v) => match v.trim().parse::<u64>().ok().filter(|n| *n <= 300) {
+                Some(0) => None,
+                Some(n) => Some(Duration::from_secs(n)),
+                None => {
+                    return Err(SettingsError::Invalid {
+                        name: "KEYBOUND_DBSC_UNBOUND_SECS",
+                        reason: format!("{v:?} is not a number of seconds from 0 to 300"),
+                    });
+                }
+            },
+        };
         Ok(Self {
             listen,
             public_origin,
@@ -332,6 +362,8 @@ impl Settings {
             nonce_secret,
             replay_capacity,
             login_limits,
+            dbsc,
+            dbsc_unbound_cookie,
         })
     }
 
@@ -340,9 +372,7 @@ impl Settings {
     pub fn nonce_secret_for(&self, refresh: &RefreshSecret) -> NonceSecret {
         match &self.nonce_secret {
             Some(secret) => secret.clone(),
-            None => NonceSecret(zeroize::Zeroizing::new(
-                refresh.derive(b"keybound-nonce-secret-v1"),
-            )),
+            None => NonceSecret(refresh.derive(b"keybound-nonce-secret-v1")),
         }
     }
 
@@ -525,6 +555,11 @@ mod tests {
                 "KEYBOUND_IDLE_TIMEOUT_SECS",
             ),
             (vec![("KEYBOUND_NONCE", "yes")], "KEYBOUND_NONCE"),
+            (vec![("KEYBOUND_DBSC", "yes")], "KEYBOUND_DBSC"),
+            (
+                vec![("KEYBOUND_DBSC_UNBOUND_SECS", "301")],
+                "KEYBOUND_DBSC_UNBOUND_SECS",
+            ),
             (
                 vec![("KEYBOUND_PROOF_ALGS", "RS256")],
                 "KEYBOUND_PROOF_ALGS",

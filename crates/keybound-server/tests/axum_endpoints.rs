@@ -1535,6 +1535,9 @@ mod flaky {
         fn touch(&self, r: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
             self.fail(self.inner.touch(r))
         }
+        fn bind_dbsc(&self, r: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+            self.fail(self.inner.bind_dbsc(r))
+        }
         fn end(&self, r: EndRequest) -> BoxFuture<'_, Result<EndOutcome, StoreError>> {
             self.fail(self.inner.end(r))
         }

@@ -1151,6 +1151,9 @@ async fn store_failures_fail_closed() {
         fn touch(&self, _: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
             down()
         }
+        fn bind_dbsc(&self, _: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+            down()
+        }
         fn end(&self, _: EndRequest) -> BoxFuture<'_, Result<EndOutcome, StoreError>> {
             down()
         }

@@ -15,7 +15,7 @@ use keybound_server::lifecycle::{
 };
 use keybound_server::store::redis::{RedisOptions, RedisStore};
 use keybound_server::store::{
-    EndRequest, EndState, SessionRecord, SessionStore, SweepAction, SweepRequest,
+    EndRequest, EndState, SessionBinding, SessionRecord, SessionStore, SweepAction, SweepRequest,
 };
 use keybound_server::{Clock, KeyRing, ReplayStore, SessionCheck, SystemClock, replay_key};
 use redis_server::{Persistence, RedisServer};
@@ -48,6 +48,7 @@ fn record(user: &str, at: i64) -> SessionRecord {
         state: SessionState::Active,
         reason: None,
         ended_at: None,
+        binding: SessionBinding::Dpop,
     }
 }
 

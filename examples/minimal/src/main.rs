@@ -8,6 +8,11 @@
 //! several nodes sharing sessions, start each with the same `KEYBOUND_KEY_FILE` and
 //! `KEYBOUND_STORE=redis://127.0.0.1:6379/`. With `KEYBOUND_TLS_CERT` and
 //! `KEYBOUND_TLS_KEY` (PEM files) it serves HTTPS.
+//!
+//! With `KEYBOUND_DBSC=on`, a `POST /api/login` without a `DPoP` header starts a DBSC
+//! session instead: the browser registers its own key and is served by a short-lived
+//! bound cookie (it lives `KEYBOUND_ACCESS_TTL_SECS`), which `GET /api/me` and the
+//! session endpoints accept as they accept DPoP credentials (DBSC needs HTTPS).
 
 mod tls;
 
@@ -15,14 +20,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use keybound_server::axum::{
-    ApiError, DEFAULT_BODY_LIMIT, Keybound, LoginLimiter, ProofOfPossession, Session, nonce_header,
-    routes,
+    ApiError, DEFAULT_BODY_LIMIT, DbscOptions, Keybound, LoginLimiter, ProofOfPossession, Session,
+    nonce_header, routes,
 };
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;
@@ -40,15 +45,35 @@ struct Credentials {
 
 /// Verifies the proof first (the device key the session will be bound to), then the
 /// attempt budgets of the client address and the username (`429 rate_limited`), then
-/// the credentials.
+/// the credentials. With DBSC on, a request without a `DPoP` header is a browser's sign-in:
+/// the session is bound by the browser's DBSC key instead.
 async fn login(
     State(kb): State<Keybound>,
     Extension(limiter): Extension<Arc<LoginLimiter>>,
-    proof: ProofOfPossession,
-    body: Result<Json<Credentials>, JsonRejection>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let dbsc = kb.dbsc_enabled() && !parts.headers.contains_key("dpop");
+    let proof = if dbsc {
+        None
+    } else {
+        Some(ProofOfPossession::from_request_parts(&mut parts, &kb).await?)
+    };
+    let headers = parts.headers.clone();
+    let client_ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let request = axum::extract::Request::from_parts(parts, body);
+    let body: Result<Json<Credentials>, JsonRejection> =
+        <Json<Credentials> as axum::extract::FromRequest<Keybound>>::from_request(request, &kb)
+            .await;
     let Json(creds) = body?;
-    limiter.check(proof.signals.ip, &creds.username)?;
+    let ip = match &proof {
+        Some(proof) => proof.signals.ip,
+        None => client_ip,
+    };
+    limiter.check(ip, &creds.username)?;
     let known = USERS
         .iter()
         .any(|(user, password)| *user == creds.username && *password == creds.password);
@@ -56,6 +81,17 @@ async fn login(
         let body = json!({"error": "invalid_credentials", "error_description": "unknown user or wrong password"});
         return Ok((StatusCode::UNAUTHORIZED, Json(body)).into_response());
     }
+    let Some(proof) = proof else {
+        let device = user_agent(&headers).unwrap_or("browser");
+        let started = kb
+            .start_dbsc_session(
+                &creds.username,
+                OpenRequest::new().device_label(device),
+                &headers,
+            )
+            .await?;
+        return Ok(started.into_response());
+    };
     let device = proof.user_agent().unwrap_or("unknown device").to_owned();
     let reply = kb
         .open_session(
@@ -67,8 +103,16 @@ async fn login(
     Ok(reply.into_response())
 }
 
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(http::header::USER_AGENT)?.to_str().ok()
+}
+
 async fn me(session: Session) -> Json<serde_json::Value> {
-    Json(json!({"user": session.user_id, "session_id": session.session_id}))
+    Json(json!({
+        "user": session.user_id,
+        "session_id": session.session_id,
+        "binding": session.binding.as_str(),
+    }))
 }
 
 #[tokio::main]
@@ -82,6 +126,10 @@ async fn main() {
         settings.public_origin = format!("https://{}", settings.listen);
     }
     let listen = settings.listen;
+    let dbsc = settings.dbsc.then(|| DbscOptions {
+        unbound_cookie: settings.dbsc_unbound_cookie,
+        ..DbscOptions::default()
+    });
     let origin = settings.public_origin.clone();
     let limiter = Arc::new(LoginLimiter::new(&settings.login_limits));
     // The sweeper (periodic cleanup) and, with Redis, the revocation listener run
@@ -90,7 +138,10 @@ async fn main() {
         .build()
         .await
         .unwrap_or_else(|err| fail(&err));
-    let kb = running.keybound.clone();
+    let kb = match dbsc {
+        Some(options) => running.keybound.clone().with_dbsc(options, "/session"),
+        None => running.keybound.clone(),
+    };
     let app = Router::new()
         .route("/api/login", post(login))
         .route("/api/me", get(me))

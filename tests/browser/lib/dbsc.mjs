@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
-import { ROOT, eventually, freePort } from "./harness.mjs";
+import { eventually, freePort, minimalBinary } from "./harness.mjs";
 
 /** The Chromium features DBSC needs on a machine without a TPM. */
 export const DBSC_FEATURES = "DeviceBoundSessions,EnableBoundSessionCredentialsSoftwareKeysForManualTesting";
@@ -137,38 +137,29 @@ export function decodeJws(jws) {
   return { header: part(header), payload: part(payload) };
 }
 
-let probeBinary;
-
 /**
- * The DBSC probe server (`crates/keybound-server/examples/dbsc_probe.rs`):
- * `KEYBOUND_DBSC_PROBE_BIN`, else built with cargo.
+ * Starts examples/minimal over HTTPS with DBSC on and the certificate `tls` (from
+ * `makeCertificate`) on a free port of 127.0.0.1; its origin is `https://localhost:PORT`
+ * unless `origin` says otherwise (nodes behind one origin). `env` adds settings.
+ * Resolves once it listens to `{origin, port, output(), stop()}`.
  */
-export async function dbscProbeBinary() {
-  if (probeBinary) return probeBinary;
-  if (process.env.KEYBOUND_DBSC_PROBE_BIN) return (probeBinary = process.env.KEYBOUND_DBSC_PROBE_BIN);
-  const { stdout } = await promisify(execFile)(
-    "cargo",
-    ["build", "--quiet", "-p", "keybound-server", "--example", "dbsc_probe", "--message-format=json-render-diagnostics"],
-    { cwd: ROOT, maxBuffer: 64 << 20 },
-  );
-  probeBinary = stdout
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line))
-    .find((m) => m.reason === "compiler-artifact" && m.executable && m.target.name === "dbsc_probe")?.executable;
-  if (!probeBinary) throw new Error("cargo built no dbsc_probe example");
-  return probeBinary;
-}
-
-/**
- * Starts the DBSC probe over HTTPS with the certificate `tls` (from `makeCertificate`)
- * on a free port of 127.0.0.1; its origin is `https://localhost:PORT`. Resolves once it
- * listens to `{origin, output(), stop()}`.
- */
-export async function startDbscProbe(tls, { cookieTtlSecs = 4 } = {}) {
-  const bin = await dbscProbeBinary();
+export async function startMinimalDbsc(tls, { env = {}, origin } = {}) {
+  const bin = await minimalBinary();
+  if (!bin) throw new Error("examples/minimal is not built");
   const port = await freePort();
-  const child = spawn(bin, [`127.0.0.1:${port}`, tls.cert, tls.key, String(cookieTtlSecs)], {
+  const ownOrigin = `https://localhost:${port}`;
+  const child = spawn(bin, [], {
+    env: {
+      ...process.env,
+      KEYBOUND_LISTEN: `127.0.0.1:${port}`,
+      KEYBOUND_PUBLIC_ORIGIN: origin ?? ownOrigin,
+      KEYBOUND_TLS_CERT: tls.cert,
+      KEYBOUND_TLS_KEY: tls.key,
+      KEYBOUND_DBSC: "on",
+      KEYBOUND_STORE: "memory",
+      RUST_LOG: "warn",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -176,12 +167,35 @@ export async function startDbscProbe(tls, { cookieTtlSecs = 4 } = {}) {
   child.stderr.on("data", (d) => (output += d));
   const exited = new Promise((resolve) => child.on("exit", resolve));
   await eventually(() => {
-    if (child.exitCode !== null) throw new Error(`dbsc_probe exited:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`examples/minimal exited:\n${output}`);
     return output.includes("listening on");
-  }, 20_000, "the DBSC probe to listen");
+  }, 20_000, "examples/minimal to listen");
   return {
-    origin: `https://localhost:${port}`,
+    origin: ownOrigin,
+    port,
     output: () => output,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** A redis-server on a free loopback port, without persistence: `{url, stop()}`. */
+export async function startRedis() {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  await eventually(() => {
+    if (child.exitCode !== null) throw new Error(`redis-server exited:\n${output}`);
+    return output.includes("Ready to accept connections");
+  }, 10_000, "redis-server to start");
+  return {
+    url: `redis://127.0.0.1:${port}/`,
     async stop() {
       child.kill("SIGTERM");
       await exited;

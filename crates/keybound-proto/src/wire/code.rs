@@ -160,6 +160,15 @@ codes! {
     RATE_LIMITED = "rate_limited":
         "Too many attempts (logins per address or per username); retry after `Retry-After`.";
 
+    // The DBSC endpoints and cookie-bound requests (the server's `ApiError`).
+
+    DBSC_DISABLED = "dbsc_disabled": "DBSC is not enabled on this server.";
+    DBSC_ALREADY_REGISTERED = "dbsc_already_registered":
+        "The session is not waiting for a DBSC registration (registered already, or DPoP).";
+    REPLAYED_CHALLENGE = "replayed_challenge": "A DBSC challenge was signed and presented before.";
+    CSRF_CHECK_FAILED = "csrf_check_failed":
+        "A cookie-bound unsafe request did not come from the service's own origin.";
+
     // The browser SDK's own failures (`err.code` in JavaScript).
 
     NOT_LOGGED_IN = "not_logged_in": "The operation needs a session and there is none.";

@@ -180,6 +180,14 @@ pub struct SessionSummary {
     pub ended_at: Option<i64>,
     /// Whether this is the session that made the request.
     pub current: bool,
+    /// How the session is bound to its device: `dpop` (the SDK's key), `dbsc` (the
+    /// browser's key) or `dbsc_pending` (signed in, the browser has not registered).
+    #[serde(default = "dpop")]
+    pub binding: String,
+}
+
+fn dpop() -> String {
+    "dpop".to_owned()
 }
 
 /// The body of `GET …/sessions`: `{"sessions": […]}`.
@@ -273,6 +281,7 @@ mod tests {
             reason: None,
             ended_at: None,
             current: true,
+            binding: "dpop".into(),
         };
         let value = serde_json::to_value(ExtendResponse {
             session: summary.clone(),

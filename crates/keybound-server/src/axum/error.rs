@@ -59,6 +59,17 @@ pub enum ApiError {
     /// The body is not `application/json`.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// A DBSC endpoint or a cookie-bound request refused (`dbsc_disabled`,
+    /// `csrf_check_failed`, a DBSC proof's code, …).
+    #[error("{description}")]
+    Dbsc {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The `error_code`.
+        code: &'static str,
+        /// What went wrong.
+        description: String,
+    },
     /// The request body is larger than the endpoint accepts.
     #[error("{}", too_large(*.limit))]
     PayloadTooLarge {
@@ -86,7 +97,7 @@ impl ApiError {
         match self {
             Self::Verification(r) => r.code(),
             Self::Lifecycle(e) => e.code(),
-            Self::BadRequest { code, .. } => code,
+            Self::BadRequest { code, .. } | Self::Dbsc { code, .. } => code,
             Self::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => code::RATE_LIMITED,
@@ -98,6 +109,13 @@ impl ApiError {
         match self {
             Self::Verification(r) => r.oauth_error(),
             Self::Lifecycle(e) => e.oauth_error(),
+            Self::Dbsc { status, .. } => match *status {
+                StatusCode::UNAUTHORIZED => oauth::INVALID_TOKEN,
+                StatusCode::FORBIDDEN => oauth::ACCESS_DENIED,
+                StatusCode::SERVICE_UNAVAILABLE => oauth::TEMPORARILY_UNAVAILABLE,
+                s if s.is_server_error() => oauth::SERVER_ERROR,
+                _ => oauth::INVALID_REQUEST,
+            },
             Self::BadRequest { .. } | Self::UnsupportedMediaType | Self::PayloadTooLarge { .. } => {
                 oauth::INVALID_REQUEST
             }
@@ -112,6 +130,7 @@ impl ApiError {
             Self::Verification(r) => r.status(),
             Self::Lifecycle(e) => e.status(),
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Dbsc { status, .. } => *status,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

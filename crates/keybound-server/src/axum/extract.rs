@@ -40,8 +40,31 @@ pub struct Session {
     pub session_id: String,
     /// Thumbprint of the device key that signed the request.
     pub jkt: String,
-    /// When the access token expires, seconds since the epoch.
+    /// When the access token (or the bound cookie) expires, seconds since the epoch.
     pub token_expires_at: i64,
+    /// How the request was bound: `Dpop` (access token + proof) or `Dbsc` (the bound
+    /// cookie). `jkt` is the thumbprint of that binding's key.
+    pub binding: Binding,
+}
+
+/// How a request was bound to its session's device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binding {
+    /// A DPoP access token and proof (the SDK, or any DPoP client).
+    Dpop,
+    /// The browser's DBSC bound cookie.
+    Dbsc,
+}
+
+impl Binding {
+    /// `dpop` or `dbsc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dpop => "dpop",
+            Self::Dbsc => "dbsc",
+        }
+    }
 }
 
 impl Session {
@@ -51,8 +74,30 @@ impl Session {
             session_id: v.sid,
             jkt: v.jkt,
             token_expires_at: v.token_expires_at,
+            binding: Binding::Dpop,
         }
     }
+}
+
+/// Authenticates a request: by its DPoP credentials when it has any (the bound cookie
+/// is then not looked at), else by the DBSC bound cookie when DBSC is on.
+pub(crate) async fn authenticate(kb: &Keybound, parts: &Parts) -> Result<Session, ApiError> {
+    if !super::dbsc::has_dpop_credentials(&parts.headers) {
+        if let Some(cookie) = kb.bound_cookie_in(&parts.headers) {
+            return kb
+                .verify_bound_cookie(&parts.method, &parts.headers, cookie)
+                .await;
+        }
+    }
+    let verified = kb
+        .verifier()
+        .verify(RequestHead {
+            method: &parts.method,
+            uri: signed_uri(parts),
+            headers: &parts.headers,
+        })
+        .await?;
+    Ok(Session::from_verified(verified))
 }
 
 /// The URI the client signed: the one before any `Router::nest` stripped a prefix.
@@ -77,15 +122,7 @@ where
             return Ok(session.clone());
         }
         let kb = Keybound::from_ref(state);
-        let verified = kb
-            .verifier()
-            .verify(RequestHead {
-                method: &parts.method,
-                uri: signed_uri(parts),
-                headers: &parts.headers,
-            })
-            .await?;
-        let session = Session::from_verified(verified);
+        let session = authenticate(&kb, parts).await?;
         parts.extensions.insert(session.clone());
         Ok(session)
     }
@@ -106,8 +143,9 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let anonymous = !parts.headers.contains_key(header::AUTHORIZATION)
-            && !parts.headers.contains_key("dpop");
+        let kb = Keybound::from_ref(state);
+        let anonymous = !super::dbsc::has_dpop_credentials(&parts.headers)
+            && kb.bound_cookie_in(&parts.headers).is_none();
         if anonymous && parts.extensions.get::<Session>().is_none() {
             return Ok(None);
         }

@@ -2,13 +2,12 @@
 
 use ::axum::extract::{Request, State};
 use ::axum::middleware::Next;
-use ::axum::response::Response;
+use ::axum::response::{IntoResponse, Response};
 
-use super::extract::signed_uri;
-use super::{Keybound, Session};
-use crate::RequestHead;
+use super::extract::authenticate;
+use super::{ApiError, Keybound};
 
-/// Middleware that lets only verified callers through and hands the [`Session`] to the
+/// Middleware that lets only verified callers through and hands the [`Session`](super::Session) to the
 /// handlers (as a request extension: a `Session` argument or
 /// `Extension<Session>` behind it does not verify again). Refused requests get the
 /// DPoP error response; with nonces on, every response carries `DPoP-Nonce`.
@@ -35,21 +34,14 @@ use crate::RequestHead;
 /// ```
 pub async fn require_session(State(kb): State<Keybound>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let verified = kb
-        .verifier()
-        .verify(RequestHead {
-            method: &parts.method,
-            uri: signed_uri(&parts),
-            headers: &parts.headers,
-        })
-        .await;
-    match verified {
-        Ok(verified) => {
-            parts.extensions.insert(Session::from_verified(verified));
+    match authenticate(&kb, &parts).await {
+        Ok(session) => {
+            parts.extensions.insert(session);
             let response = next.run(Request::from_parts(parts, body)).await;
             kb.with_nonce(response)
         }
-        Err(rejection) => kb.verifier().response(rejection).map(Into::into),
+        Err(ApiError::Verification(rejection)) => kb.verifier().response(rejection).map(Into::into),
+        Err(error) => error.into_response(),
     }
 }
 

@@ -140,6 +140,7 @@
 //! // Router::new()…​.layer(cors)
 //! ```
 
+mod dbsc;
 mod error;
 mod extract;
 mod layer;
@@ -156,8 +157,9 @@ use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, header};
 use keybound_proto::TokenResponse;
 
+pub use dbsc::{DEFAULT_COOKIE_NAME, DbscOptions, DbscSignIn};
 pub use error::ApiError;
-pub use extract::{ProofOfPossession, Session};
+pub use extract::{Binding, ProofOfPossession, Session};
 pub use layer::{nonce_header, require_session};
 #[cfg(feature = "login-limit")]
 pub use login_limit::LoginLimiter;
@@ -192,6 +194,7 @@ pub struct Keybound {
 struct Inner {
     verifier: Verifier,
     service: SessionService,
+    dbsc: Option<dbsc::Dbsc>,
 }
 
 impl std::fmt::Debug for Keybound {
@@ -208,7 +211,28 @@ impl Keybound {
     /// refused on their next request; [`Keybound::setup`] wires this up for you.
     pub fn new(verifier: Verifier, service: SessionService) -> Self {
         Self {
-            inner: Arc::new(Inner { verifier, service }),
+            inner: Arc::new(Inner {
+                verifier,
+                service,
+                dbsc: None,
+            }),
+        }
+    }
+
+    /// Turns DBSC on: [`start_dbsc_session`](Self::start_dbsc_session) signs browsers
+    /// in, the routes under `prefix` (the one given to [`routes`]) register and refresh
+    /// their bound cookies, and [`Session`] accepts the bound cookie. The challenge
+    /// secret is derived from the refresh secret, so every node that shares it accepts
+    /// every node's challenges.
+    pub fn with_dbsc(self, options: DbscOptions, prefix: &str) -> Self {
+        let secret = self.service().derived_secret("dbsc challenges");
+        let dbsc = dbsc::Dbsc::new(options, &secret, prefix);
+        Self {
+            inner: Arc::new(Inner {
+                verifier: self.inner.verifier.clone(),
+                service: self.inner.service.clone(),
+                dbsc: Some(dbsc),
+            }),
         }
     }
 

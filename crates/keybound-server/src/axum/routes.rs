@@ -58,9 +58,16 @@ where
     Keybound: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    let prefix = format!("/{}", prefix.trim_matches('/'));
-    let prefix = if prefix == "/" { String::new() } else { prefix };
+    let prefix = super::dbsc::normalize_prefix(prefix);
     Router::new()
+        .route(
+            &format!("{prefix}/dbsc/register"),
+            post(super::dbsc::register),
+        )
+        .route(
+            &format!("{prefix}/dbsc/refresh"),
+            post(super::dbsc::refresh),
+        )
         .route(
             &format!("{prefix}/refresh"),
             post(refresh).layer(DefaultBodyLimit::max(REFRESH_BODY_LIMIT)),
@@ -146,6 +153,7 @@ fn summary(info: SessionInfo) -> SessionSummary {
         reason: info.reason.map(|r| r.as_str().to_owned()),
         ended_at: info.ended_at,
         current: info.current,
+        binding: info.binding.to_owned(),
     }
 }
 
@@ -177,7 +185,13 @@ async fn logout(State(kb): State<Keybound>, session: Result<Session, ApiError>) 
             ))) => {}
             Err(err) => return Err(err),
         }
-        Ok(StatusCode::NO_CONTENT.into_response())
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        // A browser's DBSC cookie goes with the session (the browser then ends its DBSC
+        // session at the next refresh, which answers `continue: false`).
+        if let Some(clear) = kb.clear_bound_cookie() {
+            response.headers_mut().insert(header::SET_COOKIE, clear);
+        }
+        Ok(response)
     }
     .await;
     respond(&kb, result)

@@ -54,6 +54,9 @@ pub enum AuditEventKind {
     /// `session.rotated`
     #[serde(rename = "session.rotated")]
     Rotated,
+    /// `session.bound`: a DBSC session's browser registered its key.
+    #[serde(rename = "session.bound")]
+    Bound,
 }
 
 impl AuditEventKind {
@@ -68,6 +71,7 @@ impl AuditEventKind {
             Self::Expired => "session.expired",
             Self::Purged => "session.purged",
             Self::Rotated => "session.rotated",
+            Self::Bound => "session.bound",
         }
     }
 }

@@ -91,6 +91,10 @@ pub enum LifecycleError {
     /// The risk policy refused to open a session.
     #[error("the login was refused by the risk policy")]
     LoginDenied,
+    /// A DBSC registration for a session that is not waiting for one (bound by DPoP,
+    /// or registered already).
+    #[error("the session is not waiting for a DBSC registration")]
+    DbscAlreadyRegistered,
     /// An argument is unusable.
     #[error("invalid {field}: {reason}")]
     InvalidInput {
@@ -130,6 +134,7 @@ impl LifecycleError {
             Self::SessionKeyMismatch => code::SESSION_KEY_MISMATCH,
             Self::ReauthenticationRequired => code::REAUTHENTICATION_REQUIRED,
             Self::LoginDenied => code::LOGIN_DENIED,
+            Self::DbscAlreadyRegistered => code::DBSC_ALREADY_REGISTERED,
             Self::InvalidInput { .. } => code::INVALID_INPUT,
             Self::InvalidPolicy(e) => e.code(),
             Self::Store(e) => e.code(),
@@ -152,6 +157,7 @@ impl LifecycleError {
             | Self::SessionEnded { .. }
             | Self::SessionKeyMismatch
             | Self::ReauthenticationRequired
+            | Self::DbscAlreadyRegistered
             | Self::InvalidInput { .. } => StatusCode::BAD_REQUEST,
             Self::NotSessionOwner | Self::LoginDenied => StatusCode::FORBIDDEN,
             Self::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
@@ -176,7 +182,9 @@ impl LifecycleError {
             | Self::SessionEnded { .. }
             | Self::SessionKeyMismatch
             | Self::ReauthenticationRequired => oauth::INVALID_GRANT,
-            Self::SessionNotFound | Self::InvalidInput { .. } => oauth::INVALID_REQUEST,
+            Self::SessionNotFound | Self::InvalidInput { .. } | Self::DbscAlreadyRegistered => {
+                oauth::INVALID_REQUEST
+            }
             Self::NotSessionOwner | Self::LoginDenied => oauth::ACCESS_DENIED,
             Self::Store(StoreError::Unavailable { .. }) => oauth::TEMPORARILY_UNAVAILABLE,
             Self::InvalidPolicy(_)

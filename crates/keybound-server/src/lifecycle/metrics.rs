@@ -13,6 +13,7 @@
 //! | `keybound_sweeps_total` | counter | `result` | sweeps, `ok` or `error` |
 //! | `keybound_sweep_duration_seconds` | histogram | – | duration of one complete sweep |
 //! | `keybound_active_sessions` | gauge | – | sessions stored as active, set after each sweep |
+//! | `keybound_dbsc_total` | counter | `step`, `result` | DBSC registrations and refreshes (`register`/`refresh`; `ok`, `challenged`, `terminated`, or the refusal's error code) |
 
 use crate::session::Reason;
 
@@ -34,11 +35,18 @@ pub const RISK_DECISIONS: &str = "keybound_risk_decisions_total";
 pub const SWEEPS: &str = "keybound_sweeps_total";
 /// Sweep duration in seconds.
 pub const SWEEP_DURATION: &str = "keybound_sweep_duration_seconds";
+/// DBSC registrations and refreshes by `step` and `result`.
+pub const DBSC: &str = "keybound_dbsc_total";
 /// Sessions stored as active.
 pub const ACTIVE_SESSIONS: &str = "keybound_active_sessions";
 
 pub(crate) fn opened() {
     ::metrics::counter!(SESSIONS_OPENED).increment(1);
+}
+
+/// A DBSC registration or refresh and how it ended.
+pub(crate) fn dbsc(step: &'static str, result: &'static str) {
+    ::metrics::counter!(DBSC, "step" => step, "result" => result).increment(1);
 }
 
 pub(crate) fn refresh(result: &'static str) {

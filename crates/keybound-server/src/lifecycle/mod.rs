@@ -110,6 +110,8 @@ pub use risk::{
     LifetimeLimits, RequestSignals, RiskContext, RiskDecision, RiskEvent, RiskPolicy,
     UserAgentChangePolicy,
 };
+pub(crate) use service::dbsc_thumbprint;
+pub use service::{BoundCookieValue, PendingDbsc};
 pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;

@@ -80,14 +80,14 @@ impl RefreshSecret {
         Zeroizing::new(b64::encode(self.0.as_ref()))
     }
 
-    /// A separate 32-byte key for another purpose, named by `label` (HMAC-SHA256 of
-    /// the label): whoever has the refresh secret has it, nothing else reveals it.
-    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+    /// A secret for another purpose, derived from this one (HMAC with `label`): every
+    /// node sharing the refresh secret derives the same one.
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref())
             .unwrap_or_else(|_| unreachable_hmac());
-        mac.update(b"keybound derived key\0");
+        mac.update(b"keybound derived secret\0");
         mac.update(label);
-        mac.finalize().into_bytes().into()
+        Zeroizing::new(mac.finalize().into_bytes().into())
     }
 
     fn mac(

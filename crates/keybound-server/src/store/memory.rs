@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
-    EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome, RotateRequest,
-    RotationDecision, RotationView, SessionRecord, SessionStore, StoreError, SweepAction,
-    SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome, decide_rotation,
+    BindRequest, EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
+    RotateRequest, RotationDecision, RotationView, SessionBinding, SessionRecord, SessionStore,
+    StoreError, SweepAction, SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome,
+    decide_rotation,
 };
 use crate::BoxFuture;
 use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
@@ -21,6 +22,8 @@ const DEFAULT_SHARDS: usize = 64;
 const HAS_PREVIOUS: u8 = 1;
 const HAS_GRACE: u8 = 2;
 const HAS_USER_AGENT: u8 = 4;
+/// The session waits for its DBSC registration.
+const DBSC_PENDING: u8 = 8;
 
 /// A session kept compactly: fixed-size arrays instead of optional hashes, flags
 /// instead of options, the user id shared with the user index. The end state sits
@@ -47,6 +50,9 @@ struct Slot {
     flags: u8,
     /// Which user-index shard lists this session (saves hashing the user id again).
     user_shard: u16,
+    /// The DBSC key of a session bound by DBSC (see [`DBSC_PENDING`] for the rest),
+    /// behind a thin pointer: 8 bytes for the sessions that have none.
+    dbsc_key: Option<Box<Box<str>>>,
 }
 
 impl Slot {
@@ -69,6 +75,7 @@ impl Slot {
             user_agent_hash: record.user_agent_hash.unwrap_or_default(),
             state: SessionState::Active,
             user_shard,
+            dbsc_key: None,
             flags: if record.user_agent_hash.is_some() {
                 HAS_USER_AGENT
             } else {
@@ -81,6 +88,11 @@ impl Slot {
 
     /// Copies every field an operation may change.
     fn sync_from(&mut self, record: &SessionRecord) {
+        self.jkt = *record.jkt.as_bytes();
+        self.dbsc_key = match &record.binding {
+            SessionBinding::Dbsc { key } => Some(Box::new(key.as_str().into())),
+            SessionBinding::Dpop | SessionBinding::DbscPending => None,
+        };
         self.current = *record.current_hash.as_bytes();
         self.previous = record
             .previous_hash
@@ -94,6 +106,9 @@ impl Slot {
         self.flags &= HAS_USER_AGENT;
         if record.previous_hash.is_some() {
             self.flags |= HAS_PREVIOUS;
+        }
+        if record.binding == SessionBinding::DbscPending {
+            self.flags |= DBSC_PENDING;
         }
         if record.grace_until.is_some() {
             self.flags |= HAS_GRACE;
@@ -156,6 +171,17 @@ impl Slot {
             state: self.state,
             reason: self.reason.clone(),
             ended_at: terminal.then_some(self.ended_at),
+            binding: self.binding(),
+        }
+    }
+
+    fn binding(&self) -> SessionBinding {
+        match &self.dbsc_key {
+            Some(key) => SessionBinding::Dbsc {
+                key: key.to_string(),
+            },
+            None if self.flags & DBSC_PENDING != 0 => SessionBinding::DbscPending,
+            None => SessionBinding::Dpop,
         }
     }
 
@@ -588,7 +614,7 @@ impl MemoryStore {
         &self,
         id: SessionId,
         now: i64,
-        jkt: Option<Jkt>,
+        allowed: impl FnOnce(&Slot) -> bool,
         apply: impl FnOnce(&mut SessionRecord),
     ) -> UpdateOutcome {
         self.with_slot(id, UpdateOutcome::NotFound, |slot| {
@@ -612,7 +638,7 @@ impl MemoryStore {
                     -1,
                 );
             }
-            if jkt.is_some_and(|jkt| jkt.as_bytes() != &slot.jkt) {
+            if !allowed(slot) {
                 return (UpdateOutcome::KeyMismatch, 0);
             }
             let mut record = slot.to_record();
@@ -784,14 +810,33 @@ impl SessionStore for MemoryStore {
         &self,
         request: ReplaceTokensRequest,
     ) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
-        let outcome = self.update_sync(request.id, request.now, Some(request.jkt), |r| {
-            r.apply_replacement(&request);
-        });
+        let jkt = request.jkt;
+        let outcome = self.update_sync(
+            request.id,
+            request.now,
+            |slot| jkt.as_bytes() == &slot.jkt,
+            |r| r.apply_replacement(&request),
+        );
         ready(Ok(outcome))
     }
 
     fn touch(&self, request: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
-        let outcome = self.update_sync(request.id, request.now, None, |r| r.apply_touch(&request));
+        let outcome = self.update_sync(
+            request.id,
+            request.now,
+            |_| true,
+            |r| r.apply_touch(&request),
+        );
+        ready(Ok(outcome))
+    }
+
+    fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+        let outcome = self.update_sync(
+            request.id,
+            request.now,
+            |slot| slot.flags & DBSC_PENDING != 0,
+            |r| r.apply_bind(&request),
+        );
         ready(Ok(outcome))
     }
 
@@ -830,9 +875,10 @@ mod tests {
     #[test]
     fn a_slot_stays_compact() {
         // The budget is 512 bytes per active session including the map slot and
-        // the user index; the slot itself must stay well below that.
+        // the user index; the slot itself must stay well below that (256 bytes, and
+        // one pointer for the DBSC key since sessions have a binding).
         let size = std::mem::size_of::<Slot>();
-        assert!(size <= 256, "{size}");
+        assert!(size <= 264, "{size}");
     }
 
     #[test]

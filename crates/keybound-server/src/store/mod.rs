@@ -128,7 +128,63 @@ pub struct SessionRecord {
     pub reason: Option<Reason>,
     /// When the session ended (for an expiry: the deadline that passed).
     pub ended_at: Option<i64>,
+    /// How the session is bound to its device.
+    pub binding: SessionBinding,
 }
+
+/// How a session is bound to its device (DESIGN §8): by the SDK's DPoP key, or by the
+/// browser's DBSC key, which the browser registers after sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionBinding {
+    /// Every request carries a DPoP proof by the key `jkt` names.
+    Dpop,
+    /// DBSC, registered: the browser's public key as JWK JSON (refresh proofs carry no
+    /// key, so the server keeps it); `jkt` is its thumbprint.
+    Dbsc {
+        /// The public JWK, as JSON text.
+        key: String,
+    },
+    /// DBSC, waiting for the browser to register its key: the session has no
+    /// credential yet, and `jkt` is a placeholder no key has.
+    DbscPending,
+}
+
+impl SessionBinding {
+    /// `dpop`, `dbsc` or `dbsc_pending`: the name in listings, audit events and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Dpop => "dpop",
+            Self::Dbsc { .. } => "dbsc",
+            Self::DbscPending => "dbsc_pending",
+        }
+    }
+
+    /// The form every store keeps: `dpop`, `dbsc_pending` or `dbsc:` followed by the key.
+    pub fn to_stored(&self) -> String {
+        match self {
+            Self::Dbsc { key } => format!("dbsc:{key}"),
+            other => other.name().to_owned(),
+        }
+    }
+
+    /// Reads [`to_stored`](Self::to_stored)'s form; `None` for anything else.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        match text {
+            "dpop" => Some(Self::Dpop),
+            "dbsc_pending" => Some(Self::DbscPending),
+            _ => text
+                .strip_prefix("dbsc:")
+                .filter(|key| !key.is_empty())
+                .map(|key| Self::Dbsc {
+                    key: key.to_owned(),
+                }),
+        }
+    }
+}
+
+/// The thumbprint placeholder of a session waiting for its DBSC registration: all
+/// zero bytes, the SHA-256 of no key anyone can make.
+pub const PENDING_JKT: Jkt = Jkt::from_bytes([0; 32]);
 
 impl SessionRecord {
     /// When the session expires if nothing happens: the earlier of the idle and the
@@ -207,6 +263,16 @@ impl SessionRecord {
         self.current_hash = request.next;
         self.generation += 1;
         self.grace_until = None;
+        self.last_seen_at = request.now;
+        self.idle_expires_at = request.idle_expires_at.min(self.absolute_expires_at);
+    }
+
+    /// Applies a successful [`BindRequest`].
+    pub fn apply_bind(&mut self, request: &BindRequest) {
+        self.binding = SessionBinding::Dbsc {
+            key: request.key.clone(),
+        };
+        self.jkt = request.jkt;
         self.last_seen_at = request.now;
         self.idle_expires_at = request.idle_expires_at.min(self.absolute_expires_at);
     }
@@ -343,6 +409,23 @@ pub struct ReplaceTokensRequest {
     pub jkt: Jkt,
     /// Hash of the new refresh token.
     pub next: TokenHash,
+    /// The current time.
+    pub now: i64,
+    /// The new idle deadline (capped at the absolute deadline).
+    pub idle_expires_at: i64,
+}
+
+/// A DBSC registration: bind a session waiting for it ([`SessionBinding::DbscPending`])
+/// to the browser's key. Succeeds once: a session bound already answers
+/// [`UpdateOutcome::KeyMismatch`].
+#[derive(Clone, Debug)]
+pub struct BindRequest {
+    /// The session.
+    pub id: SessionId,
+    /// Thumbprint of the browser's key.
+    pub jkt: Jkt,
+    /// The browser's public key as JWK JSON.
+    pub key: String,
     /// The current time.
     pub now: i64,
     /// The new idle deadline (capped at the absolute deadline).
@@ -527,6 +610,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Extends the idle deadline of an active session.
     fn touch(&self, request: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>>;
 
+    /// Binds an active session waiting for its DBSC registration to the browser's
+    /// key, atomically: of two registrations at once exactly one succeeds.
+    fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>>;
+
     /// Ends one session (idempotent: a terminal session stays as it is).
     fn end(&self, request: EndRequest) -> BoxFuture<'_, Result<EndOutcome, StoreError>>;
 
@@ -571,6 +658,9 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
     }
     fn touch(&self, request: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
         (**self).touch(request)
+    }
+    fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+        (**self).bind_dbsc(request)
     }
     fn end(&self, request: EndRequest) -> BoxFuture<'_, Result<EndOutcome, StoreError>> {
         (**self).end(request)

@@ -10,9 +10,10 @@ use rusqlite::{
 };
 
 use super::{
-    EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome, RotateRequest,
-    RotationDecision, SessionRecord, SessionStore, StoreError, SweepAction, SweepBatch,
-    SweepRequest, SweptSession, TouchRequest, UpdateOutcome, decide_rotation,
+    BindRequest, EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
+    RotateRequest, RotationDecision, SessionBinding, SessionRecord, SessionStore, StoreError,
+    SweepAction, SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome,
+    decide_rotation,
 };
 use crate::BoxFuture;
 use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
@@ -20,7 +21,7 @@ use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 /// `PRAGMA application_id` of a keybound session database ("kbs1").
 const APPLICATION_ID: i32 = 0x6b62_7331;
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE sessions (
@@ -47,9 +48,13 @@ CREATE INDEX sessions_active_by_deadline
 CREATE INDEX sessions_ended ON sessions (ended_at) WHERE state <> 0;
 ";
 
+/// Version 2: how the session is bound (`NULL` for DPoP, as every version-1 session is;
+/// otherwise [`SessionBinding::to_stored`]).
+const MIGRATE_V2: &str = "ALTER TABLE sessions ADD COLUMN binding TEXT;";
+
 const COLUMNS: &str = "sid, user_id, jkt, device_label, user_agent_hash, created_at, \
     last_seen_at, idle_expires_at, absolute_expires_at, generation, current_hash, \
-    previous_hash, grace_until, state, reason, ended_at";
+    previous_hash, grace_until, state, reason, ended_at, binding";
 
 /// The SQLite [`SessionStore`]: sessions in one database file, for a single node that
 /// must keep its sessions across restarts.
@@ -245,12 +250,15 @@ fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                 });
             }
             tx.execute_batch(SCHEMA_V1).map_err(map_err)?;
-            tx.execute_batch(&format!(
-                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
-            ))
-            .map_err(map_err)?;
+            tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))
+                .map_err(map_err)?;
+        }
+        if version < 2 {
+            tx.execute_batch(MIGRATE_V2).map_err(map_err)?;
         }
         // Later schema versions add their migration steps here, one per version.
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+            .map_err(map_err)?;
         Ok(())
     })
 }
@@ -322,6 +330,10 @@ fn read_record(row: &Row<'_>) -> Result<SessionRecord, StoreError> {
         state,
         reason,
         ended_at: row.get(15).map_err(map_err)?,
+        binding: match row.get::<_, Option<String>>(16).map_err(map_err)? {
+            None => SessionBinding::Dpop,
+            Some(text) => SessionBinding::from_stored(&text).ok_or_else(|| corrupt("binding"))?,
+        },
     })
 }
 
@@ -346,7 +358,7 @@ fn insert(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "INSERT INTO sessions ({COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ))
         .map_err(map_err)?;
     let result = stmt.execute(params![
@@ -366,6 +378,7 @@ fn insert(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
         state_code(r.state),
         r.reason.as_ref().map(Reason::as_str),
         r.ended_at,
+        stored_binding(&r.binding),
     ]);
     match result {
         Ok(_) => Ok(()),
@@ -382,8 +395,8 @@ fn update(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
         .prepare_cached(
             "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = ?3, \
              absolute_expires_at = ?4, generation = ?5, current_hash = ?6, \
-             previous_hash = ?7, grace_until = ?8, state = ?9, reason = ?10, ended_at = ?11 \
-             WHERE sid = ?1",
+             previous_hash = ?7, grace_until = ?8, state = ?9, reason = ?10, ended_at = ?11, \
+             jkt = ?12, binding = ?13 WHERE sid = ?1",
         )
         .map_err(map_err)?;
     stmt.execute(params![
@@ -398,9 +411,16 @@ fn update(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
         state_code(r.state),
         r.reason.as_ref().map(Reason::as_str),
         r.ended_at,
+        r.jkt.as_bytes(),
+        stored_binding(&r.binding),
     ])
     .map_err(map_err)?;
     Ok(())
+}
+
+/// The `binding` column: `NULL` for DPoP.
+fn stored_binding(binding: &SessionBinding) -> Option<String> {
+    (*binding != SessionBinding::Dpop).then(|| binding.to_stored())
 }
 
 fn rotate_in(tx: &Transaction<'_>, request: &RotateRequest) -> Result<RotateOutcome, StoreError> {
@@ -440,7 +460,7 @@ fn update_in(
     tx: &Transaction<'_>,
     id: &SessionId,
     now: i64,
-    jkt: Option<Jkt>,
+    allowed: impl FnOnce(&SessionRecord) -> bool,
     apply: impl FnOnce(&mut SessionRecord),
 ) -> Result<UpdateOutcome, StoreError> {
     let Some(mut record) = load_in(tx, id)? else {
@@ -459,7 +479,7 @@ fn update_in(
             newly_expired: true,
         });
     }
-    if jkt.is_some_and(|jkt| jkt != record.jkt) {
+    if !allowed(&record) {
         return Ok(UpdateOutcome::KeyMismatch);
     }
     apply(&mut record);
@@ -603,9 +623,13 @@ impl SessionStore for SqliteStore {
     ) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
         Box::pin(self.run(move |conn| {
             Self::immediate(conn, |tx| {
-                update_in(tx, &request.id, request.now, Some(request.jkt), |r| {
-                    r.apply_replacement(&request);
-                })
+                update_in(
+                    tx,
+                    &request.id,
+                    request.now,
+                    |r| r.jkt == request.jkt,
+                    |r| r.apply_replacement(&request),
+                )
             })
         }))
     }
@@ -613,9 +637,27 @@ impl SessionStore for SqliteStore {
     fn touch(&self, request: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
         Box::pin(self.run(move |conn| {
             Self::immediate(conn, |tx| {
-                update_in(tx, &request.id, request.now, None, |r| {
-                    r.apply_touch(&request)
-                })
+                update_in(
+                    tx,
+                    &request.id,
+                    request.now,
+                    |_| true,
+                    |r| r.apply_touch(&request),
+                )
+            })
+        }))
+    }
+
+    fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+        Box::pin(self.run(move |conn| {
+            Self::immediate(conn, |tx| {
+                update_in(
+                    tx,
+                    &request.id,
+                    request.now,
+                    |r| r.binding == SessionBinding::DbscPending,
+                    |r| r.apply_bind(&request),
+                )
             })
         }))
     }

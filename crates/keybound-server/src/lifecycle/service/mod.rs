@@ -8,6 +8,7 @@
 
 mod builder;
 mod check;
+mod dbsc;
 mod end;
 mod open;
 mod refresh;
@@ -27,6 +28,8 @@ use crate::store::{SessionCacheControl, SessionRecord, SessionStore, SweptSessio
 use crate::{Clock, SharedKeyRing};
 
 pub use builder::SessionServiceBuilder;
+pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
+pub use dbsc::{BoundCookieValue, PendingDbsc};
 pub use open::OpenRequest;
 
 const MAX_USER_ID_LEN: usize = 256;
@@ -57,6 +60,9 @@ pub struct SessionInfo {
     pub ended_at: Option<i64>,
     /// Whether this is the session making the request.
     pub current: bool,
+    /// How the session is bound: `dpop`, `dbsc`, or `dbsc_pending` (signed in, the
+    /// browser has not registered its DBSC key yet).
+    pub binding: &'static str,
 }
 
 impl SessionInfo {
@@ -77,6 +83,7 @@ impl SessionInfo {
             reason,
             ended_at,
             current: Some(record.id) == current,
+            binding: record.binding.name(),
         }
     }
 }

@@ -11,8 +11,9 @@ use super::super::risk::{LifetimeLimits, RequestSignals, RiskContext, RiskDecisi
 use super::super::tokens::{hash_secret, random_secret};
 use super::{SessionService, check_user_id, parse_jkt};
 use crate::lifecycle::{LifecycleError, Policy, metrics};
-use crate::session::{Actor, SessionId, SessionState};
-use crate::store::SessionRecord;
+use crate::session::{Actor, Jkt, Reason, SessionId, SessionState};
+use crate::store::{SessionBinding, SessionRecord};
+use zeroize::Zeroizing;
 
 const MAX_DEVICE_LABEL_LEN: usize = 128;
 
@@ -44,6 +45,14 @@ impl OpenRequest {
         self.signals = signals;
         self
     }
+}
+
+/// A session just opened.
+pub(super) struct Opened {
+    pub(super) record: SessionRecord,
+    secret: Zeroizing<[u8; 32]>,
+    pub(super) access: i64,
+    pub(super) now: i64,
 }
 
 /// Effective lifetimes of one issuance, in seconds.
@@ -165,6 +174,25 @@ impl SessionService {
     ) -> Result<TokenResponse, LifecycleError> {
         check_user_id(user_id)?;
         let jkt = parse_jkt(jkt)?;
+        let opened = self
+            .open_record(user_id, jkt, SessionBinding::Dpop, request, None, None)
+            .await?;
+        self.token_response(&opened.record, &opened.secret, opened.access, opened.now)
+    }
+
+    /// Opens a session record bound as `binding` (checks, risk policy, store, audit,
+    /// metrics). `idle_cap`: a shorter idle deadline (a DBSC session's registration
+    /// window); `note`: the reason written into the `session.created` event.
+    pub(super) async fn open_record(
+        &self,
+        user_id: &str,
+        jkt: Jkt,
+        binding: SessionBinding,
+        request: OpenRequest,
+        idle_cap: Option<i64>,
+        note: Option<Reason>,
+    ) -> Result<Opened, LifecycleError> {
+        check_user_id(user_id)?;
         let device_label = clean_device_label(request.device_label.as_deref());
         let now = self.now();
         let decision = self
@@ -189,6 +217,7 @@ impl SessionService {
         let id = SessionId::generate().map_err(|_| LifecycleError::Randomness)?;
         let secret = random_secret()?;
         let absolute_expires_at = now.saturating_add(lifetimes.absolute);
+        let idle = idle_cap.map_or(lifetimes.idle, |cap| cap.min(lifetimes.idle));
         let record = SessionRecord {
             id,
             user_id: user_id.to_owned(),
@@ -197,7 +226,7 @@ impl SessionService {
             user_agent_hash: request.signals.user_agent_hash(),
             created_at: now,
             last_seen_at: now,
-            idle_expires_at: now.saturating_add(lifetimes.idle).min(absolute_expires_at),
+            idle_expires_at: now.saturating_add(idle).min(absolute_expires_at),
             absolute_expires_at,
             generation: 0,
             current_hash: hash_secret(&secret),
@@ -206,16 +235,22 @@ impl SessionService {
             state: SessionState::Active,
             reason: None,
             ended_at: None,
+            binding,
         };
         self.inner.store.create(record.clone()).await?;
         metrics::opened();
         self.emit(
             AuditEventKind::Created,
             (&record).into(),
-            None,
+            note.as_ref(),
             &Actor::User(user_id.to_owned()),
         );
-        self.token_response(&record, &secret, lifetimes.access, now)
+        Ok(Opened {
+            record,
+            secret,
+            access: lifetimes.access,
+            now,
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use redis::Value;
 
 use super::{corrupt, unexpected};
 use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
-use crate::store::{EndState, SessionRecord, StoreError, UpdateOutcome};
+use crate::store::{EndState, SessionBinding, SessionRecord, StoreError, UpdateOutcome};
 
 pub(super) fn state_name(state: SessionState) -> &'static str {
     state.as_str()
@@ -50,6 +50,9 @@ pub(super) fn encode_record(record: &SessionRecord) -> Vec<(&'static str, Vec<u8
     if let Some(ended) = record.ended_at {
         fields.push(("ended", ended.to_string().into_bytes()));
     }
+    if record.binding != SessionBinding::Dpop {
+        fields.push(("bind", record.binding.to_stored().into_bytes()));
+    }
     fields
 }
 
@@ -72,6 +75,7 @@ pub(super) struct Fields {
     state: Option<String>,
     reason: Option<String>,
     ended: Option<String>,
+    bind: Option<String>,
 }
 
 pub(super) fn text(value: &Value) -> Option<String> {
@@ -116,6 +120,7 @@ impl Fields {
                 "state" => &mut f.state,
                 "reason" => &mut f.reason,
                 "ended" => &mut f.ended,
+                "bind" => &mut f.bind,
                 // Fields a newer keybound may add are ignored.
                 _ => continue,
             };
@@ -175,6 +180,12 @@ impl Fields {
             state,
             reason,
             ended_at: opt_int(self.ended, "end time")?,
+            binding: match self.bind {
+                None => SessionBinding::Dpop,
+                Some(text) => {
+                    SessionBinding::from_stored(&text).ok_or_else(|| corrupt("binding"))?
+                }
+            },
         })
     }
 }
@@ -261,6 +272,7 @@ mod tests {
             state: SessionState::Active,
             reason: None,
             ended_at: None,
+            binding: SessionBinding::Dpop,
         };
         let round_trip = |r: &SessionRecord| {
             let mut pairs = vec![

@@ -12,9 +12,9 @@ use super::{MAX_SWEEP_SCRIPT_BATCH, RedisStore, corrupt, unexpected};
 use crate::BoxFuture;
 use crate::session::{Reason, SessionId};
 use crate::store::{
-    EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome, RotateRequest,
-    SessionRecord, SessionStore, StoreError, SweepAction, SweepBatch, SweepRequest, SweptSession,
-    TouchRequest, UpdateOutcome,
+    BindRequest, EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
+    RotateRequest, SessionBinding, SessionRecord, SessionStore, StoreError, SweepAction,
+    SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome,
 };
 
 impl SessionStore for RedisStore {
@@ -130,6 +130,8 @@ impl SessionStore for RedisStore {
                         next.as_bytes(),
                         now.as_bytes(),
                         idle.as_bytes(),
+                        b"",
+                        b"",
                     ],
                 )
                 .await?;
@@ -145,7 +147,40 @@ impl SessionStore for RedisStore {
             let value = self
                 .invoke(
                     &self.inner.scripts.update,
-                    &[id.as_bytes(), b"", b"", now.as_bytes(), idle.as_bytes()],
+                    &[
+                        id.as_bytes(),
+                        b"",
+                        b"",
+                        now.as_bytes(),
+                        idle.as_bytes(),
+                        b"",
+                        b"",
+                    ],
+                )
+                .await?;
+            update_outcome(value)
+        })
+    }
+
+    fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
+        Box::pin(async move {
+            let id = request.id.to_string();
+            let jkt = request.jkt.to_string();
+            let now = request.now.to_string();
+            let idle = request.idle_expires_at.to_string();
+            let binding = SessionBinding::Dbsc { key: request.key }.to_stored();
+            let value = self
+                .invoke(
+                    &self.inner.scripts.update,
+                    &[
+                        id.as_bytes(),
+                        b"",
+                        b"",
+                        now.as_bytes(),
+                        idle.as_bytes(),
+                        binding.as_bytes(),
+                        jkt.as_bytes(),
+                    ],
                 )
                 .await?;
             update_outcome(value)

@@ -14,7 +14,7 @@ local ACTIVE = P .. 'active'
 local ENDED = P .. 'ended'
 local CHANNEL = P .. 'events'
 local FIELDS = {'user', 'jkt', 'label', 'ua', 'created', 'seen', 'idle', 'abs', 'gen',
-  'cur', 'prev', 'grace', 'state', 'reason', 'ended'}
+  'cur', 'prev', 'grace', 'state', 'reason', 'ended', 'bind'}
 
 local function skey(id) return P .. 's:' .. id end
 local function ukey(user) return P .. 'u:' .. user end

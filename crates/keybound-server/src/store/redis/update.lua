@@ -1,6 +1,9 @@
--- replace_tokens and touch: ARGV[3] id, [4] jkt ('' for touch: any key), [5] successor
--- hash ('' for touch: keep the tokens), [6] now, [7] new idle deadline.
+-- replace_tokens, touch and bind_dbsc: ARGV[3] id, [4] jkt ('' for touch and bind: any
+-- key), [5] successor hash ('' for touch and bind: keep the tokens), [6] now, [7] new
+-- idle deadline, [8] the DBSC binding to set ('' but for bind: the session must wait
+-- for its registration), [9] the DBSC key's thumbprint (with [8]).
 local id, jkt, nxt, now_s, idle = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local bind, bind_jkt = ARGV[8], ARGV[9]
 local now = tonumber(now_s)
 local r = load(id)
 if not r then return {'not_found'} end
@@ -10,6 +13,11 @@ if expire_if_due(r, now) then
   return {'not_active', 1, pack(id, r)}
 end
 if jkt ~= '' and jkt ~= r.jkt then return {'key_mismatch'} end
+if bind ~= '' then
+  if r.bind ~= 'dbsc_pending' then return {'key_mismatch'} end
+  r.bind = bind
+  r.jkt = bind_jkt
+end
 if nxt ~= '' then
   r.prev = r.cur
   r.cur = nxt
