@@ -254,9 +254,12 @@ fn thumbprint(key: &DbscKey) -> String {
     b(&Sha256::digest(canonical.as_bytes()))
 }
 
+/// One call of a signature verifier: the algorithm, the signing input, the signature.
+type Call = (DbscAlg, Vec<u8>, Vec<u8>);
+
 /// A signature verifier that accepts and remembers what it was asked.
 #[derive(Default)]
-struct Accepting(std::cell::RefCell<Vec<(DbscAlg, Vec<u8>, Vec<u8>)>>);
+struct Accepting(std::cell::RefCell<Vec<Call>>);
 
 impl SignatureVerifier for Accepting {
     fn verify(
