@@ -18,30 +18,13 @@ import {
   serverAvailable,
   sleep,
   startServer,
+  withoutEd25519,
 } from "./lib/harness.mjs";
 
 const haveServer = sdkBuilt && (await serverAvailable());
 const skip = !sdkBuilt ? SDK_MISSING : !haveServer && "examples/minimal is not available yet";
 const ALICE = JSON.stringify({ username: "alice", password: "wonderland" });
 const STORAGE = "p256";
-
-/**
- * Runs before every page script: WebCrypto refuses Ed25519 as a browser without it
- * does, unless the page's localStorage says this browser has "gained" it (an update).
- */
-function withoutEd25519() {
-  if (localStorage.getItem("has-ed25519") === "yes") return;
-  const isEd25519 = (algorithm) =>
-    String(typeof algorithm === "string" ? algorithm : algorithm?.name).toLowerCase() === "ed25519";
-  const refuse = () => Promise.reject(new DOMException("Algorithm: Unrecognized name", "NotSupportedError"));
-  const { generateKey, importKey } = SubtleCrypto.prototype;
-  SubtleCrypto.prototype.generateKey = function (algorithm, ...rest) {
-    return isEd25519(algorithm) ? refuse() : generateKey.call(this, algorithm, ...rest);
-  };
-  SubtleCrypto.prototype.importKey = function (format, data, algorithm, ...rest) {
-    return isEd25519(algorithm) ? refuse() : importKey.call(this, format, data, algorithm, ...rest);
-  };
-}
 
 const login = (page) => page.evaluate((body) => kb.login("/api/login", { body }), ALICE);
 const me = (page) =>
