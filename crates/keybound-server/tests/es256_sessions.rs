@@ -281,7 +281,9 @@ async fn accepted_algorithms_are_a_setting_and_are_advertised() {
     eddsa_only.proof_jkt(&ed, "/login").await.unwrap();
     // By default both are accepted and advertised.
     assert_eq!(
-        Rejection::MissingProof.www_authenticate().unwrap(),
+        Rejection::MissingProof
+            .www_authenticate(ProofAlgs::ALL)
+            .unwrap(),
         r#"DPoP error="invalid_dpop_proof", error_description="the request has no DPoP proof", algs="EdDSA ES256""#
     );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use http::request::Parts;
-use keybound_proto::{AccessTokenClaims, ErrorBody, ProofBuilder, Signer, b64};
+use keybound_proto::{AccessTokenClaims, ErrorBody, ProofAlgs, ProofBuilder, Signer, b64};
 use keybound_server::{
     BoxFuture, KeyRing, ManualClock, MemoryReplayStore, Nonces, Rejection, ReplayStore, ServerKey,
     SessionCheck, SessionDenied, SharedKeyRing, VerifiedRequest, Verifier, VerifierBuilder,
@@ -176,7 +176,7 @@ fn assert_rejected<T: std::fmt::Debug>(
     let rejection = result.expect_err("the request must be rejected");
     assert_eq!(rejection.code(), code, "{rejection:?}");
     assert_eq!(rejection.oauth_error(), oauth_error, "{rejection:?}");
-    let response = rejection.clone().into_http_response();
+    let response = rejection.clone().into_http_response(ProofAlgs::ALL);
     let body: ErrorBody = serde_json::from_str(response.body()).unwrap();
     assert_eq!(body.error_code, code);
     assert_eq!(body.error, oauth_error);
@@ -551,7 +551,7 @@ async fn jwk_with_private_key_is_refused() {
         "invalid_dpop_proof",
     );
     // The description never echoes key material.
-    let response = rejection.into_http_response();
+    let response = rejection.into_http_response(ProofAlgs::ALL);
     assert!(!response.body().contains(&b64::encode(fx.device.to_bytes())));
 }
 
@@ -1053,7 +1053,7 @@ async fn full_replay_store_fails_closed() {
         "replay_store_unavailable",
         "temporarily_unavailable",
     );
-    let response = rejection.into_http_response();
+    let response = rejection.into_http_response(ProofAlgs::ALL);
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     assert!(response.headers().get("www-authenticate").is_none());
@@ -1113,7 +1113,7 @@ async fn nonces_are_required_checked_and_accepted() {
     );
     let nonce = rejection.nonce().unwrap().to_owned();
     assert_eq!(fx.verifier.nonce().as_deref(), Some(nonce.as_str()));
-    let response = rejection.into_http_response();
+    let response = rejection.into_http_response(ProofAlgs::ALL);
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["dpop-nonce"], nonce.as_str());
     // A wrong nonce.

@@ -178,7 +178,7 @@ pub struct VerifiedProof {
 /// // The same proof again is a replay: the rejection renders the HTTP answer.
 /// let rejection = verifier.verify(&request).await.unwrap_err();
 /// assert_eq!(rejection.code(), "replayed_jti");
-/// let response = rejection.into_http_response();
+/// let response = verifier.response(rejection);
 /// assert_eq!(response.status(), 401);
 /// assert!(response.headers()["www-authenticate"]
 ///     .to_str().unwrap().starts_with(r#"DPoP error="invalid_dpop_proof""#));
@@ -305,7 +305,7 @@ impl Verifier {
     /// The HTTP response for one of this verifier's rejections: the challenge lists
     /// this verifier's [`proof_algs`](Self::proof_algs).
     pub fn response(&self, rejection: Rejection) -> http::Response<String> {
-        rejection.into_http_response_for(self.inner.proof_algs)
+        rejection.into_http_response(self.inner.proof_algs)
     }
 }
 
