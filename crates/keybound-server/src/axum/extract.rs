@@ -10,8 +10,8 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 use super::{ApiError, Keybound};
-use crate::lifecycle::RequestSignals;
 use crate::RequestHead;
+use crate::lifecycle::RequestSignals;
 
 /// A verified caller: every check of the DPoP protocol passed and the session is active.
 ///
