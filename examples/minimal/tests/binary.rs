@@ -265,7 +265,7 @@ async fn the_cli_drives_a_whole_session() {
 #[tokio::test]
 async fn with_nonces_the_first_request_is_challenged_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(free_port(), &[("KEYBOUND_NONCE", "on".into())]);
+    let server = Server::start(free_port(), &[("KEYBOUND_NONCE", "on".to_owned())]);
     let device = Device::new(dir.path());
     let challenge = device.login(&server, None).await;
     assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
@@ -326,8 +326,8 @@ async fn login_attempts_are_limited_per_username_and_per_address() {
     let server = Server::start(
         free_port(),
         &[
-            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "3".into()),
-            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "6".into()),
+            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "3".to_owned()),
+            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "6".to_owned()),
         ],
     );
     let device = Device::new(dir.path());

@@ -2,7 +2,7 @@
 //! clean set of `KEYBOUND_*` variables, waiting for it to stop or to listen, and the
 //! `keybound` CLI (`$KEYBOUND_BIN`, or `keybound` next to the binary, built on demand
 //! with `cargo build -p keybound-cli` when missing).
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
