@@ -12,10 +12,11 @@ use super::DEFAULT_MAX_HEADER_LEN;
 use crate::Rejection;
 
 /// Runs the verifier's stateless checks on one request, for tools such as
-/// `keybound verify`: the same pipeline as [`Verifier::verify`] (header size limit,
-/// JOSE parsing, `htm`/`htu`, `iat` within `max_skew_secs` of `now`, `ath`, `cnf.jkt`,
-/// token signature by the key named by `kid` in `keys`, token expiry, proof signature)
-/// but without the stateful checks: no replay store, no nonce, no session state.
+/// `keybound verify`: the same pipeline as
+/// [`Verifier::verify`](super::Verifier::verify) (header size limit, JOSE parsing,
+/// `htm`/`htu`, `iat` within `max_skew_secs` of `now`, `ath`, `cnf.jkt`, token
+/// signature by the key named by `kid` in `keys`, token expiry, proof signature) but
+/// without the stateful checks: no replay store, no nonce, no session state.
 ///
 /// `url` is the full request URL (query and fragment are ignored); `now` is in seconds
 /// since the epoch. Without an access token only the proof is checked (a login or
