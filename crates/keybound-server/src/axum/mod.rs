@@ -47,7 +47,7 @@
 //!
 //! A [`Session`] extractor, a [`require_session`] layer, [`ProofOfPossession`] and the
 //! endpoints below answer a request that fails verification with the exact DPoP error
-//! response ([`Rejection`](crate::Rejection)): JSON
+//! response ([`Rejection`]): JSON
 //! `{"error","error_description","error_code"}`, `Cache-Control: no-store`, and
 //!
 //! | status | `error` | headers | `error_code` (examples) |
