@@ -118,10 +118,11 @@ impl Setup {
                         reason: format!("cannot create {}: {err}", dir.display()),
                     })?;
                 }
-                (
-                    Arc::new(crate::store::SqliteStore::open(path).await?),
-                    replay_memory(),
-                )
+                let store = crate::store::SqliteStore::open(path).await?;
+                // Replay records live in the file, so every process serving it refuses
+                // a proof another one accepted.
+                let replay = Arc::new(store.replay_store(self.clock.clone(), capacity)?);
+                (Arc::new(store), replay)
             }
             #[cfg(not(feature = "sqlite"))]
             StoreSpec::Sqlite(_) => {

@@ -260,7 +260,7 @@ pub mod cases {
 
     async fn created(store: &dyn SessionStore, user_id: &str) -> SessionRecord {
         let r = record(user_id);
-        store.create(r.clone()).await.unwrap();
+        store.create(r.clone().into()).await.unwrap();
         r
     }
 
@@ -361,7 +361,7 @@ pub mod cases {
             terminal.previous_hash = Some(hash(3));
             terminal.grace_until = Some(T0 + 5);
             terminal.finish(SessionState::Closed, Reason::LOGOUT, T0 + 9);
-            store.create(terminal.clone()).await.unwrap();
+            store.create(terminal.clone().into()).await.unwrap();
             assert_eq!(load(store, terminal.id).await, terminal);
             assert_eq!(store.load(SessionId::generate().unwrap()).await.unwrap(), None);
         }
@@ -373,7 +373,7 @@ pub mod cases {
             let r = created(store, &user("alice")).await;
             let mut copy = record(&user("mallory"));
             copy.id = r.id;
-            assert_eq!(store.create(copy.clone()).await, Err(super::super::StoreError::Duplicate));
+            assert_eq!(store.create(copy.clone().into()).await, Err(super::super::StoreError::Duplicate));
             assert_eq!(load(store, r.id).await, r);
             assert!(store.list_user(&copy.user_id).await.unwrap().is_empty());
             assert_eq!(store.list_user(&r.user_id).await.unwrap(), vec![r]);
@@ -557,7 +557,7 @@ pub mod cases {
             let mut r = record(&user("alice"));
             r.absolute_expires_at = T0 + 600;
             r.idle_expires_at = T0 + 600;
-            store.create(r.clone()).await.unwrap();
+            store.create(r.clone().into()).await.unwrap();
             match store.rotate(rotate_req(&r, hash(100), 0, hash(101), T0 + 600)).await.unwrap() {
                 RotateOutcome::NotActive { record, newly_expired: true } => {
                     assert_eq!(record.reason, Some(Reason::ABSOLUTE_LIFETIME));
@@ -574,7 +574,7 @@ pub mod cases {
         rotate_caps_lifetimes, |store| {
             let mut r = record(&user("alice"));
             r.idle_expires_at = r.absolute_expires_at - 50;
-            store.create(r.clone()).await.unwrap();
+            store.create(r.clone().into()).await.unwrap();
             let now = r.absolute_expires_at - 100;
             let after = rotated(store.rotate(rotate_req(&r, hash(100), 0, hash(101), now)).await.unwrap());
             assert_eq!(after.idle_expires_at, r.absolute_expires_at);
@@ -837,7 +837,7 @@ pub mod cases {
             let alice = user("alice");
             let mut short = record(&alice);
             short.idle_expires_at = T0 + 5;
-            store.create(short.clone()).await.unwrap();
+            store.create(short.clone().into()).await.unwrap();
             let long = created(store, &alice).await;
             let outcomes = store
                 .end_user_sessions(EndUserRequest {
@@ -896,7 +896,7 @@ pub mod cases {
             let alice = user("alice");
             let mut idle = record(&alice);
             idle.idle_expires_at = T0 + 100;
-            store.create(idle.clone()).await.unwrap();
+            store.create(idle.clone().into()).await.unwrap();
             let fresh = created(store, &alice).await;
             let old = created(store, &alice).await;
             store.end(end_req(old.id, EndState::Revoked, Reason::ADMIN_REVOKED, T0 + 10)).await.unwrap();
@@ -948,7 +948,7 @@ pub mod cases {
             // One never swept while active: expired and purged in the same sweep.
             let mut stale = record(&alice);
             stale.idle_expires_at = T0 + 2;
-            store.create(stale.clone()).await.unwrap();
+            store.create(stale.clone().into()).await.unwrap();
             let batches = sweep_all(store, T0 + 100_000, T0 + 50_000, 100).await;
             let actions: Vec<_> = batches
                 .iter()
@@ -968,7 +968,7 @@ pub mod cases {
             assert!(store.list_user(&alice).await.unwrap().is_empty());
             let mut again = record(&alice);
             again.id = ids[0];
-            store.create(again.clone()).await.unwrap();
+            store.create(again.clone().into()).await.unwrap();
             assert_eq!(store.list_user(&alice).await.unwrap(), vec![again]);
         }
     );
@@ -1000,7 +1000,7 @@ pub mod cases {
             let b = created(store, &alice).await;
             let mut c = record(&alice);
             c.idle_expires_at = T0 + 10;
-            store.create(c.clone()).await.unwrap();
+            store.create(c.clone().into()).await.unwrap();
             assert_eq!(store.count_active().await.unwrap(), base + 3);
             store.end(end_req(a.id, EndState::Closed, Reason::LOGOUT, T0 + 1)).await.unwrap();
             store.end(end_req(a.id, EndState::Closed, Reason::LOGOUT, T0 + 2)).await.unwrap();
@@ -1063,7 +1063,7 @@ pub mod cases {
         let mut r = record(user_id);
         r.jkt = PENDING_JKT;
         r.binding = SessionBinding::DbscPending;
-        store.create(r.clone()).await.unwrap();
+        store.create(r.clone().into()).await.unwrap();
         r
     }
 

@@ -30,7 +30,7 @@ use crate::{Clock, SharedKeyRing};
 pub use builder::SessionServiceBuilder;
 pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
 pub use dbsc::{BoundCookieValue, PendingDbsc};
-pub use open::OpenRequest;
+pub use open::{LoginFence, OpenRequest};
 
 const MAX_USER_ID_LEN: usize = 256;
 
@@ -124,6 +124,7 @@ pub(super) struct Inner {
     audit: Vec<Arc<dyn AuditSink>>,
     secret: RefreshSecret,
     cache: Option<SessionCache>,
+    max_sessions_per_user: Option<usize>,
     pub(super) replay_cleanup: Option<Arc<dyn SweepHook>>,
 }
 

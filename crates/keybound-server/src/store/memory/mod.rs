@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
-    BindRequest, EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
-    RotateRequest, RotationDecision, SessionRecord, SessionStore, StoreError, SweepAction,
-    SweepBatch, SweepRequest, TouchRequest, UpdateOutcome, decide_rotation,
+    BindRequest, CreateOutcome, CreateRequest, EndOutcome, EndRequest, EndUserRequest,
+    LimitCandidate, ReplaceTokensRequest, RotateOutcome, RotateRequest, RotationDecision,
+    SessionRecord, SessionStore, StoreError, SweepAction, SweepBatch, SweepRequest, TouchRequest,
+    UpdateOutcome, decide_rotation, sessions_over_limit,
 };
 use crate::BoxFuture;
 use crate::session::{Reason, SessionId, SessionState};
@@ -25,7 +26,39 @@ use slot::{DBSC_PENDING, Slot};
 const DEFAULT_SHARDS: usize = 64;
 
 type SessionShard = Mutex<Shard>;
-type UserShard = Mutex<HashMap<Arc<str>, UserSessions>>;
+type UserShard = Mutex<Users>;
+
+/// One shard of the per-user data.
+#[derive(Default)]
+struct Users {
+    /// The ids of each user's stored sessions.
+    sessions: HashMap<Arc<str>, UserSessions>,
+    /// The fence of each user whose sessions were ended all at once (one small entry
+    /// per such user, kept: forgetting it would let a stale login through).
+    fences: HashMap<Arc<str>, u64>,
+}
+
+impl Users {
+    /// The shared key for `user_id`: the one already held, or a new one.
+    fn key(&self, user_id: &str) -> Arc<str> {
+        self.sessions
+            .get_key_value(user_id)
+            .map(|(key, _)| key)
+            .or_else(|| self.fences.get_key_value(user_id).map(|(key, _)| key))
+            .map_or_else(|| Arc::from(user_id), Arc::clone)
+    }
+
+    fn ids(&self, user_id: &str) -> Vec<SessionId> {
+        self.sessions
+            .get(user_id)
+            .map(UserSessions::ids)
+            .unwrap_or_default()
+    }
+
+    fn fence(&self, user_id: &str) -> u64 {
+        self.fences.get(user_id).copied().unwrap_or(0)
+    }
+}
 
 struct Inner {
     sessions: Box<[SessionShard]>,
@@ -39,7 +72,9 @@ struct Inner {
 /// the same sessions).
 ///
 /// Sessions live in sharded hash maps (by session id) with a second sharded index by
-/// user; each operation holds one shard's mutex briefly and never two locks at once.
+/// user; each operation holds one shard's mutex briefly. The operations on a user's
+/// sessions as a whole (create, ending them all) hold the user's shard throughout and
+/// lock session shards inside it, never the other way round.
 /// An active session costs about 400 bytes of memory (see `BENCHMARKS.md`).
 ///
 /// ```
@@ -106,7 +141,9 @@ impl MemoryStore {
 
     /// Whether the user index still mentions `user_id` (a purged user leaves nothing).
     pub fn knows_user(&self, user_id: &str) -> bool {
-        lock(self.user_shard(user_id)).contains_key(user_id)
+        lock(self.user_shard(user_id))
+            .sessions
+            .contains_key(user_id)
     }
 
     fn session_shard(&self, id: &SessionId) -> &SessionShard {
@@ -128,45 +165,89 @@ impl MemoryStore {
         self.inner.active.fetch_add(delta, Ordering::Relaxed);
     }
 
-    fn create_sync(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        // Index first, record second: a concurrent `end_user_sessions` that misses the
-        // new session also ran before it became visible.
-        let user_shard = self.user_shard_index(&record.user_id);
-        let user = {
-            let mut users = lock(&self.inner.users[user_shard]);
-            let key = match users.get_key_value(record.user_id.as_str()) {
-                Some((key, _)) => Arc::clone(key),
-                None => Arc::from(record.user_id.as_str()),
-            };
-            let next = match users.get(&key) {
-                Some(existing) => existing.with(record.id),
-                None => UserSessions::One(record.id),
-            };
-            users.insert(Arc::clone(&key), next);
-            key
+    /// Stores a session. The user's shard stays locked for the whole operation
+    /// (session shards are locked inside it, never the other way round), so the fence
+    /// check, the limit and the insert are one step with respect to
+    /// `end_user_sessions` and the user's other logins.
+    fn create_sync(&self, request: &CreateRequest) -> Result<CreateOutcome, StoreError> {
+        let record = &request.record;
+        let user_id = record.user_id.as_str();
+        let user_shard = self.user_shard_index(user_id);
+        let mut users = lock(&self.inner.users[user_shard]);
+        if request
+            .fence
+            .is_some_and(|fence| fence != users.fence(user_id))
+        {
+            return Ok(CreateOutcome::Fenced);
+        }
+        if lock(self.session_shard(&record.id))
+            .get(&record.id)
+            .is_some()
+        {
+            return Err(StoreError::Duplicate);
+        }
+        let evicted = match request.max_active {
+            Some(max) => {
+                self.evict_over_limit(&users.ids(user_id), user_id, max, record.created_at)
+            }
+            None => Vec::new(),
         };
+        let key = users.key(user_id);
+        let next = match users.sessions.get(user_id) {
+            Some(existing) => existing.with(record.id),
+            None => UserSessions::One(record.id),
+        };
+        users.sessions.insert(Arc::clone(&key), next);
         let inserted = lock(self.session_shard(&record.id)).insert(Slot::from_record(
             record,
-            user,
+            key,
             // Shard counts are at most 2^16 (see `with_shards`).
             user_shard as u16,
         ));
         if let Err(e) = inserted {
-            self.unindex(&record.user_id, &[record.id]);
+            Self::unindex_in(&mut users.sessions, user_id, &record.id);
             return Err(e);
         }
         if record.state == SessionState::Active {
             self.active_delta(1);
         }
-        Ok(())
+        Ok(CreateOutcome::Created { evicted })
     }
 
-    /// Removes one index entry per id from the user's list.
-    fn unindex(&self, user_id: &str, ids: &[SessionId]) {
-        let mut users = lock(self.user_shard(user_id));
-        for id in ids {
-            Self::unindex_in(&mut users, user_id, id);
-        }
+    /// Revokes the sessions [`sessions_over_limit`] picks among `ids` (the user's,
+    /// whose shard the caller holds).
+    fn evict_over_limit(
+        &self,
+        ids: &[SessionId],
+        user_id: &str,
+        max: usize,
+        now: i64,
+    ) -> Vec<SessionRecord> {
+        let candidates = ids
+            .iter()
+            .filter_map(|id| {
+                let sessions = lock(self.session_shard(id));
+                sessions
+                    .get(id)
+                    .filter(|slot| {
+                        &*slot.user == user_id && !slot.is_terminal() && now < slot.deadline()
+                    })
+                    .map(|slot| LimitCandidate {
+                        id: slot.id,
+                        last_seen_at: slot.last_seen_at,
+                        created_at: slot.created_at,
+                    })
+            })
+            .collect();
+        sessions_over_limit(candidates, max)
+            .into_iter()
+            .filter_map(|id| {
+                self.with_slot(id, None, |slot| {
+                    slot.finish(SessionState::Revoked, Reason::SESSION_LIMIT, now);
+                    (Some(slot.to_record()), -1)
+                })
+            })
+            .collect()
     }
 
     fn unindex_in(users: &mut HashMap<Arc<str>, UserSessions>, user_id: &str, id: &SessionId) {
@@ -284,15 +365,18 @@ impl MemoryStore {
     }
 
     fn user_ids(&self, user_id: &str) -> Vec<SessionId> {
-        lock(self.user_shard(user_id))
-            .get(user_id)
-            .map(UserSessions::ids)
-            .unwrap_or_default()
+        lock(self.user_shard(user_id)).ids(user_id)
     }
 
+    /// Moves the fence and ends the sessions with the user's shard locked, so no
+    /// create of the user runs in between.
     fn end_user_sync(&self, request: &EndUserRequest) -> Vec<EndOutcome> {
+        let mut users = lock(self.user_shard(&request.user_id));
+        let key = users.key(&request.user_id);
+        let fence = users.fences.entry(key).or_insert(0);
+        *fence = fence.wrapping_add(1);
         let mut changed = Vec::new();
-        for id in self.user_ids(&request.user_id) {
+        for id in users.ids(&request.user_id) {
             if Some(id) == request.except {
                 continue;
             }
@@ -391,7 +475,7 @@ impl MemoryStore {
         for group in purged.chunk_by(|a, b| a.0 == b.0) {
             let mut users = lock(&self.inner.users[usize::from(group[0].0)]);
             for (_, user, id) in group {
-                if let Entry::Occupied(mut entry) = users.entry(Arc::clone(user)) {
+                if let Entry::Occupied(mut entry) = users.sessions.entry(Arc::clone(user)) {
                     if entry.get_mut().remove(id) {
                         entry.remove();
                     }
@@ -409,8 +493,12 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
 }
 
 impl SessionStore for MemoryStore {
-    fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
-        ready(self.create_sync(&record))
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
+        ready(self.create_sync(&request))
+    }
+
+    fn user_fence<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        ready(Ok(lock(self.user_shard(user_id)).fence(user_id)))
     }
 
     fn load(&self, id: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>> {
