@@ -19,6 +19,7 @@
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
 //! | `KEYBOUND_NONCE_SECRET` | derived from the key file's refresh secret; random without a key file | base64url of 32 random bytes keying the server nonces: every node behind one load balancer needs the same one |
 //! | `KEYBOUND_REPLAY_CAPACITY` | `1000000` | most proof ids the replay store holds at once (memory, SQLite and Redis); when full, requests are refused with `503` until entries expire |
+//! | `KEYBOUND_MAX_SESSIONS_PER_USER` | `100` | most active sessions a user has at once: a login beyond it revokes the user's least recently used session (reason `session_limit`) |
 //! | `KEYBOUND_LOGIN_PER_IP_PER_MIN` | `30` | login attempts per client address and minute ([`LoginLimiter`](crate::axum::LoginLimiter)); `0` turns the limit off |
 //! | `KEYBOUND_LOGIN_PER_USER_PER_MIN` | `10` | login attempts per username and minute; `0` turns the limit off |
 //!
@@ -163,6 +164,9 @@ pub struct Settings {
     pub nonce_secret: Option<NonceSecret>,
     /// Most entries the replay store holds.
     pub replay_capacity: usize,
+    /// Most active sessions per user (see
+    /// [`max_sessions_per_user`](crate::lifecycle::SessionServiceBuilder::max_sessions_per_user)).
+    pub max_sessions_per_user: usize,
     /// Login attempt budgets.
     pub login_limits: LoginLimits,
     /// Whether browsers are offered DBSC at sign-in.
@@ -307,6 +311,12 @@ impl Settings {
         };
         let replay_capacity =
             usize::try_from(count("KEYBOUND_REPLAY_CAPACITY", 1_000_000, 1)?).unwrap_or(usize::MAX);
+        let max_sessions_per_user = usize::try_from(count(
+            "KEYBOUND_MAX_SESSIONS_PER_USER",
+            crate::lifecycle::SessionServiceBuilder::DEFAULT_MAX_SESSIONS_PER_USER as u64,
+            1,
+        )?)
+        .unwrap_or(usize::MAX);
         let defaults = LoginLimits::default();
         let per_minute = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
             let n = count(name, u64::from(default), 0)?;
@@ -361,6 +371,7 @@ impl Settings {
             redis_timeout,
             nonce_secret,
             replay_capacity,
+            max_sessions_per_user,
             login_limits,
             dbsc,
             dbsc_unbound_cookie,
@@ -684,19 +695,23 @@ mod tests {
     fn replay_capacity_and_login_limits() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.replay_capacity, 1_000_000);
+        assert_eq!(s.max_sessions_per_user, 100);
         assert_eq!(s.login_limits, LoginLimits::default());
         let s = settings(&[
             ("KEYBOUND_REPLAY_CAPACITY", "1000"),
+            ("KEYBOUND_MAX_SESSIONS_PER_USER", "3"),
             ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "0"),
             ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "5"),
         ])
         .unwrap();
         assert_eq!(s.replay_capacity, 1000);
+        assert_eq!(s.max_sessions_per_user, 3);
         assert_eq!(s.login_limits.per_ip_per_minute, 0);
         assert_eq!(s.login_limits.per_user_per_minute, 5);
         for (name, value) in [
             ("KEYBOUND_REPLAY_CAPACITY", "0"),
             ("KEYBOUND_REPLAY_CAPACITY", "lots"),
+            ("KEYBOUND_MAX_SESSIONS_PER_USER", "0"),
             ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "-1"),
             ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "99999999999"),
         ] {

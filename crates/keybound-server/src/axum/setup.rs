@@ -157,6 +157,7 @@ impl Setup {
             .issuer(settings.public_origin.clone())
             .shared_clock(self.clock.clone())
             .policy(settings.policy.clone())
+            .max_sessions_per_user(settings.max_sessions_per_user)
             .refresh_secret(secret)
             .replay_cleanup(ReplaySweep(replay_for_sweep));
         for f in self.configure {
