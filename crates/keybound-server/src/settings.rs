@@ -8,6 +8,7 @@
 //! | `KEYBOUND_ACCESS_TTL_SECS` | `300` | access-token lifetime |
 //! | `KEYBOUND_IDLE_TIMEOUT_SECS` | `1800` | idle timeout |
 //! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
+//! | `KEYBOUND_RETENTION_SECS` | `604800` | how long ended sessions are kept (listed, with their reason) before the sweeper purges them |
 //! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
 //! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
 //! | `KEYBOUND_PROOF_ALGS` | `EdDSA,ES256` | the proof algorithms accepted and advertised (`algs` of the DPoP challenge): `EdDSA`, `ES256` or both |
@@ -226,6 +227,9 @@ impl Settings {
         }
         if let Some(d) = secs("KEYBOUND_ABSOLUTE_LIFETIME_SECS")? {
             policy = policy.with_absolute_lifetime(d);
+        }
+        if let Some(d) = secs("KEYBOUND_RETENTION_SECS")? {
+            policy = policy.with_retention(d);
         }
         match secs("KEYBOUND_REFRESH_GRACE_SECS")? {
             Some(d) => policy = policy.with_refresh_grace(d),
@@ -512,6 +516,7 @@ mod tests {
             ("KEYBOUND_ACCESS_TTL_SECS", "10"),
             ("KEYBOUND_IDLE_TIMEOUT_SECS", "60"),
             ("KEYBOUND_ABSOLUTE_LIFETIME_SECS", "600"),
+            ("KEYBOUND_RETENTION_SECS", "3600"),
             ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
             ("KEYBOUND_NONCE", "on"),
             ("KEYBOUND_PROOF_ALGS", "ES256"),
@@ -525,6 +530,7 @@ mod tests {
         assert_eq!(s.public_origin, "https://app.example");
         assert_eq!(s.policy.access_token_lifetime(), Duration::from_secs(10));
         assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
+        assert_eq!(s.policy.retention(), Duration::from_secs(3600));
         assert!(s.nonce);
         assert_eq!(
             s.proof_algs,

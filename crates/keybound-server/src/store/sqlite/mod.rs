@@ -25,6 +25,11 @@ use super::StoreError;
 /// transaction, so several processes on the same file stay correct. Blocking SQLite
 /// calls run on tokio's blocking pool (or inline outside a tokio runtime).
 ///
+/// Besides the sessions, the file holds each user's fence (table `user_fences`, one
+/// row per user whose sessions were ever ended all at once) and, for
+/// [`replay_store`](Self::replay_store), the proofs seen by every process on the file
+/// (table `replay`).
+///
 /// A file that is not a keybound session database, or a damaged one, is refused at
 /// [`open`](Self::open) with [`StoreError::Corrupt`] or [`StoreError::Incompatible`].
 ///
