@@ -210,3 +210,44 @@ async fn one_proof_recorded_by_many_processes_at_once_is_fresh_once() {
         assert_eq!(fresh, 1, "round {round}");
     }
 }
+
+/// A file written by the previous layout (version 2: sessions only) gains the fence
+/// and replay tables on open and keeps its sessions.
+#[tokio::test]
+async fn a_version_2_file_is_migrated() {
+    use keybound_server::store::SessionStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sessions (
+                sid BLOB NOT NULL PRIMARY KEY, user_id TEXT NOT NULL, jkt BLOB NOT NULL,
+                device_label TEXT, user_agent_hash BLOB, created_at INTEGER NOT NULL,
+                last_seen_at INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL,
+                absolute_expires_at INTEGER NOT NULL, generation INTEGER NOT NULL,
+                current_hash BLOB NOT NULL, previous_hash BLOB, grace_until INTEGER,
+                state INTEGER NOT NULL, reason TEXT, ended_at INTEGER, binding TEXT
+             ) WITHOUT ROWID;
+             CREATE INDEX sessions_by_user ON sessions (user_id);
+             INSERT INTO sessions VALUES (zeroblob(16), 'alice', zeroblob(32), NULL, NULL,
+                1700000000, 1700000000, 1700001800, 1700043200, 0, zeroblob(32), NULL, NULL,
+                0, NULL, NULL, NULL);
+             PRAGMA application_id = 1801614129;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&db).await.unwrap();
+    assert_eq!(store.list_user("alice").await.unwrap().len(), 1);
+    assert_eq!(store.user_fence("alice").await.unwrap(), 0);
+    let clock = ManualClock::new(T0_MS);
+    let replay = store.replay_store(Arc::new(clock), 10).unwrap();
+    assert!(replay.insert_once(&key(1), T0_MS + 1_000).await.unwrap());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
