@@ -197,8 +197,8 @@ impl SessionService {
     /// (a password change signing out everywhere), the login cannot open a session.
     ///
     /// ```
-    /// # use keybound_server::{KeyRing, SessionService, Reason, Actor};
-    /// # use keybound_server::lifecycle::OpenRequest;
+    /// # use keybound_server::{KeyRing, SessionService};
+    /// # use keybound_server::lifecycle::{Actor, OpenRequest, Reason};
     /// # use keybound_server::store::MemoryStore;
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// # let service = SessionService::builder(MemoryStore::new(), KeyRing::generate().unwrap()).build().unwrap();
