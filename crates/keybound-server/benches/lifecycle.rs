@@ -171,7 +171,7 @@ fn bench_sweep(c: &mut Criterion) {
                 let store = MemoryStore::new();
                 rt.block_on(async {
                     for n in 0..MEMORY_SESSIONS {
-                        store.create(terminal(n)).await.unwrap();
+                        store.create(terminal(n).into()).await.unwrap();
                     }
                 });
                 service(store, &later_clock())
@@ -191,7 +191,7 @@ fn bench_sweep(c: &mut Criterion) {
     rt.block_on(async {
         let store = sqlite(&template).await;
         for n in 0..SQLITE_SESSIONS {
-            store.create(terminal(n)).await.unwrap();
+            store.create(terminal(n).into()).await.unwrap();
         }
     });
     // The last connection closed: the WAL is checkpointed into the main file.

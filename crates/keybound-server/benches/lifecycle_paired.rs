@@ -142,7 +142,7 @@ fn terminal(n: u64) -> SessionRecord {
 fn timed_sweep(rt: &Runtime, store: Arc<dyn SessionStore>, n: u64) -> (f64, f64) {
     rt.block_on(async {
         for i in 0..n {
-            store.create(terminal(i)).await.unwrap();
+            store.create(terminal(i).into()).await.unwrap();
         }
     });
     let service = SessionService::builder_shared(store, keys())

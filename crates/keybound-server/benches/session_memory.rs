@@ -57,7 +57,10 @@ fn run_case(spec: &str) {
     let before = rss_bytes();
     runtime.block_on(async {
         for i in 0..n {
-            store.create(active(i, per_user, label)).await.unwrap();
+            store
+                .create(active(i, per_user, label).into())
+                .await
+                .unwrap();
         }
     });
     let after = rss_bytes();

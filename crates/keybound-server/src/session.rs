@@ -152,6 +152,9 @@ impl Reason {
     pub const IDLE_TIMEOUT: Self = Self::from_static("idle_timeout");
     /// The absolute lifetime passed (`expired`).
     pub const ABSOLUTE_LIFETIME: Self = Self::from_static("absolute_lifetime");
+    /// The user opened a session beyond the per-user limit: their least recently used
+    /// session was revoked to make room.
+    pub const SESSION_LIMIT: Self = Self::from_static("session_limit");
     /// A terminal session was purged after the retention period.
     pub const RETENTION: Self = Self::from_static("retention");
 

@@ -8,6 +8,7 @@
 //! | `KEYBOUND_ACCESS_TTL_SECS` | `300` | access-token lifetime |
 //! | `KEYBOUND_IDLE_TIMEOUT_SECS` | `1800` | idle timeout |
 //! | `KEYBOUND_ABSOLUTE_LIFETIME_SECS` | `43200` | absolute session lifetime |
+//! | `KEYBOUND_RETENTION_SECS` | `604800` | how long ended sessions are kept (listed, with their reason) before the sweeper purges them |
 //! | `KEYBOUND_REFRESH_GRACE_SECS` | `30` (a quarter of the access-token lifetime when that is 30 s or less) | grace for replaying the previous refresh token |
 //! | `KEYBOUND_NONCE` | `off` | `on` to require server nonces in proofs |
 //! | `KEYBOUND_PROOF_ALGS` | `EdDSA,ES256` | the proof algorithms accepted and advertised (`algs` of the DPoP challenge): `EdDSA`, `ES256` or both |
@@ -19,6 +20,7 @@
 //! | `KEYBOUND_KEY_FILE` | none | JSON file with the server signing key and refresh secret, created (mode 0600) on first start; without it both are random per process |
 //! | `KEYBOUND_NONCE_SECRET` | derived from the key file's refresh secret; random without a key file | base64url of 32 random bytes keying the server nonces: every node behind one load balancer needs the same one |
 //! | `KEYBOUND_REPLAY_CAPACITY` | `1000000` | most proof ids the replay store holds at once (memory, SQLite and Redis); when full, requests are refused with `503` until entries expire |
+//! | `KEYBOUND_MAX_SESSIONS_PER_USER` | `100` | most active sessions a user has at once: a login beyond it revokes the user's least recently used session (reason `session_limit`) |
 //! | `KEYBOUND_LOGIN_PER_IP_PER_MIN` | `30` | login attempts per client address and minute ([`LoginLimiter`](crate::axum::LoginLimiter)); `0` turns the limit off |
 //! | `KEYBOUND_LOGIN_PER_USER_PER_MIN` | `10` | login attempts per username and minute; `0` turns the limit off |
 //!
@@ -163,6 +165,9 @@ pub struct Settings {
     pub nonce_secret: Option<NonceSecret>,
     /// Most entries the replay store holds.
     pub replay_capacity: usize,
+    /// Most active sessions per user (see
+    /// [`max_sessions_per_user`](crate::lifecycle::SessionServiceBuilder::max_sessions_per_user)).
+    pub max_sessions_per_user: usize,
     /// Login attempt budgets.
     pub login_limits: LoginLimits,
     /// Whether browsers are offered DBSC at sign-in.
@@ -222,6 +227,9 @@ impl Settings {
         }
         if let Some(d) = secs("KEYBOUND_ABSOLUTE_LIFETIME_SECS")? {
             policy = policy.with_absolute_lifetime(d);
+        }
+        if let Some(d) = secs("KEYBOUND_RETENTION_SECS")? {
+            policy = policy.with_retention(d);
         }
         match secs("KEYBOUND_REFRESH_GRACE_SECS")? {
             Some(d) => policy = policy.with_refresh_grace(d),
@@ -307,6 +315,12 @@ impl Settings {
         };
         let replay_capacity =
             usize::try_from(count("KEYBOUND_REPLAY_CAPACITY", 1_000_000, 1)?).unwrap_or(usize::MAX);
+        let max_sessions_per_user = usize::try_from(count(
+            "KEYBOUND_MAX_SESSIONS_PER_USER",
+            crate::lifecycle::SessionServiceBuilder::DEFAULT_MAX_SESSIONS_PER_USER as u64,
+            1,
+        )?)
+        .unwrap_or(usize::MAX);
         let defaults = LoginLimits::default();
         let per_minute = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
             let n = count(name, u64::from(default), 0)?;
@@ -361,6 +375,7 @@ impl Settings {
             redis_timeout,
             nonce_secret,
             replay_capacity,
+            max_sessions_per_user,
             login_limits,
             dbsc,
             dbsc_unbound_cookie,
@@ -501,6 +516,7 @@ mod tests {
             ("KEYBOUND_ACCESS_TTL_SECS", "10"),
             ("KEYBOUND_IDLE_TIMEOUT_SECS", "60"),
             ("KEYBOUND_ABSOLUTE_LIFETIME_SECS", "600"),
+            ("KEYBOUND_RETENTION_SECS", "3600"),
             ("KEYBOUND_REFRESH_GRACE_SECS", "5"),
             ("KEYBOUND_NONCE", "on"),
             ("KEYBOUND_PROOF_ALGS", "ES256"),
@@ -514,6 +530,7 @@ mod tests {
         assert_eq!(s.public_origin, "https://app.example");
         assert_eq!(s.policy.access_token_lifetime(), Duration::from_secs(10));
         assert_eq!(s.policy.refresh_grace(), Duration::from_secs(5));
+        assert_eq!(s.policy.retention(), Duration::from_secs(3600));
         assert!(s.nonce);
         assert_eq!(
             s.proof_algs,
@@ -684,19 +701,23 @@ mod tests {
     fn replay_capacity_and_login_limits() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.replay_capacity, 1_000_000);
+        assert_eq!(s.max_sessions_per_user, 100);
         assert_eq!(s.login_limits, LoginLimits::default());
         let s = settings(&[
             ("KEYBOUND_REPLAY_CAPACITY", "1000"),
+            ("KEYBOUND_MAX_SESSIONS_PER_USER", "3"),
             ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "0"),
             ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "5"),
         ])
         .unwrap();
         assert_eq!(s.replay_capacity, 1000);
+        assert_eq!(s.max_sessions_per_user, 3);
         assert_eq!(s.login_limits.per_ip_per_minute, 0);
         assert_eq!(s.login_limits.per_user_per_minute, 5);
         for (name, value) in [
             ("KEYBOUND_REPLAY_CAPACITY", "0"),
             ("KEYBOUND_REPLAY_CAPACITY", "lots"),
+            ("KEYBOUND_MAX_SESSIONS_PER_USER", "0"),
             ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "-1"),
             ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "99999999999"),
         ] {

@@ -1589,8 +1589,11 @@ mod flaky {
     }
 
     impl SessionStore for FlakyStore {
-        fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
-            self.fail(self.inner.create(record))
+        fn create(&self, r: CreateRequest) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
+            self.fail(self.inner.create(r))
+        }
+        fn user_fence<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+            self.fail(self.inner.user_fence(user))
         }
         fn load(&self, id: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>> {
             self.fail(self.inner.load(id))

@@ -1133,7 +1133,10 @@ async fn store_failures_fail_closed() {
         })
     }
     impl SessionStore for Down {
-        fn create(&self, _: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        fn create(&self, _: CreateRequest) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
+            down()
+        }
+        fn user_fence<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
             down()
         }
         fn load(&self, _: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>> {

@@ -73,7 +73,7 @@ async fn ttls_follow_the_policy() {
     let store = store(&server, &prefix, options).await;
     let t = now();
     let r = record("alice", t);
-    store.create(r.clone()).await.unwrap();
+    store.create(r.clone().into()).await.unwrap();
     let key = format!("{prefix}s:{}", r.id);
     // Active: until the deadline (idle, 1800 s) plus retention and margin.
     let ttl = int(&server.command(&["TTL", &key]));
@@ -134,7 +134,7 @@ async fn a_dead_redis_fails_every_call_within_the_timeout_and_the_store_recovers
     let store = store(&server, &prefix, RedisOptions::default().timeout(timeout)).await;
     let replay = store.replay_store(Arc::new(SystemClock));
     let r = record("alice", now());
-    store.create(r.clone()).await.unwrap();
+    store.create(r.clone().into()).await.unwrap();
 
     server.kill();
     for _ in 0..3 {
@@ -167,7 +167,7 @@ async fn a_dead_redis_fails_every_call_within_the_timeout_and_the_store_recovers
         }
     }
     // Scripts are loaded again by themselves (the restarted Redis has none).
-    store.create(record("alice", now())).await.unwrap();
+    store.create(record("alice", now()).into()).await.unwrap();
     assert_eq!(store.list_user("alice").await.unwrap().len(), 1);
 }
 
@@ -206,7 +206,7 @@ async fn the_layout_marker_and_foreign_keys_are_refused() {
     );
     assert_eq!(
         store
-            .create(record("alice", now()))
+            .create(record("alice", now()).into())
             .await
             .unwrap_err()
             .code(),
@@ -222,8 +222,8 @@ async fn sessions_redis_dropped_by_ttl_are_unknown_and_leave_the_indexes() {
     let t = now();
     let gone = record("alice", t);
     let kept = record("alice", t);
-    store.create(gone.clone()).await.unwrap();
-    store.create(kept.clone()).await.unwrap();
+    store.create(gone.clone().into()).await.unwrap();
+    store.create(kept.clone().into()).await.unwrap();
     // What Redis does when a TTL passes.
     server.command(&["DEL", &format!("{prefix}s:{}", gone.id)]);
     assert_eq!(store.load(gone.id).await.unwrap(), None);

@@ -44,6 +44,20 @@ mod sqlite {
             .unwrap();
         Fixture::new(store).with_guard(dir)
     });
+
+    mod replay {
+        use keybound_server::store::SqliteStore;
+        use keybound_server::store::conformance::replay::{Fixture, Setup};
+
+        keybound_server::replay_store_conformance_tests!(|setup: Setup| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path().join("sessions.db"))
+                .await
+                .unwrap();
+            let replay = store.replay_store(setup.clock(), setup.capacity()).unwrap();
+            Fixture::new(replay).with_guard(dir)
+        });
+    }
 }
 
 #[cfg(feature = "redis")]

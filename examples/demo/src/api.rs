@@ -72,6 +72,15 @@ pub(crate) async fn login(
     if let Err(limited) = app.login_limiter.check(proof.signals.ip, &creds.username) {
         return limited.into_response();
     }
+    // The user's fence before the password check: if the user changes the password
+    // (signing out everywhere) while this login checks the old one, keybound refuses
+    // to open the session (`login_superseded`). A malformed username has no fence and
+    // fails the password check.
+    let fence = match app.kb.service().login_fence(&creds.username).await {
+        Ok(fence) => Some(fence),
+        Err(err) if err.code() == "invalid_input" => None,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
     if !app.users.check(&creds.username, &creds.password) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -79,16 +88,11 @@ pub(crate) async fn login(
             "unknown user or wrong password",
         );
     }
-    let label = device_label(proof.user_agent());
-    match app
-        .kb
-        .open_session(
-            &proof,
-            &creds.username,
-            OpenRequest::new().device_label(label),
-        )
-        .await
-    {
+    let mut request = OpenRequest::new().device_label(device_label(proof.user_agent()));
+    if let Some(fence) = fence {
+        request = request.fence(fence);
+    }
+    match app.kb.open_session(&proof, &creds.username, request).await {
         Ok(reply) => reply.into_response(),
         Err(err) => err.into_response(),
     }
@@ -189,9 +193,10 @@ pub(crate) async fn change_password(
         }
     }
     // The new password first, then the revocation: a login that checked the old
-    // password before this point is revoked by the rotation below, even one still
-    // opening its session (keybound refuses sessions whose login started before a
-    // revocation of all the user's sessions); a login after it needs the new password.
+    // password before this point either stored its session before the rotation below
+    // (which revokes it) or is refused when it tries afterwards, since it read the
+    // user's fence before its password check (`login`); a login after it needs the
+    // new password.
     app.users.set_password(user, &change.new_password);
     let rotated = app
         .kb

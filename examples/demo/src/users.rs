@@ -76,8 +76,8 @@ impl Users {
     }
 
     /// Checks a password change without making it: the current password must be right,
-    /// the new one 6 to 128 characters and different. (The demo rotates the session
-    /// first and sets the password once that worked.)
+    /// the new one 6 to 128 characters and different. (The demo then sets the password
+    /// and only then revokes the other sessions.)
     pub fn check_change(
         &self,
         user: &str,

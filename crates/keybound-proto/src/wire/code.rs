@@ -120,6 +120,8 @@ codes! {
     REAUTHENTICATION_REQUIRED = "reauthentication_required":
         "The risk policy requires the user to sign in again; the session was revoked.";
     LOGIN_DENIED = "login_denied": "The risk policy refused to open a session.";
+    LOGIN_SUPERSEDED = "login_superseded":
+        "The user's sessions were all revoked while this login was in progress; sign in again.";
     INVALID_INPUT = "invalid_input":
         "An argument is unusable (user id, thumbprint, option value, …).";
 

@@ -118,10 +118,11 @@ impl Setup {
                         reason: format!("cannot create {}: {err}", dir.display()),
                     })?;
                 }
-                (
-                    Arc::new(crate::store::SqliteStore::open(path).await?),
-                    replay_memory(),
-                )
+                let store = crate::store::SqliteStore::open(path).await?;
+                // Replay records live in the file, so every process serving it refuses
+                // a proof another one accepted.
+                let replay = Arc::new(store.replay_store(self.clock.clone(), capacity)?);
+                (Arc::new(store), replay)
             }
             #[cfg(not(feature = "sqlite"))]
             StoreSpec::Sqlite(_) => {
@@ -156,6 +157,7 @@ impl Setup {
             .issuer(settings.public_origin.clone())
             .shared_clock(self.clock.clone())
             .policy(settings.policy.clone())
+            .max_sessions_per_user(settings.max_sessions_per_user)
             .refresh_secret(secret)
             .replay_cleanup(ReplaySweep(replay_for_sweep));
         for f in self.configure {

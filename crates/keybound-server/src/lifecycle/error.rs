@@ -91,6 +91,11 @@ pub enum LifecycleError {
     /// The risk policy refused to open a session.
     #[error("the login was refused by the risk policy")]
     LoginDenied,
+    /// The user's sessions were all revoked after this login read its
+    /// [`LoginFence`](crate::lifecycle::LoginFence): no session was opened; the user
+    /// signs in again.
+    #[error("the user's sessions were revoked while this login was in progress; sign in again")]
+    LoginSuperseded,
     /// A DBSC registration for a session that is not waiting for one (bound by DPoP,
     /// or registered already).
     #[error("the session is not waiting for a DBSC registration")]
@@ -134,6 +139,7 @@ impl LifecycleError {
             Self::SessionKeyMismatch => code::SESSION_KEY_MISMATCH,
             Self::ReauthenticationRequired => code::REAUTHENTICATION_REQUIRED,
             Self::LoginDenied => code::LOGIN_DENIED,
+            Self::LoginSuperseded => code::LOGIN_SUPERSEDED,
             Self::DbscAlreadyRegistered => code::DBSC_ALREADY_REGISTERED,
             Self::InvalidInput { .. } => code::INVALID_INPUT,
             Self::InvalidPolicy(e) => e.code(),
@@ -159,7 +165,9 @@ impl LifecycleError {
             | Self::ReauthenticationRequired
             | Self::DbscAlreadyRegistered
             | Self::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-            Self::NotSessionOwner | Self::LoginDenied => StatusCode::FORBIDDEN,
+            Self::NotSessionOwner | Self::LoginDenied | Self::LoginSuperseded => {
+                StatusCode::FORBIDDEN
+            }
             Self::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidPolicy(_)
             | Self::Store(_)
@@ -185,7 +193,9 @@ impl LifecycleError {
             Self::SessionNotFound | Self::InvalidInput { .. } | Self::DbscAlreadyRegistered => {
                 oauth::INVALID_REQUEST
             }
-            Self::NotSessionOwner | Self::LoginDenied => oauth::ACCESS_DENIED,
+            Self::NotSessionOwner | Self::LoginDenied | Self::LoginSuperseded => {
+                oauth::ACCESS_DENIED
+            }
             Self::Store(StoreError::Unavailable { .. }) => oauth::TEMPORARILY_UNAVAILABLE,
             Self::InvalidPolicy(_)
             | Self::Store(_)
@@ -247,6 +257,7 @@ mod tests {
             LifecycleError::SessionKeyMismatch,
             LifecycleError::ReauthenticationRequired,
             LifecycleError::LoginDenied,
+            LifecycleError::LoginSuperseded,
             LifecycleError::InvalidInput {
                 field: "user_id",
                 reason: "empty",

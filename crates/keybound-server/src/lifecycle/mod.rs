@@ -113,7 +113,9 @@ pub use risk::{
 #[cfg(feature = "axum")]
 pub(crate) use service::dbsc_thumbprint;
 pub use service::{BoundCookieValue, PendingDbsc};
-pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder};
+pub use service::{
+    EndResult, LoginFence, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder,
+};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;
 #[cfg(feature = "fuzzing")]

@@ -39,7 +39,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteReplayStore, SqliteStore};
 
 /// Why a store operation failed. One error type for every store.
 #[non_exhaustive]
@@ -305,6 +305,76 @@ pub struct RotationView {
     pub grace_until: Option<i64>,
     /// The bound key.
     pub jkt: Jkt,
+}
+
+/// Store a new session (a login): unless the user's sessions were revoked since
+/// `fence` was read, and making room under the per-user limit.
+#[derive(Clone, Debug)]
+pub struct CreateRequest {
+    /// The new session.
+    pub record: SessionRecord,
+    /// The user's fence ([`SessionStore::user_fence`]) as read before the login was
+    /// authenticated: when the fence has moved since (a [`SessionStore::end_user_sessions`]
+    /// ran), nothing is stored and the answer is [`CreateOutcome::Fenced`]. `None`
+    /// stores without this check (imports, tests).
+    pub fence: Option<u64>,
+    /// At most this many active sessions of the user once the new one is stored: the
+    /// least recently used others are revoked ([`Reason::SESSION_LIMIT`]) in the same
+    /// atomic step, as [`sessions_over_limit`] picks them. `None`: no limit.
+    pub max_active: Option<usize>,
+}
+
+impl From<SessionRecord> for CreateRequest {
+    /// A create without fence check or limit.
+    fn from(record: SessionRecord) -> Self {
+        Self {
+            record,
+            fence: None,
+            max_active: None,
+        }
+    }
+}
+
+/// What a create did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Stored. `evicted`: the user's sessions this call revoked to stay within the limit.
+    Created {
+        /// The sessions revoked with [`Reason::SESSION_LIMIT`], as they are now.
+        evicted: Vec<SessionRecord>,
+    },
+    /// The user's fence moved since the login read it: nothing was stored.
+    Fenced,
+}
+
+/// One of a user's active sessions, as the per-user limit weighs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitCandidate {
+    /// The session.
+    pub id: SessionId,
+    /// Its last use.
+    pub last_seen_at: i64,
+    /// When it was opened.
+    pub created_at: i64,
+}
+
+/// The limit rule, the same for every store: of a user's `active` sessions (the ones
+/// not past their deadline), the ones to revoke so that a new session keeps the user
+/// at `max_active`: the least recently used first (then the oldest, then by id).
+pub fn sessions_over_limit(mut active: Vec<LimitCandidate>, max_active: usize) -> Vec<SessionId> {
+    let keep = max_active.saturating_sub(1);
+    if active.len() <= keep {
+        return Vec::new();
+    }
+    active.sort_by(|a, b| {
+        (a.last_seen_at, a.created_at, a.id.as_bytes()).cmp(&(
+            b.last_seen_at,
+            b.created_at,
+            b.id.as_bytes(),
+        ))
+    });
+    let over = active.len() - keep;
+    active.into_iter().take(over).map(|c| c.id).collect()
 }
 
 /// A refresh: rotate the session's refresh token if `presented` is its current one.
@@ -594,8 +664,18 @@ pub trait SessionCacheControl: Send + Sync + 'static {
 /// The storage behind the session lifecycle. Object-safe (held as
 /// `Arc<dyn SessionStore>`); every method is one atomic operation.
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session; [`StoreError::Duplicate`] if the id exists.
-    fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Stores a new session, atomically with its checks: refused
+    /// ([`CreateOutcome::Fenced`]) when the user's fence moved since `request.fence`,
+    /// and revoking the user's least recently used active sessions beyond
+    /// `request.max_active`. [`StoreError::Duplicate`] if the id exists.
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, Result<CreateOutcome, StoreError>>;
+
+    /// The user's fence: a number that [`end_user_sessions`](Self::end_user_sessions)
+    /// changes, in the same atomic step as it ends the sessions. A login reads it
+    /// before it authenticates the user and hands it to [`create`](Self::create), so a
+    /// login that raced "sign out everywhere" cannot store a session afterwards. `0`
+    /// for a user whose sessions were never ended this way.
+    fn user_fence<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
 
     /// The stored record, as is (expiry by time is the caller's to evaluate).
     fn load(&self, id: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>>;
@@ -619,8 +699,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends one session (idempotent: a terminal session stays as it is).
     fn end(&self, request: EndRequest) -> BoxFuture<'_, Result<EndOutcome, StoreError>>;
 
-    /// Ends every active session of a user but `except`. Returns only the sessions
-    /// this call changed ([`EndOutcome::Ended`] or [`EndOutcome::Expired`]).
+    /// Ends every active session of a user but `except`, and moves the user's
+    /// [fence](Self::user_fence), in one atomic step: afterwards no session of the
+    /// user created before, or by a login that read the fence before, is active.
+    /// Returns only the sessions this call changed ([`EndOutcome::Ended`] or
+    /// [`EndOutcome::Expired`]).
     fn end_user_sessions(
         &self,
         request: EndUserRequest,
@@ -643,8 +726,11 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
-    fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
-        (**self).create(record)
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
+        (**self).create(request)
+    }
+    fn user_fence<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        (**self).user_fence(user_id)
     }
     fn load(&self, id: SessionId) -> BoxFuture<'_, Result<Option<SessionRecord>, StoreError>> {
         (**self).load(id)

@@ -25,6 +25,7 @@ pub struct SessionServiceBuilder {
     audit: Vec<Arc<dyn AuditSink>>,
     secret: Option<RefreshSecret>,
     cache: Option<(usize, Duration)>,
+    max_sessions_per_user: Option<usize>,
     replay_cleanup: Option<Arc<dyn SweepHook>>,
 }
 
@@ -38,6 +39,9 @@ impl std::fmt::Debug for SessionServiceBuilder {
 }
 
 impl SessionServiceBuilder {
+    /// The default per-user limit of active sessions.
+    pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
+
     /// The `iss` of access tokens (default `keybound`); the verifier must expect the
     /// same.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
@@ -95,6 +99,23 @@ impl SessionServiceBuilder {
         self
     }
 
+    /// At most `max` active sessions per user (default
+    /// [`DEFAULT_MAX_SESSIONS_PER_USER`](Self::DEFAULT_MAX_SESSIONS_PER_USER), at least
+    /// 1). A login beyond it revokes the user's least recently used active session
+    /// (reason `session_limit`, actor `system`, audited and counted like any
+    /// revocation), atomically with opening the new one, so a user is never locked
+    /// out by sessions they forgot and never holds more than `max`.
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_sessions_per_user = Some(max.max(1));
+        self
+    }
+
+    /// No per-user session limit.
+    pub fn unlimited_sessions_per_user(mut self) -> Self {
+        self.max_sessions_per_user = None;
+        self
+    }
+
     /// Reads the store on every session check.
     pub fn without_session_cache(mut self) -> Self {
         self.cache = None;
@@ -147,6 +168,7 @@ impl SessionServiceBuilder {
                 audit,
                 secret,
                 cache,
+                max_sessions_per_user: self.max_sessions_per_user,
                 replay_cleanup: self.replay_cleanup,
             }),
         })
@@ -204,6 +226,7 @@ impl SessionService {
             audit: Vec::new(),
             secret: None,
             cache: Some((100_000, Duration::from_secs(30))),
+            max_sessions_per_user: Some(SessionServiceBuilder::DEFAULT_MAX_SESSIONS_PER_USER),
             replay_cleanup: None,
         }
     }

@@ -86,6 +86,11 @@ impl SessionService {
 
     /// Revokes every active session of a user, but `except` if given. Returns how many
     /// sessions this call revoked. Idempotent.
+    ///
+    /// The user's fence moves in the same atomic store step: once this returns, no
+    /// session opened before it can be used on any node, and a login that read the
+    /// fence before it ([`login_fence`](Self::login_fence), or `open_session` reading
+    /// it itself) cannot open one any more (`login_superseded`).
     pub async fn revoke_user(
         &self,
         user_id: &str,

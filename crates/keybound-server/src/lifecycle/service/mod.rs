@@ -31,7 +31,7 @@ pub use builder::SessionServiceBuilder;
 #[cfg(feature = "axum")]
 pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
 pub use dbsc::{BoundCookieValue, PendingDbsc};
-pub use open::OpenRequest;
+pub use open::{LoginFence, OpenRequest};
 
 const MAX_USER_ID_LEN: usize = 256;
 
@@ -125,6 +125,7 @@ pub(super) struct Inner {
     audit: Vec<Arc<dyn AuditSink>>,
     secret: RefreshSecret,
     cache: Option<SessionCache>,
+    max_sessions_per_user: Option<usize>,
     pub(super) replay_cleanup: Option<Arc<dyn SweepHook>>,
 }
 

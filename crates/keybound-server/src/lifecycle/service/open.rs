@@ -12,7 +12,7 @@ use super::super::tokens::{hash_secret, random_secret};
 use super::{SessionService, check_user_id, parse_jkt};
 use crate::lifecycle::{LifecycleError, Policy, metrics};
 use crate::session::{Actor, Jkt, Reason, SessionId, SessionState};
-use crate::store::{SessionBinding, SessionRecord};
+use crate::store::{CreateOutcome, CreateRequest, SessionBinding, SessionRecord};
 use zeroize::Zeroizing;
 
 const MAX_DEVICE_LABEL_LEN: usize = 128;
@@ -26,6 +26,32 @@ pub struct OpenRequest {
     pub device_label: Option<String>,
     /// The request's signals, for the risk policy.
     pub signals: RequestSignals,
+    /// The user's fence, read before the login authenticated the user
+    /// ([`SessionService::login_fence`]). Without one, the fence is read when
+    /// [`open_session`](SessionService::open_session) starts.
+    pub fence: Option<LoginFence>,
+}
+
+/// A user's revocation fence as a login read it, before authenticating the user.
+///
+/// Ending all of a user's sessions ([`revoke_user`](SessionService::revoke_user),
+/// [`revoke_others`](SessionService::revoke_others), a sensitive-action rotation that
+/// revokes the others) moves the fence in the same atomic step. A login that hands its
+/// fence to [`OpenRequest::fence`] then cannot open a session once the fence has moved:
+/// [`open_session`](SessionService::open_session) fails with `login_superseded`. So a
+/// login that checked the old password while the user changed it and signed out
+/// everywhere never leaves a session behind, on any store or node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFence {
+    user_id: String,
+    value: u64,
+}
+
+impl LoginFence {
+    /// The user the fence was read for.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
 }
 
 impl OpenRequest {
@@ -43,6 +69,12 @@ impl OpenRequest {
     /// With the request's signals.
     pub fn signals(mut self, signals: RequestSignals) -> Self {
         self.signals = signals;
+        self
+    }
+
+    /// With the fence the login read before authenticating the user.
+    pub fn fence(mut self, fence: LoginFence) -> Self {
+        self.fence = Some(fence);
         self
     }
 }
@@ -160,12 +192,46 @@ impl SessionService {
         })
     }
 
+    /// Reads the user's fence. Call it before checking the user's credentials and pass
+    /// it to [`OpenRequest::fence`]: if the user's sessions are all revoked meanwhile
+    /// (a password change signing out everywhere), the login cannot open a session.
+    ///
+    /// ```
+    /// # use keybound_server::{KeyRing, SessionService};
+    /// # use keybound_server::lifecycle::{Actor, OpenRequest, Reason};
+    /// # use keybound_server::store::MemoryStore;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let service = SessionService::builder(MemoryStore::new(), KeyRing::generate().unwrap()).build().unwrap();
+    /// # let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    /// let fence = service.login_fence("alice").await?;
+    /// // ... the password is checked here, while the user changes it elsewhere:
+    /// service.revoke_user("alice", None, Reason::SENSITIVE_ACTION, Actor::System).await?;
+    /// let refused = service.open_session("alice", jkt, OpenRequest::new().fence(fence)).await;
+    /// assert_eq!(refused.unwrap_err().code(), "login_superseded");
+    /// # Ok::<(), keybound_server::LifecycleError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn login_fence(&self, user_id: &str) -> Result<LoginFence, LifecycleError> {
+        check_user_id(user_id)?;
+        let value = self.inner.store.user_fence(user_id).await?;
+        Ok(LoginFence {
+            user_id: user_id.to_owned(),
+            value,
+        })
+    }
+
     /// Opens a session for `user_id` (whom the application has just authenticated),
     /// bound to `jkt`, the thumbprint of the key that signed the login request's
     /// proof. Returns the token response of DESIGN §3.
     ///
-    /// Errors: `invalid_input` (bad user id or thumbprint), `login_denied` /
-    /// `reauthentication_required` (risk policy), store and signing failures.
+    /// At the per-user limit ([`max_sessions_per_user`](crate::lifecycle::SessionServiceBuilder::max_sessions_per_user)),
+    /// the user's least recently used active session is revoked (reason
+    /// `session_limit`, audited and counted) in the same atomic step.
+    ///
+    /// Errors: `invalid_input` (bad user id or thumbprint, a fence read for another
+    /// user), `login_superseded` (the user's sessions were all revoked since the fence
+    /// was read), `login_denied` / `reauthentication_required` (risk policy), store
+    /// and signing failures.
     pub async fn open_session(
         &self,
         user_id: &str,
@@ -193,6 +259,16 @@ impl SessionService {
         note: Option<Reason>,
     ) -> Result<Opened, LifecycleError> {
         check_user_id(user_id)?;
+        let fence = match &request.fence {
+            Some(fence) if fence.user_id != user_id => {
+                return Err(LifecycleError::InvalidInput {
+                    field: "fence",
+                    reason: "read for another user",
+                });
+            }
+            Some(fence) => fence.value,
+            None => self.inner.store.user_fence(user_id).await?,
+        };
         let device_label = clean_device_label(request.device_label.as_deref());
         let now = self.now();
         let decision = self
@@ -237,7 +313,22 @@ impl SessionService {
             ended_at: None,
             binding,
         };
-        self.inner.store.create(record.clone()).await?;
+        let outcome = self
+            .inner
+            .store
+            .create(CreateRequest {
+                record: record.clone(),
+                fence: Some(fence),
+                max_active: self.inner.max_sessions_per_user,
+            })
+            .await?;
+        let evicted = match outcome {
+            CreateOutcome::Created { evicted } => evicted,
+            CreateOutcome::Fenced => return Err(LifecycleError::LoginSuperseded),
+        };
+        for old in &evicted {
+            self.ended(old, &Actor::System);
+        }
         metrics::opened();
         self.emit(
             AuditEventKind::Created,

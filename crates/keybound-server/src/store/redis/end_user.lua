@@ -1,7 +1,9 @@
 -- end_user_sessions: ARGV[3] user, [4] session to leave alone ('' for none), [5] state,
--- [6] reason, [7] now. Returns kind/record pairs for the sessions it changed.
+-- [6] reason, [7] now. Moves the user's fence. Returns kind/record pairs for the sessions it changed.
 local user, except, state, reason, now_s = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local now = tonumber(now_s)
+-- Moving the fence refuses every login that read it before this step.
+redis.call('INCR', fkey(user))
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', ukey(user))) do
   if id ~= except then

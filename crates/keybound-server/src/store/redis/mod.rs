@@ -17,6 +17,7 @@
 //! |---|---|---|
 //! | `{prefix}s:{session id}` | hash | one session (token hashes, never tokens) |
 //! | `{prefix}u:{user id}` | set | the ids of a user's sessions |
+//! | `{prefix}f:{user id}` | string | the user's fence, moved by ending all their sessions, checked by every login (no TTL) |
 //! | `{prefix}active` | sorted set | active session ids by deadline (for expiry) |
 //! | `{prefix}ended` | sorted set | terminal session ids by end time (for purge) |
 //! | `{prefix}replay` | sorted set | proof ids (scored by expiry, ms), at most the replay capacity; each until its `iat` window closes |

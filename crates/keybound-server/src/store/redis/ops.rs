@@ -5,33 +5,57 @@ use keybound_proto::b64;
 use redis::Value;
 
 use super::encoding::{
-    Fields, array, encode_record, end_state_name, newly_expired, next_record, record, reply, text,
-    update_outcome,
+    Fields, array, encode_record, end_state_name, newly_expired, next_record, record,
+    record as record_of, reply, text, update_outcome,
 };
 use super::{MAX_SWEEP_SCRIPT_BATCH, RedisStore, corrupt, unexpected};
 use crate::BoxFuture;
 use crate::session::{Jkt, Reason, SessionId, TokenHash};
 use crate::store::{
-    BindRequest, EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
-    RotateRequest, SessionBinding, SessionRecord, SessionStore, StoreError, SweepAction,
-    SweepBatch, SweepRequest, SweptSession, TouchRequest, UpdateOutcome,
+    BindRequest, CreateOutcome, CreateRequest, EndOutcome, EndRequest, EndUserRequest,
+    ReplaceTokensRequest, RotateOutcome, RotateRequest, SessionBinding, SessionRecord,
+    SessionStore, StoreError, SweepAction, SweepBatch, SweepRequest, SweptSession, TouchRequest,
+    UpdateOutcome,
 };
 
 impl SessionStore for RedisStore {
-    fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
         Box::pin(async move {
+            const SCRIPT: &str = "create";
+            let record = &request.record;
             let id = record.id.to_string();
-            let fields = encode_record(&record);
-            let mut args: Vec<&[u8]> = vec![id.as_bytes()];
+            let fence = request.fence.map(|f| f.to_string()).unwrap_or_default();
+            let max = request
+                .max_active
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let fields = encode_record(record);
+            let mut args: Vec<&[u8]> = vec![id.as_bytes(), fence.as_bytes(), max.as_bytes()];
             for (name, value) in &fields {
                 args.push(name.as_bytes());
                 args.push(value);
             }
-            match self.invoke(&self.inner.scripts.create, &args).await? {
-                Value::Int(1) => Ok(()),
-                Value::Int(0) => Err(StoreError::Duplicate),
-                _ => Err(unexpected("create")),
+            let value = self.invoke(&self.inner.scripts.create, &args).await?;
+            let (kind, items) = reply(value, SCRIPT)?;
+            match kind.as_str() {
+                "duplicate" => Err(StoreError::Duplicate),
+                "fenced" => Ok(CreateOutcome::Fenced),
+                "created" => Ok(CreateOutcome::Created {
+                    evicted: items.map(record_of).collect::<Result<_, _>>()?,
+                }),
+                _ => Err(unexpected(SCRIPT)),
             }
+        })
+    }
+
+    fn user_fence<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let key = self.key("f:", user_id);
+            let mut conn = self.conn();
+            let fence: Option<u64> = self
+                .call(redis::cmd("GET").arg(&key).query_async(&mut conn))
+                .await?;
+            Ok(fence.unwrap_or(0))
         })
     }
 

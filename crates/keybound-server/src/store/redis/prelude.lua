@@ -18,6 +18,8 @@ local FIELDS = {'user', 'jkt', 'label', 'ua', 'created', 'seen', 'idle', 'abs', 
 
 local function skey(id) return P .. 's:' .. id end
 local function ukey(user) return P .. 'u:' .. user end
+-- The user's fence: moved by end_user_sessions, checked by create.
+local function fkey(user) return P .. 'f:' .. user end
 
 local function load(id)
   local flat = redis.call('HGETALL', skey(id))

@@ -6,7 +6,7 @@ async fn pending(store: &dyn SessionStore, user_id: &str) -> SessionRecord {
     let mut r = record(user_id);
     r.jkt = PENDING_JKT;
     r.binding = SessionBinding::DbscPending;
-    store.create(r.clone()).await.unwrap();
+    store.create(r.clone().into()).await.unwrap();
     r
 }
 

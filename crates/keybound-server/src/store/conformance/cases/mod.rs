@@ -68,7 +68,7 @@ fn record(user_id: &str) -> SessionRecord {
 
 async fn created(store: &dyn SessionStore, user_id: &str) -> SessionRecord {
     let r = record(user_id);
-    store.create(r.clone()).await.unwrap();
+    store.create(r.clone().into()).await.unwrap();
     r
 }
 

@@ -14,7 +14,7 @@ case!(
         terminal.previous_hash = Some(hash(3));
         terminal.grace_until = Some(T0 + 5);
         terminal.finish(SessionState::Closed, Reason::LOGOUT, T0 + 9);
-        store.create(terminal.clone()).await.unwrap();
+        store.create(terminal.clone().into()).await.unwrap();
         assert_eq!(load(store, terminal.id).await, terminal);
         assert_eq!(store.load(SessionId::generate().unwrap()).await.unwrap(), None);
     }
@@ -26,7 +26,7 @@ case!(
         let r = created(store, &user("alice")).await;
         let mut copy = record(&user("mallory"));
         copy.id = r.id;
-        assert_eq!(store.create(copy.clone()).await, Err(crate::store::StoreError::Duplicate));
+        assert_eq!(store.create(copy.clone().into()).await, Err(crate::store::StoreError::Duplicate));
         assert_eq!(load(store, r.id).await, r);
         assert!(store.list_user(&copy.user_id).await.unwrap().is_empty());
         assert_eq!(store.list_user(&r.user_id).await.unwrap(), vec![r]);
@@ -210,7 +210,7 @@ case!(
         let mut r = record(&user("alice"));
         r.absolute_expires_at = T0 + 600;
         r.idle_expires_at = T0 + 600;
-        store.create(r.clone()).await.unwrap();
+        store.create(r.clone().into()).await.unwrap();
         match store.rotate(rotate_req(&r, hash(100), 0, hash(101), T0 + 600)).await.unwrap() {
             RotateOutcome::NotActive { record, newly_expired: true } => {
                 assert_eq!(record.reason, Some(Reason::ABSOLUTE_LIFETIME));
@@ -227,7 +227,7 @@ case!(
     rotate_caps_lifetimes, |store| {
         let mut r = record(&user("alice"));
         r.idle_expires_at = r.absolute_expires_at - 50;
-        store.create(r.clone()).await.unwrap();
+        store.create(r.clone().into()).await.unwrap();
         let now = r.absolute_expires_at - 100;
         let after = rotated(store.rotate(rotate_req(&r, hash(100), 0, hash(101), now)).await.unwrap());
         assert_eq!(after.idle_expires_at, r.absolute_expires_at);

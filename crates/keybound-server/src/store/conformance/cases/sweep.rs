@@ -19,7 +19,7 @@ case!(
         let alice = user("alice");
         let mut idle = record(&alice);
         idle.idle_expires_at = T0 + 100;
-        store.create(idle.clone()).await.unwrap();
+        store.create(idle.clone().into()).await.unwrap();
         let fresh = created(store, &alice).await;
         let old = created(store, &alice).await;
         store.end(end_req(old.id, EndState::Revoked, Reason::ADMIN_REVOKED, T0 + 10)).await.unwrap();
@@ -71,7 +71,7 @@ case!(
         // One never swept while active: expired and purged in the same sweep.
         let mut stale = record(&alice);
         stale.idle_expires_at = T0 + 2;
-        store.create(stale.clone()).await.unwrap();
+        store.create(stale.clone().into()).await.unwrap();
         let batches = sweep_all(store, T0 + 100_000, T0 + 50_000, 100).await;
         let actions: Vec<_> = batches
             .iter()
@@ -91,7 +91,7 @@ case!(
         assert!(store.list_user(&alice).await.unwrap().is_empty());
         let mut again = record(&alice);
         again.id = ids[0];
-        store.create(again.clone()).await.unwrap();
+        store.create(again.clone().into()).await.unwrap();
         assert_eq!(store.list_user(&alice).await.unwrap(), vec![again]);
     }
 );
@@ -123,7 +123,7 @@ case!(
         let b = created(store, &alice).await;
         let mut c = record(&alice);
         c.idle_expires_at = T0 + 10;
-        store.create(c.clone()).await.unwrap();
+        store.create(c.clone().into()).await.unwrap();
         assert_eq!(store.count_active().await.unwrap(), base + 3);
         store.end(end_req(a.id, EndState::Closed, Reason::LOGOUT, T0 + 1)).await.unwrap();
         store.end(end_req(a.id, EndState::Closed, Reason::LOGOUT, T0 + 2)).await.unwrap();

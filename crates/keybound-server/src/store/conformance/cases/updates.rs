@@ -249,7 +249,7 @@ case!(
         let alice = user("alice");
         let mut short = record(&alice);
         short.idle_expires_at = T0 + 5;
-        store.create(short.clone()).await.unwrap();
+        store.create(short.clone().into()).await.unwrap();
         let long = created(store, &alice).await;
         let outcomes = store
             .end_user_sessions(EndUserRequest {
