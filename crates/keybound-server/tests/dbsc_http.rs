@@ -17,8 +17,8 @@ use keybound_server::ManualClock;
 use keybound_server::axum::{ApiError, DbscOptions, Keybound, Running, Session, routes};
 use keybound_server::lifecycle::{Actor, OpenRequest, Reason};
 use keybound_server::proto::b64;
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -34,7 +34,7 @@ impl BrowserKey {
     fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .unwrap();
         Self { pair, rng }
     }
