@@ -1,6 +1,7 @@
 //! DBSC over HTTP, in process: sign-in, registration, the bound cookie on protected
 //! routes, challenged refreshes, termination, the CSRF check and the
-//! registration-pending policy, each refusal with its exact status and code.
+//! registration-pending policy, a session that never registers, and a sensitive-action
+//! rotation of a bound session, each refusal with its exact status and code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -15,9 +16,9 @@ use axum::{Json, Router};
 use http::{HeaderMap, Method, StatusCode};
 use keybound_server::ManualClock;
 use keybound_server::axum::{ApiError, DbscOptions, Keybound, Running, Session, routes};
-use keybound_server::lifecycle::{Actor, OpenRequest, Reason};
-use keybound_server::proto::b64;
 use aws_lc_rs::rand::SystemRandom;
+use keybound_server::lifecycle::{Actor, AuditEvent, BroadcastSink, OpenRequest, Reason};
+use keybound_server::proto::b64;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -80,11 +81,20 @@ struct Harness {
     app: Router,
     kb: Keybound,
     clock: ManualClock,
+    audit: tokio::sync::broadcast::Receiver<AuditEvent>,
     _running: Running,
 }
 
 async fn harness(options: DbscOptions) -> Harness {
-    let (running, clock) = common::http::keybound(common::http::settings(&[])).await;
+    let clock = ManualClock::new(common::http::T0_MS);
+    let sink = BroadcastSink::new(1024);
+    let audit = sink.subscribe();
+    let running = Keybound::setup(common::http::settings(&[]))
+        .clock(std::sync::Arc::new(clock.clone()))
+        .configure_service(move |service| service.audit_sink(sink))
+        .build()
+        .await
+        .unwrap();
     let kb = running.keybound.clone().with_dbsc(options, "/session");
     let app = Router::new()
         .route("/api/sign-in", post(sign_in))
@@ -96,6 +106,7 @@ async fn harness(options: DbscOptions) -> Harness {
         app,
         kb,
         clock,
+        audit,
         _running: running,
     }
 }
@@ -135,6 +146,15 @@ impl Answer {
 }
 
 impl Harness {
+    /// The audit events emitted since the last call, as `(event, reason)`.
+    fn events(&mut self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        while let Ok(event) = self.audit.try_recv() {
+            out.push((event.event.as_str().to_owned(), event.reason));
+        }
+        out
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -535,6 +555,56 @@ async fn a_pending_session_is_refused_unless_the_policy_allows_an_unbound_cookie
     assert_eq!(
         allowing.me(&registered.cookie().unwrap()).await.status,
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_session_never_registered_expires_as_such_and_is_audited() {
+    let mut h = harness(DbscOptions::default()).await;
+    let key = BrowserKey::new();
+    let (id, challenge, _) = h.sign_in().await;
+    assert_eq!(
+        h.events(),
+        vec![(
+            "session.created".to_owned(),
+            Some("dbsc_registration_pending".to_owned())
+        )]
+    );
+    // The registration window (60 s) passes without a registration.
+    h.clock.advance(Duration::from_secs(61));
+    let late = h.register(&key.proof(&challenge, Some(&id))).await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::BAD_REQUEST, "session_expired")
+    );
+    h.kb.service().sweep_once().await.unwrap();
+    assert_eq!(
+        h.events(),
+        vec![(
+            "session.expired".to_owned(),
+            Some("dbsc_registration_timeout".to_owned())
+        )]
+    );
+    let listed = h.kb.service().list_sessions("alice", None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].state.as_str(),
+            listed[0].reason.as_ref().map(Reason::as_str),
+            listed[0].binding
+        ),
+        ("expired", Some("dbsc_registration_timeout"), "dbsc_pending")
+    );
+    // A registered session that idles out expires as any other.
+    let (bound, _) = h.registered(&key).await;
+    h.events();
+    h.clock.advance(Duration::from_secs(1801));
+    h.kb.service().sweep_once().await.unwrap();
+    let ended = h.kb.service().session(&bound).await.unwrap();
+    assert_eq!(ended.reason, Some(Reason::IDLE_TIMEOUT));
+    assert_eq!(
+        h.events(),
+        vec![("session.expired".to_owned(), Some("idle_timeout".to_owned()))]
     );
 }
 

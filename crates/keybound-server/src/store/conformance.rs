@@ -150,6 +150,7 @@ macro_rules! store_conformance_tests {
             dbsc_pending_session_round_trips,
             bind_dbsc_binds_a_pending_session_once,
             bind_dbsc_refusals,
+            an_unregistered_dbsc_session_expires_as_such,
             concurrent_registrations_have_one_winner,
         );
     };
@@ -211,6 +212,7 @@ case_list!(
     dbsc_pending_session_round_trips,
     bind_dbsc_binds_a_pending_session_once,
     bind_dbsc_refusals,
+    an_unregistered_dbsc_session_expires_as_such,
     concurrent_registrations_have_one_winner,
 );
 
@@ -1202,6 +1204,7 @@ pub mod cases {
             };
             assert_eq!(record.state, SessionState::Expired);
             assert_eq!(record.binding, SessionBinding::DbscPending);
+            assert_eq!(record.reason, Some(Reason::DBSC_REGISTRATION_TIMEOUT));
             let ended = pending(&*store, &user("dave")).await;
             store
                 .end(EndRequest {
@@ -1227,6 +1230,44 @@ pub mod cases {
                 ),
                 "{outcome:?}"
             );
+        })
+    }
+
+    /// A session whose browser never registered expires at its deadline with its own
+    /// reason (`dbsc_registration_timeout`), through the sweep as through any update;
+    /// a bound DBSC session expires as any other.
+    pub fn an_unregistered_dbsc_session_expires_as_such(
+        store: Arc<dyn SessionStore>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let erin = user("erin");
+            let late = pending(&*store, &erin).await;
+            let bound = pending(&*store, &erin).await;
+            let now = T0 + 1;
+            let UpdateOutcome::Updated(bound) =
+                store.bind_dbsc(bind_req(&bound, key(9), now)).await.unwrap()
+            else {
+                panic!("not bound")
+            };
+            let after = bound.idle_expires_at.max(late.idle_expires_at) + 1;
+            let batches = sweep_all(&*store, after, T0, 100).await;
+            let mut expired: Vec<_> = own(&batches, &erin)
+                .into_iter()
+                .filter(|s| s.action == SweepAction::Expired)
+                .map(|s| (s.id, s.reason))
+                .collect();
+            expired.sort_by_key(|(id, _)| *id == bound.id);
+            assert_eq!(
+                expired,
+                vec![
+                    (late.id, Reason::DBSC_REGISTRATION_TIMEOUT),
+                    (bound.id, Reason::IDLE_TIMEOUT)
+                ]
+            );
+            let record = load(&*store, late.id).await;
+            assert_eq!(record.state, SessionState::Expired);
+            assert_eq!(record.reason, Some(Reason::DBSC_REGISTRATION_TIMEOUT));
+            assert_eq!(record.ended_at, Some(late.idle_expires_at));
         })
     }
 

@@ -207,7 +207,11 @@ impl SessionRecord {
         (self.state == SessionState::Active && now >= self.deadline()).then(|| {
             (
                 self.deadline(),
-                Reason::for_expiry(self.idle_expires_at, self.absolute_expires_at),
+                Reason::for_expiry(
+                    self.idle_expires_at,
+                    self.absolute_expires_at,
+                    self.binding == SessionBinding::DbscPending,
+                ),
             )
         })
     }

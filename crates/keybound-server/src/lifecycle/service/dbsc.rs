@@ -61,9 +61,9 @@ impl SessionService {
     ) -> Result<PendingDbsc, LifecycleError> {
         let window = secs(registration_window).max(1);
         let note = if unbound_cookie {
-            Reason::new("dbsc_unbound_cookie")
+            Reason::DBSC_UNBOUND_COOKIE
         } else {
-            Reason::new("dbsc_registration_pending")
+            Reason::DBSC_REGISTRATION_PENDING
         };
         let opened = self
             .open_record(
@@ -72,7 +72,7 @@ impl SessionService {
                 SessionBinding::DbscPending,
                 request,
                 Some(window),
-                note,
+                Some(note),
             )
             .await?;
         Ok(PendingDbsc {
