@@ -73,6 +73,16 @@ async fn sign_in(
     Ok(started.into_response())
 }
 
+async fn change_password(
+    State(kb): State<Keybound>,
+    session: Session,
+) -> Result<Response, ApiError> {
+    Ok(kb
+        .rotate_on_sensitive_action(&session, true)
+        .await?
+        .into_response())
+}
+
 async fn me(session: Session) -> Json<Value> {
     Json(json!({"user": session.user_id, "binding": session.binding.as_str()}))
 }
@@ -100,6 +110,7 @@ async fn harness(options: DbscOptions) -> Harness {
         .route("/api/sign-in", post(sign_in))
         .route("/api/me", get(me))
         .route("/api/change", post(me))
+        .route("/api/password", post(change_password))
         .merge(routes("/session"))
         .with_state(kb.clone());
     Harness {
@@ -606,6 +617,74 @@ async fn a_session_never_registered_expires_as_such_and_is_audited() {
         h.events(),
         vec![("session.expired".to_owned(), Some("idle_timeout".to_owned()))]
     );
+}
+
+#[tokio::test]
+async fn a_sensitive_action_hands_the_browser_a_new_cookie_and_refuses_the_old() {
+    let mut h = harness(DbscOptions::default()).await;
+    let key = BrowserKey::new();
+    let (id, old) = h.registered(&key).await;
+    let (other_id, other) = h.registered(&BrowserKey::new()).await;
+    h.events();
+    let jar = |cookie: &str| format!("__Host-kb_dbsc={cookie}");
+    let rotated = h
+        .send(
+            Method::POST,
+            "/api/password",
+            &[("cookie", &jar(&old)), ("sec-fetch-site", "same-origin")],
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    assert_eq!(rotated.header("cache-control"), Some("no-store"));
+    assert_eq!(rotated.body["id"], id.as_str());
+    assert_eq!(rotated.body["binding"], "dbsc");
+    assert_eq!(rotated.body["current"], true);
+    assert!(rotated.body.get("access_token").is_none());
+    let line = rotated.header("set-cookie").unwrap();
+    assert!(
+        line.ends_with("; Max-Age=300; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        "{line}"
+    );
+    let new = rotated.cookie().unwrap();
+    assert_ne!(new, old);
+    let events = h.events();
+    assert!(events.contains(&(
+        "session.rotated".to_owned(),
+        Some("sensitive_action".to_owned())
+    )));
+    assert!(events.contains(&(
+        "session.revoked".to_owned(),
+        Some("sensitive_action".to_owned())
+    )));
+    // The old cookie is refused at once, the new one serves; the other session is
+    // revoked and its refresh terminates it in the browser.
+    let refused = h.me(&old).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNAUTHORIZED, "cookie_superseded")
+    );
+    assert_eq!(h.me(&new).await.status, StatusCode::OK);
+    let revoked = h.me(&other).await;
+    assert_eq!(
+        (revoked.status, revoked.code()),
+        (StatusCode::UNAUTHORIZED, "session_revoked")
+    );
+    assert_eq!(h.refresh(&other_id, None).await.body["continue"], false);
+    // Again, now from the session cache the last check filled.
+    assert_eq!(h.me(&old).await.code(), "cookie_superseded");
+    // A cookie refresh keeps the cookie it replaces for the refresh grace (requests
+    // the browser sent meanwhile), not the cookie the sensitive action replaced.
+    let challenged = h.refresh(&id, None).await;
+    let (challenge, _) = challenged.challenge();
+    let refreshed = h.refresh(&id, Some(&key.proof(&challenge, None))).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    let newest = refreshed.cookie().unwrap();
+    assert_eq!(h.me(&new).await.status, StatusCode::OK);
+    assert_eq!(h.me(&old).await.code(), "cookie_superseded");
+    h.clock.advance(Duration::from_secs(31));
+    assert_eq!(h.me(&new).await.code(), "cookie_superseded");
+    assert_eq!(h.me(&newest).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -121,6 +121,10 @@ impl SessionStore for RedisStore {
             let next = b64::encode(request.next.as_bytes());
             let now = request.now.to_string();
             let idle = request.idle_expires_at.to_string();
+            let grace = request
+                .grace_until
+                .map(|until| until.to_string())
+                .unwrap_or_default();
             let value = self
                 .invoke(
                     &self.inner.scripts.update,
@@ -132,6 +136,7 @@ impl SessionStore for RedisStore {
                         idle.as_bytes(),
                         b"",
                         b"",
+                        grace.as_bytes(),
                     ],
                 )
                 .await?;
@@ -153,6 +158,7 @@ impl SessionStore for RedisStore {
                         b"",
                         now.as_bytes(),
                         idle.as_bytes(),
+                        b"",
                         b"",
                         b"",
                     ],
@@ -180,6 +186,7 @@ impl SessionStore for RedisStore {
                         idle.as_bytes(),
                         binding.as_bytes(),
                         jkt.as_bytes(),
+                        b"",
                     ],
                 )
                 .await?;
