@@ -105,7 +105,10 @@ impl AccessToken {
                 };
                 let generation = if cookie {
                     let value = jws::int_member(&p.generation, "gen")?;
-                    Some(u64::try_from(value).map_err(|_| ProtoError::InvalidClaim { name: "gen" })?)
+                    Some(
+                        u64::try_from(value)
+                            .map_err(|_| ProtoError::InvalidClaim { name: "gen" })?,
+                    )
                 } else {
                     None
                 };

@@ -73,5 +73,8 @@ fn constants_are_their_table_entries() {
     assert!(oauth::ALL.iter().any(|c| c.code == oauth::INVALID_GRANT));
     assert_eq!(code::INVALID_JSON, "invalid_json");
     assert_ne!(code::INVALID_JSON, code::INVALID_JSON_BODY);
-    assert_eq!(reason::DBSC_REGISTRATION_TIMEOUT, "dbsc_registration_timeout");
+    assert_eq!(
+        reason::DBSC_REGISTRATION_TIMEOUT,
+        "dbsc_registration_timeout"
+    );
 }

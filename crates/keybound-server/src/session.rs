@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use keybound_proto::b64;
-use keybound_proto::wire::reason;
 pub use keybound_proto::wire::SessionState;
+use keybound_proto::wire::reason;
 use serde::{Serialize, Serializer};
 
 /// A session id: 128 random bits, written as 22 characters of base64url.
@@ -147,7 +147,8 @@ impl Reason {
     /// The user's other sessions were revoked on a sensitive action.
     pub const SENSITIVE_ACTION: Self = Self::from_static(reason::SENSITIVE_ACTION);
     /// A risk decision required the user to sign in again.
-    pub const REAUTHENTICATION_REQUIRED: Self = Self::from_static(reason::REAUTHENTICATION_REQUIRED);
+    pub const REAUTHENTICATION_REQUIRED: Self =
+        Self::from_static(reason::REAUTHENTICATION_REQUIRED);
     /// A risk decision revoked the session.
     pub const RISK_POLICY: Self = Self::from_static(reason::RISK_POLICY);
     /// No refresh or `extend` within the idle timeout (`expired`).
@@ -156,10 +157,12 @@ impl Reason {
     pub const ABSOLUTE_LIFETIME: Self = Self::from_static(reason::ABSOLUTE_LIFETIME);
     /// A DBSC session's browser never registered its key within the registration
     /// window (`expired`).
-    pub const DBSC_REGISTRATION_TIMEOUT: Self = Self::from_static(reason::DBSC_REGISTRATION_TIMEOUT);
+    pub const DBSC_REGISTRATION_TIMEOUT: Self =
+        Self::from_static(reason::DBSC_REGISTRATION_TIMEOUT);
     /// A DBSC session opened waiting for its registration, with no credential until
     /// then (the note of `session.created`).
-    pub const DBSC_REGISTRATION_PENDING: Self = Self::from_static(reason::DBSC_REGISTRATION_PENDING);
+    pub const DBSC_REGISTRATION_PENDING: Self =
+        Self::from_static(reason::DBSC_REGISTRATION_PENDING);
     /// A DBSC session opened waiting for its registration, with an unbound cookie
     /// meanwhile (the note of `session.created`).
     pub const DBSC_UNBOUND_COOKIE: Self = Self::from_static(reason::DBSC_UNBOUND_COOKIE);

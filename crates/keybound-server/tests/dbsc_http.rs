@@ -8,6 +8,8 @@ mod common;
 
 use std::time::Duration;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -16,10 +18,8 @@ use axum::{Json, Router};
 use http::{HeaderMap, Method, StatusCode};
 use keybound_server::ManualClock;
 use keybound_server::axum::{ApiError, DbscOptions, Keybound, Running, Session, routes};
-use aws_lc_rs::rand::SystemRandom;
 use keybound_server::lifecycle::{Actor, AuditEvent, BroadcastSink, OpenRequest, Reason};
 use keybound_server::proto::b64;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -35,8 +35,8 @@ impl BrowserKey {
     fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
         Self { pair, rng }
     }
 
@@ -615,7 +615,10 @@ async fn a_session_never_registered_expires_as_such_and_is_audited() {
     assert_eq!(ended.reason, Some(Reason::IDLE_TIMEOUT));
     assert_eq!(
         h.events(),
-        vec![("session.expired".to_owned(), Some("idle_timeout".to_owned()))]
+        vec![(
+            "session.expired".to_owned(),
+            Some("idle_timeout".to_owned())
+        )]
     );
 }
 

@@ -6,14 +6,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use keybound_proto::b64;
 use keybound_proto::dbsc::{
     ChallengePurpose, Challenges, DbscAlg, DbscKey, DbscProof, RefreshCheck, RegistrationCheck,
     SignatureVerifier,
 };
 use keybound_server::DbscSignatures;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
 /// `(scenario, registration key, every proof of the scenario)`.

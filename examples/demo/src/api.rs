@@ -62,11 +62,7 @@ struct Credentials {
 /// key of the request's DPoP proof. With DBSC on, a request without a `DPoP` header is
 /// a browser signing in with its own key: the answer starts a DBSC session (the browser
 /// registers its key and gets the bound cookie).
-pub(crate) async fn login(
-    State(app): State<AppState>,
-    mut parts: Parts,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn login(State(app): State<AppState>, mut parts: Parts, body: Bytes) -> Response {
     let dbsc = app.kb.dbsc_enabled() && !parts.headers.contains_key("dpop");
     let proof = if dbsc {
         None

@@ -333,7 +333,10 @@ impl Keybound {
 
     /// The `Set-Cookie` line of a DBSC session's bound cookie (`dbsc_disabled` when
     /// DBSC is off).
-    pub(crate) fn bound_cookie_line(&self, record: &SessionRecord) -> Result<HeaderValue, ApiError> {
+    pub(crate) fn bound_cookie_line(
+        &self,
+        record: &SessionRecord,
+    ) -> Result<HeaderValue, ApiError> {
         let dbsc = self.dbsc()?;
         Ok(cookie_line(self, dbsc, record)?)
     }

@@ -1263,8 +1263,10 @@ pub mod cases {
             let late = pending(&*store, &erin).await;
             let bound = pending(&*store, &erin).await;
             let now = T0 + 1;
-            let UpdateOutcome::Updated(bound) =
-                store.bind_dbsc(bind_req(&bound, key(9), now)).await.unwrap()
+            let UpdateOutcome::Updated(bound) = store
+                .bind_dbsc(bind_req(&bound, key(9), now))
+                .await
+                .unwrap()
             else {
                 panic!("not bound")
             };

@@ -190,7 +190,7 @@ impl SessionService {
             current.kid(),
             current.signing_key(),
         )
-            .map_err(LifecycleError::Signing)?;
+        .map_err(LifecycleError::Signing)?;
         Ok(BoundCookieValue {
             value,
             max_age: u64::try_from(exp - now).unwrap_or(0),
