@@ -1,10 +1,19 @@
 // Compile-time checks of the public types (`tsc --noEmit -p .`); never run.
-import Keybound, { KeyboundError, type SessionInfo, type SessionState, type SessionSummary } from "./index.js";
+import Keybound, {
+  KeyboundError,
+  type KeyKind,
+  type SessionInfo,
+  type SessionState,
+  type SessionSummary,
+} from "./index.js";
 
 async function usage(): Promise<void> {
   const kb = await Keybound.init({ endpoint: "/session", expiringLeadSeconds: 60 });
   const state: SessionState = kb.state;
-  const kind: "webcrypto" | "wasm" | null = kb.keyKind;
+  const kind: "webcrypto" | "webcrypto-p256" | "wasm" | null = kb.keyKind;
+  const p256: KeyKind = "webcrypto-p256";
+  // @ts-expect-error: not a key kind
+  const unknown: KeyKind = "P-256";
   const info: SessionInfo = await kb.login("/api/login", { body: JSON.stringify({ username: "alice" }) });
   const res: Response = await kb.fetch("/api/me");
   const res2: Response = await kb.fetch(new URL("https://api.example/x"), { method: "POST", body: "{}" });
@@ -38,7 +47,7 @@ async function usage(): Promise<void> {
       void status;
     }
   }
-  void [state, kind, info, res, res2, extended, proof];
+  void [state, kind, p256, unknown, info, res, res2, extended, proof];
 }
 
 // @ts-expect-error: the constructor is private; use Keybound.init.
