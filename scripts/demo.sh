@@ -10,6 +10,11 @@
 #   scripts/demo.sh --build-only       build everything, start nothing
 #   KEYBOUND_ACCESS_TTL_SECS=20 KEYBOUND_IDLE_TIMEOUT_SECS=60 scripts/demo.sh
 #                                      short lifetimes, to watch refresh and expiry
+#   KEYBOUND_DBSC=on KEYBOUND_TLS_CERT=cert.pem KEYBOUND_TLS_KEY=key.pem \
+#     KEYBOUND_PUBLIC_ORIGIN=https://localhost:8080 scripts/demo.sh
+#                                      DBSC mode over HTTPS: sign in with the browser's own
+#                                      key (examples/demo/README.md says how to make the
+#                                      certificate and have the browser trust it)
 #
 # Every KEYBOUND_* variable of keybound_server::settings is passed through; flags
 # (--listen, --public-origin, --store, --data-dir) override them.

@@ -86,11 +86,13 @@ pub(crate) struct Claims<'a> {
     pub(crate) sid: Loose<'a>,
     pub(crate) exp: Loose<'a>,
     pub(crate) cnf: Nested<CnfMembers<'a>>,
+    /// The session generation a DBSC bound cookie was issued for.
+    pub(crate) generation: Loose<'a>,
 }
 
 impl<'de> Members<'de> for Claims<'de> {
     const NAMES: &'static [&'static str] = &[
-        "jti", "htm", "htu", "iat", "ath", "nonce", "iss", "sub", "sid", "exp", "cnf",
+        "jti", "htm", "htu", "iat", "ath", "nonce", "iss", "sub", "sid", "exp", "cnf", "gen",
     ];
 
     fn read<A: MapAccess<'de>>(&mut self, index: usize, access: &mut A) -> Result<(), A::Error> {
@@ -109,7 +111,8 @@ impl<'de> Members<'de> for Claims<'de> {
             6 => &mut self.iss,
             7 => &mut self.sub,
             8 => &mut self.sid,
-            _ => &mut self.exp,
+            9 => &mut self.exp,
+            _ => &mut self.generation,
         };
         *field = value;
         Ok(())

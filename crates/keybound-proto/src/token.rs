@@ -15,8 +15,10 @@ use crate::{MAX_JWS_LEN, ProofAlg, ProofAlgs, ProtoError};
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// The `typ` of a DBSC bound cookie's value: the same claims as an access token, with
-/// `cnf.jkt` the thumbprint of the browser's DBSC key. A different `typ` keeps a
-/// cookie from being accepted as an access token and the other way round.
+/// `cnf.jkt` the thumbprint of the browser's DBSC key, and `gen`, the session
+/// generation it was issued for (a sensitive action moves the session on, and the
+/// cookies of earlier generations are refused). A different `typ` keeps a cookie from
+/// being accepted as an access token and the other way round.
 pub const BOUND_COOKIE_TYP: &str = "kb-dbsc+jwt";
 
 /// The claims of a keybound access token.
@@ -52,6 +54,8 @@ pub struct AccessToken {
 struct Inner {
     kid: String,
     claims: AccessTokenClaims,
+    /// `gen`, for a bound cookie.
+    generation: Option<u64>,
     jws: Jws,
 }
 
@@ -69,13 +73,15 @@ impl AccessToken {
     }
 
     /// Parses the value of a DBSC bound cookie: as an access token, but `typ` must be
-    /// [`BOUND_COOKIE_TYP`] (and an access token is refused with `invalid_typ`).
+    /// [`BOUND_COOKIE_TYP`] (and an access token is refused with `invalid_typ`), and
+    /// the claim `gen` (a non-negative integer) is required.
     pub fn parse_bound_cookie(text: &str) -> Result<Self, ProtoError> {
         Self::parse_typed(text, MAX_JWS_LEN, &[BOUND_COOKIE_TYP])
     }
 
     fn parse_typed(text: &str, max_len: usize, typs: &[&'static str]) -> Result<Self, ProtoError> {
-        let (jws, (kid, claims)) = Jws::parse(
+        let cookie = typs[0] == BOUND_COOKIE_TYP;
+        let (jws, (kid, claims, generation)) = Jws::parse(
             text,
             max_len,
             ProofAlgs::only(ProofAlg::EdDSA),
@@ -97,11 +103,25 @@ impl AccessToken {
                     exp: jws::int_member(&p.exp, "exp")?,
                     jkt,
                 };
-                Ok((kid, claims))
+                let generation = if cookie {
+                    let value = jws::int_member(&p.generation, "gen")?;
+                    Some(
+                        u64::try_from(value)
+                            .map_err(|_| ProtoError::InvalidClaim { name: "gen" })?,
+                    )
+                } else {
+                    None
+                };
+                Ok((kid, claims, generation))
             },
         )?;
         Ok(Self {
-            inner: Arc::new(Inner { kid, claims, jws }),
+            inner: Arc::new(Inner {
+                kid,
+                claims,
+                generation,
+                jws,
+            }),
         })
     }
 
@@ -113,6 +133,12 @@ impl AccessToken {
     /// The claims (not yet verified).
     pub fn claims(&self) -> &AccessTokenClaims {
         &self.inner.claims
+    }
+
+    /// A bound cookie's `gen`: the session generation it was issued for (`None` for
+    /// an access token).
+    pub fn generation(&self) -> Option<u64> {
+        self.inner.generation
     }
 
     /// The claims, consuming the token (no copy unless the token is shared).
@@ -152,26 +178,29 @@ pub fn sign_access_token(
     kid: &str,
     signer: &impl Signer,
 ) -> Result<String, ProtoError> {
-    sign_typed(claims, kid, signer, ACCESS_TOKEN_TYP)
+    sign_typed(claims, None, kid, signer, ACCESS_TOKEN_TYP)
 }
 
-/// Signs the value of a DBSC bound cookie ([`BOUND_COOKIE_TYP`]) with the server key `kid`.
+/// Signs the value of a DBSC bound cookie ([`BOUND_COOKIE_TYP`]) for the session
+/// generation `generation` with the server key `kid`.
 pub fn sign_bound_cookie(
     claims: &AccessTokenClaims,
+    generation: u64,
     kid: &str,
     signer: &impl Signer,
 ) -> Result<String, ProtoError> {
-    sign_typed(claims, kid, signer, BOUND_COOKIE_TYP)
+    sign_typed(claims, Some(generation), kid, signer, BOUND_COOKIE_TYP)
 }
 
 fn sign_typed(
     claims: &AccessTokenClaims,
+    generation: Option<u64>,
     kid: &str,
     signer: &impl Signer,
     typ: &str,
 ) -> Result<String, ProtoError> {
     let header = json!({"typ": typ, "alg": "EdDSA", "kid": kid});
-    let payload = json!({
+    let mut payload = json!({
         "iss": claims.iss,
         "sub": claims.sub,
         "sid": claims.sid,
@@ -180,6 +209,9 @@ fn sign_typed(
         "exp": claims.exp,
         "cnf": {"jkt": claims.jkt},
     });
+    if let Some(generation) = generation {
+        payload["gen"] = json!(generation);
+    }
     let input = jws::signing_input(&header, &payload);
     let signature = signer.sign(input.as_bytes())?;
     Ok(jws::finish(&input, &signature))

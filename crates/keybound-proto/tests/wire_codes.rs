@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use keybound_proto::wire::{Code, code, oauth};
+use keybound_proto::wire::{Code, code, oauth, reason};
 
 const DOCS: &str = include_str!("../../../docs/codes.md");
 
@@ -17,7 +17,7 @@ fn documented(heading: &str) -> BTreeSet<String> {
         .filter_map(|line| line.strip_prefix("| `"))
         .filter_map(|rest| rest.split_once('`'))
         .map(|(code, _)| code.to_owned())
-        .filter(|code| code != "error" && code != "error_code")
+        .filter(|code| !matches!(code.as_str(), "error" | "error_code" | "reason"))
         .collect()
 }
 
@@ -63,9 +63,18 @@ fn oauth_errors_are_unique_and_documented() {
 }
 
 #[test]
+fn session_end_reasons_are_unique_and_documented() {
+    check(reason::ALL, "## `reason`:");
+}
+
+#[test]
 fn constants_are_their_table_entries() {
     assert!(code::ALL.iter().any(|c| c.code == code::IAT_TOO_OLD));
     assert!(oauth::ALL.iter().any(|c| c.code == oauth::INVALID_GRANT));
     assert_eq!(code::INVALID_JSON, "invalid_json");
     assert_ne!(code::INVALID_JSON, code::INVALID_JSON_BODY);
+    assert_eq!(
+        reason::DBSC_REGISTRATION_TIMEOUT,
+        "dbsc_registration_timeout"
+    );
 }

@@ -1,15 +1,16 @@
 //! ES256 and RS256 signature checks for DBSC proofs ([`keybound_proto::dbsc`]), with
-//! `ring`. The protocol core checks everything else and calls this through its
-//! [`SignatureVerifier`] seam; the ES256 verifier of DPoP proofs may take this over.
+//! `aws-lc-rs`, the library that verifies ES256 DPoP proofs too (BENCHMARKS.md,
+//! "ES256: choosing the P-256 verifier"). The protocol core checks everything else
+//! and calls this through its [`SignatureVerifier`] seam.
 
-use keybound_proto::dbsc::{DbscAlg, DbscError, DbscKey, SignatureVerifier};
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
 };
+use keybound_proto::dbsc::{DbscAlg, DbscError, DbscKey, SignatureVerifier};
 
-/// Verifies DBSC proof signatures with `ring`: ES256 as the 64-byte JWS `r || s` (the
-/// point must be on P-256; `r` and `s` must be in `1..n`), RS256 as PKCS#1 v1.5 with
-/// SHA-256 and a 2048 to 8192-bit modulus.
+/// Verifies DBSC proof signatures: ES256 as the 64-byte JWS `r || s` (the point must be
+/// on P-256; `r` and `s` must be in `1..n`), RS256 as PKCS#1 v1.5 with SHA-256 and a
+/// 2048 to 8192-bit modulus.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DbscSignatures;
 
@@ -27,8 +28,10 @@ impl SignatureVerifier for DbscSignatures {
                 point[0] = 0x04;
                 point[1..33].copy_from_slice(x);
                 point[33..].copy_from_slice(y);
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
-                    .verify(signing_input, signature)
+                // A point off the curve is refused here, before any signature work.
+                ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                    .map_err(|_| DbscError::InvalidSignature)?
+                    .verify_sig(signing_input, signature)
             }
             (DbscAlg::Rs256, DbscKey::Rsa { n, e }) => RsaPublicKeyComponents { n, e }.verify(
                 &RSA_PKCS1_2048_8192_SHA256,

@@ -12,6 +12,7 @@ use std::fmt;
 
 use keybound_proto::b64;
 pub use keybound_proto::wire::SessionState;
+use keybound_proto::wire::reason;
 use serde::{Serialize, Serializer};
 
 /// A session id: 128 random bits, written as 22 characters of base64url.
@@ -126,37 +127,50 @@ impl fmt::Debug for TokenHash {
 /// Why a session ended: a short snake_case code (`[a-z0-9_.:-]`, 1–64 bytes) that
 /// goes into the store, the audit event and the metrics label.
 ///
-/// The constants are the reasons keybound itself uses; applications pass their own
+/// The constants are the reasons keybound itself uses (spelled once, in
+/// [`keybound_proto::wire::reason`]); applications pass their own
 /// with [`Reason::new`] (e.g. `password_reset`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Reason(Cow<'static, str>);
 
 impl Reason {
     /// The user logged out (`closed`).
-    pub const LOGOUT: Self = Self::from_static("logout");
+    pub const LOGOUT: Self = Self::from_static(reason::LOGOUT);
     /// The user revoked one of their sessions.
-    pub const USER_REVOKED: Self = Self::from_static("user_revoked");
+    pub const USER_REVOKED: Self = Self::from_static(reason::USER_REVOKED);
     /// The user revoked all their other sessions.
-    pub const USER_REVOKED_OTHERS: Self = Self::from_static("user_revoked_others");
+    pub const USER_REVOKED_OTHERS: Self = Self::from_static(reason::USER_REVOKED_OTHERS);
     /// An administrator revoked the session.
-    pub const ADMIN_REVOKED: Self = Self::from_static("admin_revoked");
+    pub const ADMIN_REVOKED: Self = Self::from_static(reason::ADMIN_REVOKED);
     /// A refresh token was presented again outside the grace rule (DESIGN §4).
-    pub const REFRESH_REUSE: Self = Self::from_static("refresh_reuse");
+    pub const REFRESH_REUSE: Self = Self::from_static(reason::REFRESH_REUSE);
     /// The user's other sessions were revoked on a sensitive action.
-    pub const SENSITIVE_ACTION: Self = Self::from_static("sensitive_action");
+    pub const SENSITIVE_ACTION: Self = Self::from_static(reason::SENSITIVE_ACTION);
     /// A risk decision required the user to sign in again.
-    pub const REAUTHENTICATION_REQUIRED: Self = Self::from_static("reauthentication_required");
+    pub const REAUTHENTICATION_REQUIRED: Self =
+        Self::from_static(reason::REAUTHENTICATION_REQUIRED);
     /// A risk decision revoked the session.
-    pub const RISK_POLICY: Self = Self::from_static("risk_policy");
+    pub const RISK_POLICY: Self = Self::from_static(reason::RISK_POLICY);
     /// No refresh or `extend` within the idle timeout (`expired`).
-    pub const IDLE_TIMEOUT: Self = Self::from_static("idle_timeout");
+    pub const IDLE_TIMEOUT: Self = Self::from_static(reason::IDLE_TIMEOUT);
     /// The absolute lifetime passed (`expired`).
-    pub const ABSOLUTE_LIFETIME: Self = Self::from_static("absolute_lifetime");
+    pub const ABSOLUTE_LIFETIME: Self = Self::from_static(reason::ABSOLUTE_LIFETIME);
     /// The user opened a session beyond the per-user limit: their least recently used
     /// session was revoked to make room.
-    pub const SESSION_LIMIT: Self = Self::from_static("session_limit");
+    pub const SESSION_LIMIT: Self = Self::from_static(reason::SESSION_LIMIT);
+    /// A DBSC session's browser never registered its key within the registration
+    /// window (`expired`).
+    pub const DBSC_REGISTRATION_TIMEOUT: Self =
+        Self::from_static(reason::DBSC_REGISTRATION_TIMEOUT);
+    /// A DBSC session opened waiting for its registration, with no credential until
+    /// then (the note of `session.created`).
+    pub const DBSC_REGISTRATION_PENDING: Self =
+        Self::from_static(reason::DBSC_REGISTRATION_PENDING);
+    /// A DBSC session opened waiting for its registration, with an unbound cookie
+    /// meanwhile (the note of `session.created`).
+    pub const DBSC_UNBOUND_COOKIE: Self = Self::from_static(reason::DBSC_UNBOUND_COOKIE);
     /// A terminal session was purged after the retention period.
-    pub const RETENTION: Self = Self::from_static("retention");
+    pub const RETENTION: Self = Self::from_static(reason::RETENTION);
 
     const fn from_static(code: &'static str) -> Self {
         Self(Cow::Borrowed(code))
@@ -179,9 +193,17 @@ impl Reason {
         &self.0
     }
 
-    /// The reason a session found past its deadline has expired with.
-    pub(crate) fn for_expiry(idle_expires_at: i64, absolute_expires_at: i64) -> Self {
-        if absolute_expires_at <= idle_expires_at {
+    /// The reason a session found past its deadline has expired with: a DBSC session
+    /// whose browser never registered (`dbsc_pending`) for the registration window,
+    /// else whichever deadline came first.
+    pub(crate) fn for_expiry(
+        idle_expires_at: i64,
+        absolute_expires_at: i64,
+        dbsc_pending: bool,
+    ) -> Self {
+        if dbsc_pending {
+            Self::DBSC_REGISTRATION_TIMEOUT
+        } else if absolute_expires_at <= idle_expires_at {
             Self::ABSOLUTE_LIFETIME
         } else {
             Self::IDLE_TIMEOUT

@@ -27,6 +27,10 @@ pub enum SessionDenied {
     /// The session is bound to another key than the request's proof.
     #[error("the session is bound to a different key")]
     KeyMismatch,
+    /// A DBSC bound cookie of a generation the session has left behind (a sensitive
+    /// action replaced it).
+    #[error("the bound cookie was replaced; the session's current cookie must be used")]
+    Superseded,
     /// The session store could not answer; requests fail closed.
     #[error("the session store is unavailable")]
     Unavailable,
@@ -41,6 +45,7 @@ impl SessionDenied {
             Self::Expired => code::SESSION_EXPIRED,
             Self::Closed => code::SESSION_CLOSED,
             Self::KeyMismatch => code::SESSION_KEY_MISMATCH,
+            Self::Superseded => code::COOKIE_SUPERSEDED,
             Self::Unavailable => code::SESSION_STORE_UNAVAILABLE,
         }
     }

@@ -1,6 +1,7 @@
 //! DBSC over HTTP, in process: sign-in, registration, the bound cookie on protected
 //! routes, challenged refreshes, termination, the CSRF check and the
-//! registration-pending policy, each refusal with its exact status and code.
+//! registration-pending policy, a session that never registers, and a sensitive-action
+//! rotation of a bound session, each refusal with its exact status and code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -16,7 +17,7 @@ use common::dbsc_key::BrowserKey;
 use http::{HeaderMap, Method, StatusCode};
 use keybound_server::ManualClock;
 use keybound_server::axum::{ApiError, DbscOptions, Keybound, Running, Session, routes};
-use keybound_server::lifecycle::{Actor, OpenRequest, Reason};
+use keybound_server::lifecycle::{Actor, AuditEvent, BroadcastSink, OpenRequest, Reason};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -34,6 +35,16 @@ async fn sign_in(
     Ok(started.into_response())
 }
 
+async fn change_password(
+    State(kb): State<Keybound>,
+    session: Session,
+) -> Result<Response, ApiError> {
+    Ok(kb
+        .rotate_on_sensitive_action(&session, true)
+        .await?
+        .into_response())
+}
+
 async fn me(session: Session) -> Json<Value> {
     Json(json!({"user": session.user_id, "binding": session.binding.as_str()}))
 }
@@ -42,22 +53,33 @@ struct Harness {
     app: Router,
     kb: Keybound,
     clock: ManualClock,
+    audit: tokio::sync::broadcast::Receiver<AuditEvent>,
     _running: Running,
 }
 
 async fn harness(options: DbscOptions) -> Harness {
-    let (running, clock) = common::http::keybound(common::http::settings(&[])).await;
+    let clock = ManualClock::new(common::http::T0_MS);
+    let sink = BroadcastSink::new(1024);
+    let audit = sink.subscribe();
+    let running = Keybound::setup(common::http::settings(&[]))
+        .clock(std::sync::Arc::new(clock.clone()))
+        .configure_service(move |service| service.audit_sink(sink))
+        .build()
+        .await
+        .unwrap();
     let kb = running.keybound.clone().with_dbsc(options, "/session");
     let app = Router::new()
         .route("/api/sign-in", post(sign_in))
         .route("/api/me", get(me))
         .route("/api/change", post(me))
+        .route("/api/password", post(change_password))
         .merge(routes("/session"))
         .with_state(kb.clone());
     Harness {
         app,
         kb,
         clock,
+        audit,
         _running: running,
     }
 }
@@ -97,6 +119,15 @@ impl Answer {
 }
 
 impl Harness {
+    /// The audit events emitted since the last call, as `(event, reason)`.
+    fn events(&mut self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        while let Ok(event) = self.audit.try_recv() {
+            out.push((event.event.as_str().to_owned(), event.reason));
+        }
+        out
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -498,6 +529,127 @@ async fn a_pending_session_is_refused_unless_the_policy_allows_an_unbound_cookie
         allowing.me(&registered.cookie().unwrap()).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_session_never_registered_expires_as_such_and_is_audited() {
+    let mut h = harness(DbscOptions::default()).await;
+    let key = BrowserKey::new();
+    let (id, challenge, _) = h.sign_in().await;
+    assert_eq!(
+        h.events(),
+        vec![(
+            "session.created".to_owned(),
+            Some("dbsc_registration_pending".to_owned())
+        )]
+    );
+    // The registration window (60 s) passes without a registration.
+    h.clock.advance(Duration::from_secs(61));
+    let late = h.register(&key.proof(&challenge, Some(&id))).await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::BAD_REQUEST, "session_expired")
+    );
+    h.kb.service().sweep_once().await.unwrap();
+    assert_eq!(
+        h.events(),
+        vec![(
+            "session.expired".to_owned(),
+            Some("dbsc_registration_timeout".to_owned())
+        )]
+    );
+    let listed = h.kb.service().list_sessions("alice", None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].state.as_str(),
+            listed[0].reason.as_ref().map(Reason::as_str),
+            listed[0].binding
+        ),
+        ("expired", Some("dbsc_registration_timeout"), "dbsc_pending")
+    );
+    // A registered session that idles out expires as any other.
+    let (bound, _) = h.registered(&key).await;
+    h.events();
+    h.clock.advance(Duration::from_secs(1801));
+    h.kb.service().sweep_once().await.unwrap();
+    let ended = h.kb.service().session(&bound).await.unwrap();
+    assert_eq!(ended.reason, Some(Reason::IDLE_TIMEOUT));
+    assert_eq!(
+        h.events(),
+        vec![(
+            "session.expired".to_owned(),
+            Some("idle_timeout".to_owned())
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_sensitive_action_hands_the_browser_a_new_cookie_and_refuses_the_old() {
+    let mut h = harness(DbscOptions::default()).await;
+    let key = BrowserKey::new();
+    let (id, old) = h.registered(&key).await;
+    let (other_id, other) = h.registered(&BrowserKey::new()).await;
+    h.events();
+    let jar = |cookie: &str| format!("__Host-kb_dbsc={cookie}");
+    let rotated = h
+        .send(
+            Method::POST,
+            "/api/password",
+            &[("cookie", &jar(&old)), ("sec-fetch-site", "same-origin")],
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    assert_eq!(rotated.header("cache-control"), Some("no-store"));
+    assert_eq!(rotated.body["id"], id.as_str());
+    assert_eq!(rotated.body["binding"], "dbsc");
+    assert_eq!(rotated.body["current"], true);
+    assert!(rotated.body.get("access_token").is_none());
+    let line = rotated.header("set-cookie").unwrap();
+    assert!(
+        line.ends_with("; Max-Age=300; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        "{line}"
+    );
+    let new = rotated.cookie().unwrap();
+    assert_ne!(new, old);
+    let events = h.events();
+    assert!(events.contains(&(
+        "session.rotated".to_owned(),
+        Some("sensitive_action".to_owned())
+    )));
+    assert!(events.contains(&(
+        "session.revoked".to_owned(),
+        Some("sensitive_action".to_owned())
+    )));
+    // The old cookie is refused at once, the new one serves; the other session is
+    // revoked and its refresh terminates it in the browser.
+    let refused = h.me(&old).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNAUTHORIZED, "cookie_superseded")
+    );
+    assert_eq!(h.me(&new).await.status, StatusCode::OK);
+    let revoked = h.me(&other).await;
+    assert_eq!(
+        (revoked.status, revoked.code()),
+        (StatusCode::UNAUTHORIZED, "session_revoked")
+    );
+    assert_eq!(h.refresh(&other_id, None).await.body["continue"], false);
+    // Again, now from the session cache the last check filled.
+    assert_eq!(h.me(&old).await.code(), "cookie_superseded");
+    // A cookie refresh keeps the cookie it replaces for the refresh grace (requests
+    // the browser sent meanwhile), not the cookie the sensitive action replaced.
+    let challenged = h.refresh(&id, None).await;
+    let (challenge, _) = challenged.challenge();
+    let refreshed = h.refresh(&id, Some(&key.proof(&challenge, None))).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    let newest = refreshed.cookie().unwrap();
+    assert_eq!(h.me(&new).await.status, StatusCode::OK);
+    assert_eq!(h.me(&old).await.code(), "cookie_superseded");
+    h.clock.advance(Duration::from_secs(31));
+    assert_eq!(h.me(&new).await.code(), "cookie_superseded");
+    assert_eq!(h.me(&newest).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -221,3 +221,48 @@ async fn sixty_four_simultaneous_refreshes_on_two_nodes_have_one_winner() {
     let info = c.a.kb().service().session(&login.session_id).await.unwrap();
     assert_eq!(info.state.as_str(), "active");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensitive_action_on_a_supersedes_the_dbsc_cookie_on_b_at_once() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use keybound_server::lifecycle::OpenRequest;
+    use keybound_server::proto::b64;
+    use keybound_server::proto::dbsc::DbscKey;
+    use keybound_server::{SessionCheck, SessionDenied};
+
+    let c = cluster().await;
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = pair.public_key().as_ref();
+    let key = DbscKey::from_json(&serde_json::json!({"kty": "EC", "crv": "P-256",
+        "x": b64::encode(&point[1..33]), "y": b64::encode(&point[33..])}))
+    .unwrap();
+    let (a, b) = (c.a.kb().service(), c.b.kb().service());
+    let pending = a
+        .open_dbsc_session("alice", OpenRequest::new(), Duration::from_secs(60), false)
+        .await
+        .unwrap();
+    let id = pending.session_id;
+    let bound = a.bind_dbsc(&id, &key).await.unwrap();
+    let jkt = bound.jkt.to_string();
+    // Node B checks the cookie of generation 0, and caches the session.
+    assert_eq!(b.check_bound_cookie(&id, "alice", &jkt, 0).await, Ok(()));
+    assert_eq!(b.check_bound_cookie(&id, "alice", &jkt, 0).await, Ok(()));
+    assert_eq!(b.check(&id, "alice", &jkt).await, Ok(()));
+
+    let before = notices(&c.b);
+    let rotated = a
+        .rotate_dbsc_on_sensitive_action(&id, &jkt, false)
+        .await
+        .unwrap();
+    assert_eq!(rotated.generation, 1);
+    notice_after(&c.b, before).await;
+    assert_eq!(
+        b.check_bound_cookie(&id, "alice", &jkt, 0).await,
+        Err(SessionDenied::Superseded)
+    );
+    assert_eq!(b.check_bound_cookie(&id, "alice", &jkt, 1).await, Ok(()));
+}

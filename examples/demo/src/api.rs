@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -45,6 +47,7 @@ pub(crate) async fn config(State(app): State<AppState>) -> Json<Value> {
         "demo_users": DEMO_USERS.iter().map(|(user, _, _)| *user).collect::<Vec<_>>(),
         "store": app.store_label.as_str(),
         "public_origin": app.kb.verifier().public_origin(),
+        "dbsc": app.kb.dbsc_enabled(),
     }))
 }
 
@@ -56,12 +59,19 @@ struct Credentials {
 
 /// `POST /api/login`: checks the attempt budgets of the client address and the username
 /// (`429 rate_limited`), then the demo credentials, then opens a session bound to the
-/// key of the request's DPoP proof.
-pub(crate) async fn login(
-    State(app): State<AppState>,
-    proof: ProofOfPossession,
-    body: Bytes,
-) -> Response {
+/// key of the request's DPoP proof. With DBSC on, a request without a `DPoP` header is
+/// a browser signing in with its own key: the answer starts a DBSC session (the browser
+/// registers its key and gets the bound cookie).
+pub(crate) async fn login(State(app): State<AppState>, mut parts: Parts, body: Bytes) -> Response {
+    let dbsc = app.kb.dbsc_enabled() && !parts.headers.contains_key("dpop");
+    let proof = if dbsc {
+        None
+    } else {
+        match ProofOfPossession::from_request_parts(&mut parts, &app.kb).await {
+            Ok(proof) => Some(proof),
+            Err(err) => return err.into_response(),
+        }
+    };
     let Ok(creds) = serde_json::from_slice::<Credentials>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -69,7 +79,14 @@ pub(crate) async fn login(
             "the body must be JSON {\"username\": \"…\", \"password\": \"…\"}",
         );
     };
-    if let Err(limited) = app.login_limiter.check(proof.signals.ip, &creds.username) {
+    let ip = match &proof {
+        Some(proof) => proof.signals.ip,
+        None => parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+    };
+    if let Err(limited) = app.login_limiter.check(ip, &creds.username) {
         return limited.into_response();
     }
     // The user's fence before the password check: if the user changes the password
@@ -88,10 +105,27 @@ pub(crate) async fn login(
             "unknown user or wrong password",
         );
     }
-    let mut request = OpenRequest::new().device_label(device_label(proof.user_agent()));
+    let user_agent = match &proof {
+        Some(proof) => proof.user_agent(),
+        None => parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let mut request = OpenRequest::new().device_label(device_label(user_agent));
     if let Some(fence) = fence {
         request = request.fence(fence);
     }
+    let Some(proof) = proof else {
+        return match app
+            .kb
+            .start_dbsc_session(&creds.username, request, &parts.headers)
+            .await
+        {
+            Ok(started) => started.into_response(),
+            Err(err) => err.into_response(),
+        };
+    };
     match app.kb.open_session(&proof, &creds.username, request).await {
         Ok(reply) => reply.into_response(),
         Err(err) => err.into_response(),
@@ -110,6 +144,7 @@ pub(crate) async fn me(
             "name": Users::display_name(&session.user_id),
             "session_id": session.session_id,
             "jkt": session.jkt,
+            "binding": session.binding.as_str(),
             "token_expires_at": session.token_expires_at,
             "device_label": info.device_label,
             "created_at": info.created_at,
@@ -154,7 +189,7 @@ struct PasswordChange {
 /// `POST /api/change-password`: a sensitive action. Checks the current password, sets
 /// the new one, replaces this session's tokens (`rotate_on_sensitive_action`), revokes
 /// every other session of the user, and answers with the new token response, which the
-/// SDK takes up (`kb.rotate`).
+/// SDK takes up (`kb.rotate`); a DBSC session gets its new bound cookie instead.
 pub(crate) async fn change_password(
     State(app): State<AppState>,
     session: Session,
@@ -198,14 +233,9 @@ pub(crate) async fn change_password(
     // user's fence before its password check (`login`); a login after it needs the
     // new password.
     app.users.set_password(user, &change.new_password);
-    let rotated = app
-        .kb
-        .service()
-        .rotate_on_sensitive_action(&session.session_id, &session.jkt, true)
-        .await;
-    match rotated {
-        Ok(tokens) => app.kb.token_reply(tokens).into_response(),
-        Err(err) => ApiError::from(err).into_response(),
+    match app.kb.rotate_on_sensitive_action(&session, true).await {
+        Ok(rotated) => rotated.into_response(),
+        Err(err) => err.into_response(),
     }
 }
 

@@ -4,11 +4,11 @@
 //! | route | does |
 //! |---|---|
 //! | `GET /` and `/assets/…` | the web app (`examples/demo/web/dist`) |
-//! | `GET /api/config` | lifetimes and demo users, for the sign-in page |
-//! | `POST /api/login` | `{"username","password"}` + DPoP proof → token response; `401 invalid_credentials`; `429 rate_limited` with `Retry-After` past the attempt budgets (per client address and per username) |
+//! | `GET /api/config` | lifetimes, demo users, and whether DBSC is on (`dbsc`), for the sign-in page |
+//! | `POST /api/login` | `{"username","password"}` + DPoP proof → token response; with DBSC on and no `DPoP` header, starts a DBSC session instead (`Secure-Session-Registration`; the browser registers and gets the bound cookie); `401 invalid_credentials`; `429 rate_limited` with `Retry-After` past the attempt budgets (per client address and per username) |
 //! | `GET /api/me`, `GET /api/orders` | protected data |
 //! | `GET /api/notes`, `POST /api/notes` | the user's notes (`{"text"}`), kept in memory |
-//! | `POST /api/change-password` | `{"current_password","new_password"}`: sets the new password, then rotates this session's tokens and revokes every other session of the user (including logins racing the change), answers with the new token response; counts against the username's attempt budget |
+//! | `POST /api/change-password` | `{"current_password","new_password"}`: sets the new password, then rotates this session's tokens and revokes every other session of the user (including logins racing the change), answers with the new token response (a DBSC session: its new bound cookie); counts against the username's attempt budget |
 //! | `GET /api/events` | the user's audit events as server-sent events (see the `events` module docs) |
 //! | `POST /api/admin/users/{user}/revoke` | operator: revokes every session of a user |
 //! | `GET /metrics` | operator: Prometheus text |

@@ -3,6 +3,13 @@
 //! flags below override them. Sessions live in a SQLite file in the data directory by
 //! default, next to the key file holding the server's signing key and refresh secret,
 //! so sessions survive restarts.
+//!
+//! DBSC mode: with `KEYBOUND_DBSC=on` and HTTPS (`KEYBOUND_TLS_CERT`, `KEYBOUND_TLS_KEY`:
+//! PEM files), a sign-in without the SDK's DPoP key starts a session bound by the
+//! browser's own key (Device Bound Session Credentials) and served by a short-lived
+//! bound cookie; the SDK's DPoP sign-in keeps working beside it.
+
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use keybound_demo::Demo;
-use keybound_server::axum::Keybound;
+use keybound_server::axum::{DbscOptions, Keybound};
 use keybound_server::lifecycle::{BroadcastSink, TracingSink};
 use keybound_server::settings::{Settings, StoreSpec};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -32,7 +39,9 @@ const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
     after_help = "Settings: KEYBOUND_LISTEN, KEYBOUND_PUBLIC_ORIGIN, KEYBOUND_ACCESS_TTL_SECS, \
 KEYBOUND_IDLE_TIMEOUT_SECS, KEYBOUND_ABSOLUTE_LIFETIME_SECS, KEYBOUND_REFRESH_GRACE_SECS, \
 KEYBOUND_NONCE, KEYBOUND_STORE, KEYBOUND_KEY_FILE, KEYBOUND_NONCE_SECRET, KEYBOUND_REPLAY_CAPACITY, \
-KEYBOUND_LOGIN_PER_IP_PER_MIN, KEYBOUND_LOGIN_PER_USER_PER_MIN (see keybound_server::settings). \
+KEYBOUND_LOGIN_PER_IP_PER_MIN, KEYBOUND_LOGIN_PER_USER_PER_MIN, KEYBOUND_DBSC, \
+KEYBOUND_DBSC_UNBOUND_SECS (see keybound_server::settings). KEYBOUND_TLS_CERT, KEYBOUND_TLS_KEY: \
+PEM certificate chain and private key; with both the demo serves HTTPS (DBSC needs it). \
 KEYBOUND_DEMO_ADMIN_TOKEN: token for the operator routes (/metrics, /api/admin/...); \
 without it they answer loopback callers only. RUST_LOG: log filter (default info)."
 )]
@@ -80,6 +89,8 @@ fn settings_lookup(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> HashMap<S
         "KEYBOUND_REPLAY_CAPACITY",
         "KEYBOUND_LOGIN_PER_IP_PER_MIN",
         "KEYBOUND_LOGIN_PER_USER_PER_MIN",
+        "KEYBOUND_DBSC",
+        "KEYBOUND_DBSC_UNBOUND_SECS",
     ]
     .into_iter()
     .filter_map(|name| {
@@ -160,11 +171,31 @@ async fn main() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    let vars = settings_lookup(&cli, |name| std::env::var(name).ok());
+    let mut vars = settings_lookup(&cli, |name| std::env::var(name).ok());
+    let tls = tls::TlsFiles::from_lookup(|name| std::env::var(name).ok())
+        .and_then(|files| files.map(|f| f.server_config()).transpose())
+        .unwrap_or_else(|err| fail(&err));
+    if tls.is_some() && !vars.contains_key("KEYBOUND_PUBLIC_ORIGIN") {
+        let listen = vars
+            .get("KEYBOUND_LISTEN")
+            .map_or("127.0.0.1:8080", String::as_str);
+        let origin = format!("https://{listen}");
+        vars.insert("KEYBOUND_PUBLIC_ORIGIN".into(), origin);
+    }
     let settings = match Settings::from_lookup(|name| vars.get(name).cloned()) {
         Ok(settings) => settings,
         Err(err) => fail(&err),
     };
+    if settings.dbsc && tls.is_none() {
+        tracing::warn!(
+            "KEYBOUND_DBSC=on without HTTPS: browsers run DBSC only over HTTPS \
+             (set KEYBOUND_TLS_CERT and KEYBOUND_TLS_KEY)"
+        );
+    }
+    let dbsc = settings.dbsc.then(|| DbscOptions {
+        unbound_cookie: settings.dbsc_unbound_cookie,
+        ..DbscOptions::default()
+    });
     let dirs = [
         match &settings.store {
             StoreSpec::Sqlite(path) => path.parent().map(Path::to_owned),
@@ -225,7 +256,16 @@ async fn main() {
     } else {
         "loopback callers only"
     };
-    let mut demo = Demo::new(running.keybound, audit)
+    let kb = match dbsc {
+        Some(options) => running.keybound.clone().with_dbsc(options, "/session"),
+        None => running.keybound.clone(),
+    };
+    let dbsc_mode = if kb.dbsc_enabled() {
+        "on (sign in without the SDK's key: the browser's own DBSC key)"
+    } else {
+        "off (KEYBOUND_DBSC=on with HTTPS turns it on)"
+    };
+    let mut demo = Demo::new(kb, audit)
         .web_dir(&cli.web_dir)
         .admin_token(admin_token)
         .store_label(app_label)
@@ -253,18 +293,37 @@ async fn main() {
         println!("server key: {}", key_file.display());
     }
     println!("operator routes (/metrics, /api/admin/...): {admin_mode}");
+    println!("DBSC: {dbsc_mode}");
     println!("demo users: alice / wonderland, bob / builder");
     println!("keybound demo ready at {origin}");
 
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    })
-    .await;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    shutdown_signal().await;
+                    let _ = stop.send(true);
+                })
+                .await
+        }
+        Some(config) => {
+            let listener = listener.into_std().unwrap_or_else(|err| fail(&err));
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+                stopping.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener, config)
+                .unwrap_or_else(|err| fail(&err))
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
     if let Err(err) = served {
         fail(&err);
     }

@@ -168,6 +168,8 @@ codes! {
     DBSC_ALREADY_REGISTERED = "dbsc_already_registered":
         "The session is not waiting for a DBSC registration (registered already, or DPoP).";
     REPLAYED_CHALLENGE = "replayed_challenge": "A DBSC challenge was signed and presented before.";
+    COOKIE_SUPERSEDED = "cookie_superseded":
+        "The DBSC bound cookie is of a session generation a sensitive action replaced; the new cookie must be used.";
     CSRF_CHECK_FAILED = "csrf_check_failed":
         "A cookie-bound unsafe request did not come from the service's own origin.";
 

@@ -1,6 +1,7 @@
 //! keybound's wire vocabulary, shared by the server and the browser SDK: the JSON
 //! bodies ([`TokenResponse`], [`ErrorBody`], [`SessionSummary`]), the session states
-//! ([`SessionState`], [`SessionEnd`]) and every stable code ([`code`], [`oauth`]).
+//! ([`SessionState`], [`SessionEnd`]), every stable code ([`code`], [`oauth`]) and the
+//! reasons a session ends for ([`reason`]).
 //!
 //! A word that crosses the wire is spelled here and nowhere else; the server's error
 //! types, its endpoints and the SDK name these items.
@@ -38,6 +39,7 @@ macro_rules! codes {
 }
 pub mod code;
 pub mod oauth;
+pub mod reason;
 mod session;
 
 pub use session::{ExtendResponse, SessionEnd, SessionList, SessionState, SessionSummary};

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{ApiError, Keybound};
 use crate::lifecycle::{LifecycleError, OpenRequest, metrics};
 use crate::store::{SessionBinding, SessionRecord};
-use crate::{DbscSignatures, Rejection, SessionCheck};
+use crate::{DbscSignatures, Rejection};
 
 /// The default name of the bound cookie. `__Host-`: the browser keeps it only when it
 /// is `Secure`, `Path=/` and has no `Domain`.
@@ -331,6 +331,16 @@ impl Keybound {
             .and_then(|line| HeaderValue::from_str(&line).ok())
     }
 
+    /// The `Set-Cookie` line of a DBSC session's bound cookie (`dbsc_disabled` when
+    /// DBSC is off).
+    pub(crate) fn bound_cookie_line(
+        &self,
+        record: &SessionRecord,
+    ) -> Result<HeaderValue, ApiError> {
+        let dbsc = self.dbsc()?;
+        Ok(cookie_line(self, dbsc, record)?)
+    }
+
     /// The bound cookie's value in `headers`, when DBSC is on and there is one.
     pub(crate) fn bound_cookie_in<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
         let dbsc = self.inner.dbsc.as_ref()?;
@@ -338,9 +348,9 @@ impl Keybound {
     }
 
     /// Authenticates a request by its bound cookie: signature by a server key, typ
-    /// `kb-dbsc+jwt`, issuer, expiry, then the session's state and key (so a revoked
-    /// session's cookie is refused at once, on every node), then the CSRF check for
-    /// unsafe methods.
+    /// `kb-dbsc+jwt`, issuer, expiry, then the session's state, key and generation (so
+    /// a revoked session's cookie, or one a sensitive action replaced, is refused at
+    /// once), then the CSRF check for unsafe methods.
     pub(crate) async fn verify_bound_cookie(
         &self,
         method: &Method,
@@ -374,8 +384,12 @@ impl Keybound {
                 name: "iss",
             }));
         }
+        let generation = token
+            .generation()
+            .ok_or(keybound_proto::ProtoError::MissingClaim { name: "gen" })
+            .map_err(invalid)?;
         self.service()
-            .check(&claims.sid, &claims.sub, &claims.jkt)
+            .check_bound_cookie(&claims.sid, &claims.sub, &claims.jkt, generation)
             .await
             .map_err(|denied| self.refusal(Rejection::Session(denied)))?;
         check_csrf(method, headers, self.verifier().public_origin())?;
@@ -584,6 +598,13 @@ fn with_cookie(
     record: &SessionRecord,
     mut response: Response,
 ) -> Result<Response, Refusal> {
+    let line = cookie_line(kb, dbsc, record)?;
+    response.headers_mut().insert(header::SET_COOKIE, line);
+    Ok(response)
+}
+
+/// The `Set-Cookie` line of `record`'s bound cookie.
+fn cookie_line(kb: &Keybound, dbsc: &Dbsc, record: &SessionRecord) -> Result<HeaderValue, Refusal> {
     let cookie = kb
         .service()
         .bound_cookie(record)
@@ -592,10 +613,7 @@ fn with_cookie(
         .cookie
         .set_cookie(&cookie.value, cookie.max_age)
         .map_err(|e| Refusal::from_dbsc(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, header_value(&line)?);
-    Ok(response)
+    header_value(&line)
 }
 
 /// `POST {prefix}/dbsc/refresh`.

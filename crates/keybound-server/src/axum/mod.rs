@@ -146,6 +146,7 @@ mod extract;
 mod layer;
 #[cfg(feature = "login-limit")]
 mod login_limit;
+mod rotation;
 mod routes;
 mod setup;
 
@@ -163,6 +164,7 @@ pub use extract::{Binding, ProofOfPossession, Session};
 pub use layer::{nonce_header, require_session};
 #[cfg(feature = "login-limit")]
 pub use login_limit::LoginLimiter;
+pub use rotation::{CookieRotation, SensitiveRotation};
 pub use routes::{DEFAULT_BODY_LIMIT, REFRESH_BODY_LIMIT, routes};
 pub use setup::{Running, Setup, SetupError};
 
@@ -278,21 +280,6 @@ impl Keybound {
             .consume_proof(&proof.verified)
             .await
             .map_err(|rejection| self.refusal(rejection))
-    }
-
-    /// After a sensitive action (password or privilege change) by the caller: replaces
-    /// the session's tokens, and with `revoke_others` revokes every other session of the
-    /// user. Send the reply to the client, which must switch to the new tokens.
-    pub async fn rotate_on_sensitive_action(
-        &self,
-        session: &Session,
-        revoke_others: bool,
-    ) -> Result<TokenReply, ApiError> {
-        let tokens = self
-            .service()
-            .rotate_on_sensitive_action(&session.session_id, &session.jkt, revoke_others)
-            .await?;
-        Ok(self.token_reply(tokens))
     }
 
     /// A verification failure as the endpoints' error, its challenge listing the

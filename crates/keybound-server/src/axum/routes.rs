@@ -141,7 +141,7 @@ async fn refresh(
 }
 
 /// A session as the endpoints show it.
-fn summary(info: SessionInfo) -> SessionSummary {
+pub(crate) fn summary(info: SessionInfo) -> SessionSummary {
     SessionSummary {
         id: info.session_id,
         device_label: info.device_label,

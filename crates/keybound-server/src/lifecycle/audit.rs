@@ -12,13 +12,13 @@
 //!
 //! | event | when | reason | actor |
 //! |---|---|---|---|
-//! | `session.created` | login | – | `user:<id>` |
+//! | `session.created` | login | – (a DBSC session: `dbsc_registration_pending` / `dbsc_unbound_cookie`) | `user:<id>` |
 //! | `session.refreshed` | refresh rotated the tokens | – | `user:<id>` |
 //! | `session.rotated` | sensitive action replaced the tokens | `sensitive_action` | `user:<id>` |
 //! | `session.refresh_reuse` | an old refresh token revoked the session | `refresh_reuse` | `system` |
 //! | `session.revoked` | revoked by user, admin or risk policy | the caller's | the caller's |
 //! | `session.closed` | logout | `logout` | `user:<id>` |
-//! | `session.expired` | idle timeout or absolute lifetime made durable | `idle_timeout` / `absolute_lifetime` | `system` |
+//! | `session.expired` | idle timeout, absolute lifetime or DBSC registration window made durable | `idle_timeout` / `absolute_lifetime` / `dbsc_registration_timeout` | `system` |
 //! | `session.purged` | removed after retention | `retention` | `system` |
 
 use std::io::Write;

@@ -21,6 +21,11 @@ const SHARDS: usize = 16;
 pub(crate) struct CachedSession {
     pub(crate) user_id: Box<str>,
     pub(crate) jkt: Jkt,
+    /// The session's generation (a DBSC bound cookie must be of it, or of the one
+    /// before while `grace_until` lasts).
+    pub(crate) generation: u64,
+    /// Until when the previous generation is still accepted.
+    pub(crate) grace_until: Option<i64>,
     /// Valid while `now < valid_until` (seconds).
     pub(crate) valid_until: i64,
 }
@@ -135,6 +140,8 @@ mod tests {
         CachedSession {
             user_id: "u".into(),
             jkt: Jkt::from_bytes([0; 32]),
+            generation: 0,
+            grace_until: None,
             valid_until,
         }
     }

@@ -7,7 +7,7 @@
 //! | `keybound_refreshes_total` | counter | `result` | refreshes by outcome: `rotated`, `grace_replay`, `reuse_detected`, `key_mismatch`, `invalid`, `not_active`, `denied`, `error` |
 //! | `keybound_revocations_total` | counter | `reason` | sessions revoked, by reason (including `refresh_reuse`) |
 //! | `keybound_sessions_closed_total` | counter | – | logouts |
-//! | `keybound_sessions_expired_total` | counter | `reason` | expiries made durable (`idle_timeout`, `absolute_lifetime`) |
+//! | `keybound_sessions_expired_total` | counter | `reason` | expiries made durable (`idle_timeout`, `absolute_lifetime`, `dbsc_registration_timeout`) |
 //! | `keybound_sessions_purged_total` | counter | – | terminal sessions purged after retention |
 //! | `keybound_risk_decisions_total` | counter | `event`, `decision` | risk-policy answers (`login`/`refresh`; `allow`, `shorten`, `reauthenticate`, `revoke`) |
 //! | `keybound_sweeps_total` | counter | `result` | sweeps, `ok` or `error` |

@@ -209,7 +209,11 @@ impl SessionRecord {
         (self.state == SessionState::Active && now >= self.deadline()).then(|| {
             (
                 self.deadline(),
-                Reason::for_expiry(self.idle_expires_at, self.absolute_expires_at),
+                Reason::for_expiry(
+                    self.idle_expires_at,
+                    self.absolute_expires_at,
+                    self.binding == SessionBinding::DbscPending,
+                ),
             )
         })
     }
@@ -264,7 +268,7 @@ impl SessionRecord {
         self.previous_hash = Some(self.current_hash);
         self.current_hash = request.next;
         self.generation += 1;
-        self.grace_until = None;
+        self.grace_until = request.grace_until;
         self.last_seen_at = request.now;
         self.idle_expires_at = request.idle_expires_at.min(self.absolute_expires_at);
     }
@@ -472,7 +476,10 @@ pub fn decide_rotation(view: &RotationView, request: &RotateRequest) -> Rotation
     RotationDecision::Reuse
 }
 
-/// A sensitive action: replace the current refresh token without grace for the old one.
+/// Move a session to a new generation by the caller's word, not by a presented refresh
+/// token: a sensitive action (without grace: what the old generation authorised is
+/// refused at once), or a DBSC cookie refresh (with a grace for requests that carry
+/// the previous cookie while the refresh is under way).
 #[derive(Clone, Debug)]
 pub struct ReplaceTokensRequest {
     /// The session.
@@ -485,6 +492,8 @@ pub struct ReplaceTokensRequest {
     pub now: i64,
     /// The new idle deadline (capped at the absolute deadline).
     pub idle_expires_at: i64,
+    /// Until when the replaced generation is still accepted; `None` for none.
+    pub grace_until: Option<i64>,
 }
 
 /// A DBSC registration: bind a session waiting for it ([`SessionBinding::DbscPending`])

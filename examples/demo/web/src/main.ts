@@ -1,6 +1,7 @@
 // The keybound demo app: sign in, call protected APIs with `kb.fetch`, watch the
 // session's deadlines, manage devices, and see every lifecycle event as it happens.
-import { Keybound, KeyboundError, type SessionSummary } from "keybound";
+import { Keybound, KeyboundError } from "keybound";
+import { bindingBadge, type Device, dbscSession, devicesFrom, showDbscDashboard, signInWithDbsc } from "./dbsc";
 import { ago, byId, clock, duration, fill, h, short } from "./dom";
 import { readEventStream } from "./stream";
 import "./style.css";
@@ -14,6 +15,8 @@ interface Config {
   demo_users: string[];
   store: string;
   public_origin: string;
+  /** Whether sign-in may bind the session with the browser's own key (DBSC). */
+  dbsc: boolean;
 }
 
 interface Me {
@@ -56,7 +59,7 @@ const DEMO_PASSWORDS: Record<string, string> = { alice: "wonderland", bob: "buil
 let config: Config;
 let kb: Keybound;
 let me: Me | null = null;
-let sessions: SessionSummary[] = [];
+let sessions: Device[] = [];
 /** Why the server ended this session, from the audit stream (before the SDK notices). */
 let serverReason: string | null = null;
 /** A note whose saving was interrupted by the session's end: saved after signing in again. */
@@ -76,6 +79,11 @@ function toast(text: string, kind: "info" | "error" | "ok" = "info"): void {
   byId("toasts").append(el);
   setTimeout(() => el.classList.add("leaving"), 4200);
   setTimeout(() => el.remove(), 4600);
+}
+
+/** What the DBSC dashboard may do to the rest of the page. */
+function dbscHost() {
+  return { app, toast, signedOut: (message: string) => renderSignIn(message) };
 }
 
 function banner(text: string | null, kind: "info" | "warn" | "error" = "info"): void {
@@ -282,11 +290,24 @@ function credentialsForm(opts: {
   });
   const error = h("p", { class: "form-error", role: "alert", "data-testid": `${opts.testid}-error` });
   const submit = h("button", { type: "submit", class: "primary", "data-testid": `${opts.testid}-submit` }, opts.submitLabel);
+  // With DBSC on, the user chooses which key binds the new session.
+  const dbscChoice = h("input", { type: "radio", name: "binding", value: "dbsc", "data-testid": `${opts.testid}-binding-dbsc` });
+  const bindingChoice =
+    config.dbsc && !opts.lockUser
+      ? h(
+          "fieldset",
+          { class: "binding-choice" },
+          h("legend", {}, "Bind the session with"),
+          h("label", {}, h("input", { type: "radio", name: "binding", value: "dpop", checked: true, "data-testid": `${opts.testid}-binding-dpop` }), " the SDK's key (DPoP, every request signed)"),
+          h("label", {}, dbscChoice, " this browser's own key (DBSC, a bound cookie)"),
+        )
+      : null;
   const form = h(
     "form",
     { class: "stack", "data-testid": opts.testid },
     h("label", {}, "Username", username),
     h("label", {}, "Password", password),
+    bindingChoice,
     error,
     submit,
   );
@@ -296,6 +317,12 @@ function credentialsForm(opts: {
     submit.disabled = true;
     submit.textContent = "Signing in…";
     try {
+      if (dbscChoice.checked) {
+        const signedIn = await signInWithDbsc(username.value.trim(), password.value);
+        password.value = "";
+        await showDbscDashboard(dbscHost(), signedIn);
+        return;
+      }
       await kb.login("/api/login", {
         body: JSON.stringify({ username: username.value.trim(), password: password.value }),
       });
@@ -370,6 +397,9 @@ function renderSignIn(message: string | null = null): void {
           h("li", {}, "Signing in proves possession of that key; the session is bound to it."),
           h("li", {}, "Every API call carries a fresh signature (DPoP). A stolen token is useless on another device."),
           h("li", {}, "Tokens refresh silently while you use the app; an idle session ends, and you are asked first."),
+          config.dbsc
+            ? h("li", {}, "Or bind the session with this browser's own key (DBSC): the browser keeps the key and a cookie that lives minutes, and refreshes it itself; no keybound code in the page.")
+            : null,
         ),
         h(
           "dl",
@@ -683,7 +713,10 @@ function endingOf(error: unknown): Ending {
 
 async function loadDevices(manual = false): Promise<void> {
   try {
-    sessions = await kb.sessions();
+    // The raw list, which says how each session is bound (DPoP or DBSC).
+    const res = await kb.fetch("/session/sessions");
+    if (!res.ok) return;
+    sessions = devicesFrom(await res.json());
     renderDevices();
     if (manual) toast("Device list refreshed.", "ok");
   } catch (error) {
@@ -695,7 +728,7 @@ function renderDevices(): void {
   if (!refs.devices) return;
   const active = sessions.filter((s) => s.state === "active");
   const ended = sessions.filter((s) => s.state !== "active").slice(0, 8);
-  const item = (s: SessionSummary) =>
+  const item = (s: Device) =>
     h(
       "li",
       { class: `device ${s.current ? "current" : ""} ${s.state}`, "data-testid": "device", "data-session": s.id, "data-state": s.state, "data-current": String(s.current) },
@@ -703,6 +736,7 @@ function renderDevices(): void {
         "div",
         { class: "device-main" },
         h("strong", {}, s.deviceLabel ?? "Unknown device"),
+        bindingBadge(s.binding),
         s.current ? h("span", { class: "badge this-device", "data-testid": "this-device" }, "this device") : null,
         s.state !== "active" ? stateBadge(s.state) : null,
       ),
@@ -721,7 +755,7 @@ function renderDevices(): void {
   (refs.revokeOthers as HTMLButtonElement).disabled = !active.some((s) => !s.current);
 }
 
-async function revokeOne(s: SessionSummary): Promise<void> {
+async function revokeOne(s: Device): Promise<void> {
   try {
     await kb.revokeSession(s.id);
     toast(`Revoked ${s.deviceLabel ?? "the session"}.`, "ok");
@@ -942,8 +976,11 @@ async function main(): Promise<void> {
   // For exploring in the browser's console: `await kb.sessions()`, `kb.session`, ….
   Object.assign(window, { kb });
   listen();
+  const dbscMe = config.dbsc && kb.state !== "active" ? await dbscSession() : null;
   if (kb.state === "active") {
     await showDashboard();
+  } else if (dbscMe) {
+    await showDbscDashboard(dbscHost(), dbscMe);
   } else if (kb.state === "expired") {
     renderSignIn("Your previous session expired. Sign in again.");
   } else {

@@ -61,9 +61,9 @@ impl SessionService {
     ) -> Result<PendingDbsc, LifecycleError> {
         let window = secs(registration_window).max(1);
         let note = if unbound_cookie {
-            Reason::new("dbsc_unbound_cookie")
+            Reason::DBSC_UNBOUND_COOKIE
         } else {
-            Reason::new("dbsc_registration_pending")
+            Reason::DBSC_REGISTRATION_PENDING
         };
         let opened = self
             .open_record(
@@ -72,7 +72,7 @@ impl SessionService {
                 SessionBinding::DbscPending,
                 request,
                 Some(window),
-                note,
+                Some(note),
             )
             .await?;
         Ok(PendingDbsc {
@@ -126,7 +126,8 @@ impl SessionService {
 
     /// A bound cookie refreshed through a verified DBSC proof by the key `jkt` names:
     /// a new generation (the DBSC session's refresh counter), a restarted idle
-    /// timeout, `session.refreshed`.
+    /// timeout, `session.refreshed`. The previous generation's cookie stays accepted
+    /// for the refresh grace period (requests the browser sent while it refreshed).
     ///
     /// Errors: `session_not_found`, `session_*` (ended), `session_key_mismatch`.
     pub async fn refresh_dbsc(
@@ -137,6 +138,7 @@ impl SessionService {
         let id = parse_session_id(session_id)?;
         let now = self.now();
         let idle = secs(self.inner.policy.idle_timeout());
+        let grace = secs(self.inner.policy.refresh_grace());
         let secret = random_secret()?;
         let outcome = self
             .inner
@@ -147,6 +149,7 @@ impl SessionService {
                 next: hash_secret(&secret),
                 now,
                 idle_expires_at: now.saturating_add(idle),
+                grace_until: Some(now.saturating_add(grace)),
             })
             .await?;
         let record = self.updated(outcome, LifecycleError::SessionKeyMismatch)?;
@@ -158,8 +161,8 @@ impl SessionService {
 
     /// The value of a session's bound cookie: the claims of an access token (`sid`,
     /// `sub`, `cnf.jkt` the DBSC key's thumbprint, `exp` one access-token lifetime
-    /// ahead but not past the session's deadline), typed `kb-dbsc+jwt`, signed with the
-    /// current server key.
+    /// ahead but not past the session's deadline) and `gen`, the session's generation,
+    /// typed `kb-dbsc+jwt`, signed with the current server key.
     pub fn bound_cookie(&self, record: &SessionRecord) -> Result<BoundCookieValue, LifecycleError> {
         let now = self.now();
         let access = secs(self.inner.policy.access_token_lifetime());
@@ -181,8 +184,13 @@ impl SessionService {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let current = ring.current();
-        let value = sign_bound_cookie(&claims, current.kid(), current.signing_key())
-            .map_err(LifecycleError::Signing)?;
+        let value = sign_bound_cookie(
+            &claims,
+            record.generation,
+            current.kid(),
+            current.signing_key(),
+        )
+        .map_err(LifecycleError::Signing)?;
         Ok(BoundCookieValue {
             value,
             max_age: u64::try_from(exp - now).unwrap_or(0),

@@ -67,7 +67,7 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
-    fn new(record: &SessionRecord, now: i64, current: Option<SessionId>) -> Self {
+    pub(crate) fn new(record: &SessionRecord, now: i64, current: Option<SessionId>) -> Self {
         let (reason, ended_at) = match record.pending_expiry(now) {
             Some((at, reason)) => (Some(reason), Some(at)),
             None => (record.reason.clone(), record.ended_at),

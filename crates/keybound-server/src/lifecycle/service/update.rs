@@ -9,6 +9,7 @@ use crate::lifecycle::LifecycleError;
 use crate::session::{Actor, Reason};
 use crate::store::{ReplaceTokensRequest, SessionRecord, TouchRequest, UpdateOutcome};
 use keybound_proto::TokenResponse;
+use zeroize::Zeroizing;
 
 impl SessionService {
     /// The record of an update, or why the session could not be updated.
@@ -58,13 +59,48 @@ impl SessionService {
     /// is revoked (`sensitive_action`). `jkt` is the key of the request's proof.
     ///
     /// Access tokens already issued stay valid until they expire (at most the
-    /// access-token lifetime).
+    /// access-token lifetime). For a session bound by DBSC, use
+    /// [`rotate_dbsc_on_sensitive_action`](Self::rotate_dbsc_on_sensitive_action).
     pub async fn rotate_on_sensitive_action(
         &self,
         session_id: &str,
         jkt: &str,
         revoke_others: bool,
     ) -> Result<TokenResponse, LifecycleError> {
+        let now = self.now();
+        let (record, secret) = self
+            .replace_on_sensitive_action(session_id, jkt, revoke_others)
+            .await?;
+        let access = secs(self.inner.policy.access_token_lifetime());
+        self.token_response(&record, &secret, access, now)
+    }
+
+    /// A sensitive action (password or privilege change) in a session bound by DBSC:
+    /// the session moves to a new generation without grace, so every bound cookie
+    /// issued before is refused from now on (on other nodes as soon as they hear of
+    /// it); hand the browser [`bound_cookie`](Self::bound_cookie) of the returned
+    /// session. With `revoke_others`, every other session of the user is revoked
+    /// (`sensitive_action`). `jkt` is the thumbprint of the session's DBSC key.
+    ///
+    /// Errors as [`rotate_on_sensitive_action`](Self::rotate_on_sensitive_action).
+    pub async fn rotate_dbsc_on_sensitive_action(
+        &self,
+        session_id: &str,
+        jkt: &str,
+        revoke_others: bool,
+    ) -> Result<SessionRecord, LifecycleError> {
+        let (record, _) = self
+            .replace_on_sensitive_action(session_id, jkt, revoke_others)
+            .await?;
+        Ok(record)
+    }
+
+    async fn replace_on_sensitive_action(
+        &self,
+        session_id: &str,
+        jkt: &str,
+        revoke_others: bool,
+    ) -> Result<(SessionRecord, Zeroizing<[u8; 32]>), LifecycleError> {
         let id = parse_session_id(session_id)?;
         let jkt = parse_jkt(jkt)?;
         let now = self.now();
@@ -78,6 +114,7 @@ impl SessionService {
                 next: hash_secret(&secret),
                 now,
                 idle_expires_at: now.saturating_add(secs(self.inner.policy.idle_timeout())),
+                grace_until: None,
             })
             .await?;
         let record = self.update_result(outcome)?;
@@ -92,7 +129,6 @@ impl SessionService {
             self.revoke_user_inner(&record.user_id, Some(id), Reason::SENSITIVE_ACTION, actor)
                 .await?;
         }
-        let access = secs(self.inner.policy.access_token_lifetime());
-        self.token_response(&record, &secret, access, now)
+        Ok((record, secret))
     }
 }

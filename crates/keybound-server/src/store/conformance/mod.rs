@@ -171,6 +171,7 @@ macro_rules! __store_conformance_cases {
             dbsc_pending_session_round_trips,
             bind_dbsc_binds_a_pending_session_once,
             bind_dbsc_refusals,
+            an_unregistered_dbsc_session_expires_as_such,
             concurrent_registrations_have_one_winner,
         }
     };

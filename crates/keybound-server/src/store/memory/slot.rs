@@ -176,7 +176,11 @@ impl Slot {
         if self.is_terminal() || now < self.deadline() {
             return false;
         }
-        let reason = Reason::for_expiry(self.idle_expires_at, self.absolute_expires_at);
+        let reason = Reason::for_expiry(
+            self.idle_expires_at,
+            self.absolute_expires_at,
+            self.dbsc_key.is_none() && self.flags & DBSC_PENDING != 0,
+        );
         self.finish(SessionState::Expired, reason, self.deadline());
         true
     }

@@ -144,7 +144,7 @@ impl SessionStore for RedisStore {
                 id: request.id,
                 now: request.now,
                 idle_expires_at: request.idle_expires_at,
-                replace: Some((request.jkt, request.next)),
+                replace: Some((request.jkt, request.next, request.grace_until)),
                 bind: None,
             })
             .await
@@ -333,18 +333,27 @@ struct Update {
     id: SessionId,
     now: i64,
     idle_expires_at: i64,
-    replace: Option<(Jkt, TokenHash)>,
+    /// The key, the successor hash and until when the replaced generation is still
+    /// accepted.
+    replace: Option<(Jkt, TokenHash, Option<i64>)>,
     bind: Option<(String, Jkt)>,
 }
 
 impl RedisStore {
     /// Runs the `update` script: `ARGV` id, jkt, successor hash, now, idle deadline,
-    /// binding, bound key (empty where the update leaves that part alone).
+    /// binding, bound key, grace of the replaced generation (empty where the update
+    /// leaves that part alone).
     async fn update(&self, update: Update) -> Result<UpdateOutcome, StoreError> {
         let id = update.id.to_string();
-        let (jkt, next) = update
+        let (jkt, next, grace) = update
             .replace
-            .map(|(jkt, next)| (jkt.to_string(), b64::encode(next.as_bytes())))
+            .map(|(jkt, next, grace)| {
+                (
+                    jkt.to_string(),
+                    b64::encode(next.as_bytes()),
+                    grace.map(|until| until.to_string()).unwrap_or_default(),
+                )
+            })
             .unwrap_or_default();
         let (binding, bound_jkt) = update
             .bind
@@ -363,6 +372,7 @@ impl RedisStore {
                     idle.as_bytes(),
                     binding.as_bytes(),
                     bound_jkt.as_bytes(),
+                    grace.as_bytes(),
                 ],
             )
             .await?;

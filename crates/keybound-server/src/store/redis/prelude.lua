@@ -90,7 +90,11 @@ end
 local function expire_if_due(r, now)
   if r.state ~= 'active' or now < deadline(r) then return false end
   local reason = 'idle_timeout'
-  if tonumber(r.abs) <= tonumber(r.idle) then reason = 'absolute_lifetime' end
+  if r.bind == 'dbsc_pending' then
+    reason = 'dbsc_registration_timeout'
+  elseif tonumber(r.abs) <= tonumber(r.idle) then
+    reason = 'absolute_lifetime'
+  end
   finish(r, 'expired', reason, min_str(r.idle, r.abs))
   return true
 end

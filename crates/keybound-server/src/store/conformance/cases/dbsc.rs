@@ -80,6 +80,7 @@ pub fn bind_dbsc_binds_a_pending_session_once(
                 next: hash(102),
                 now: T0 + 12,
                 idle_expires_at: T0 + 12 + IDLE,
+                grace_until: Some(T0 + 40),
             })
             .await
             .unwrap();
@@ -143,6 +144,7 @@ pub fn bind_dbsc_refusals(store: Arc<dyn SessionStore>) -> BoxFuture<'static, ()
         };
         assert_eq!(record.state, SessionState::Expired);
         assert_eq!(record.binding, SessionBinding::DbscPending);
+        assert_eq!(record.reason, Some(Reason::DBSC_REGISTRATION_TIMEOUT));
         let ended = pending(&*store, &user("dave")).await;
         store
             .end(EndRequest {
@@ -168,6 +170,46 @@ pub fn bind_dbsc_refusals(store: Arc<dyn SessionStore>) -> BoxFuture<'static, ()
             ),
             "{outcome:?}"
         );
+    })
+}
+
+/// A session whose browser never registered expires at its deadline with its own
+/// reason (`dbsc_registration_timeout`), through the sweep as through any update; a
+/// bound DBSC session expires as any other.
+pub fn an_unregistered_dbsc_session_expires_as_such(
+    store: Arc<dyn SessionStore>,
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let erin = user("erin");
+        let late = pending(&*store, &erin).await;
+        let bound = pending(&*store, &erin).await;
+        let UpdateOutcome::Updated(bound) = store
+            .bind_dbsc(bind_req(&bound, key(9), T0 + 1))
+            .await
+            .unwrap()
+        else {
+            panic!("not bound")
+        };
+        let after = bound.idle_expires_at.max(late.idle_expires_at) + 1;
+        let batches = sweep_all(&*store, after, T0, 100).await;
+        let mut expired: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.swept.iter())
+            .filter(|s| &*s.user_id == erin.as_str() && s.action == SweepAction::Expired)
+            .map(|s| (s.id, s.reason.clone()))
+            .collect();
+        expired.sort_by_key(|(id, _)| *id == bound.id);
+        assert_eq!(
+            expired,
+            vec![
+                (late.id, Reason::DBSC_REGISTRATION_TIMEOUT),
+                (bound.id, Reason::IDLE_TIMEOUT)
+            ]
+        );
+        let record = load(&*store, late.id).await;
+        assert_eq!(record.state, SessionState::Expired);
+        assert_eq!(record.reason, Some(Reason::DBSC_REGISTRATION_TIMEOUT));
+        assert_eq!(record.ended_at, Some(late.idle_expires_at));
     })
 }
 

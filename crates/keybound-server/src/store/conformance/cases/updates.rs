@@ -14,6 +14,7 @@ case!(
                 next: hash(150),
                 now: T0 + 60,
                 idle_expires_at: T0 + 60 + IDLE,
+                grace_until: None,
             })
             .await
             .unwrap();
@@ -32,6 +33,22 @@ case!(
             store.rotate(rotate_req(&r, hash(100), 0, hash(101), T0 + 61)).await.unwrap(),
             RotateOutcome::ReuseDetected(_)
         ));
+        // With a grace (a DBSC cookie refresh), the grace is kept.
+        let other = created(store, &user("alice")).await;
+        let outcome = store
+            .replace_tokens(ReplaceTokensRequest {
+                id: other.id,
+                jkt: other.jkt,
+                next: hash(160),
+                now: T0 + 60,
+                idle_expires_at: T0 + 60 + IDLE,
+                grace_until: Some(T0 + 90),
+            })
+            .await
+            .unwrap();
+        let UpdateOutcome::Updated(after) = outcome else { panic!("{outcome:?}") };
+        assert_eq!((after.generation, after.grace_until), (1, Some(T0 + 90)));
+        assert_eq!(load(store, other.id).await, after);
     }
 );
 
@@ -45,6 +62,7 @@ case!(
             next: hash(150),
             now,
             idle_expires_at: now + IDLE,
+            grace_until: None,
         };
         assert_eq!(store.replace_tokens(req(key(2), T0 + 1)).await.unwrap(), UpdateOutcome::KeyMismatch);
         assert_eq!(load(store, r.id).await, r);
