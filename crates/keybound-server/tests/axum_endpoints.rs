@@ -761,7 +761,7 @@ async fn sessions_lists_the_callers_sessions_only() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let sessions = reply.body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
-    // Most recently used first.
+    // Newest first.
     assert_eq!(sessions[0]["id"], a2.session_id.as_str());
     assert_eq!(sessions[0]["current"], false);
     assert_eq!(sessions[1]["id"], a1.session_id.as_str());

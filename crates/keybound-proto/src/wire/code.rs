@@ -159,6 +159,10 @@ codes! {
         "The request body is larger than the endpoint accepts.";
     RATE_LIMITED = "rate_limited":
         "Too many attempts (logins per address or per username); retry after `Retry-After`.";
+    INVALID_PAGE_LIMIT = "invalid_page_limit":
+        "The session list's `limit` is not a whole number from 1 to 200.";
+    INVALID_CURSOR = "invalid_cursor":
+        "The session list's `cursor` is not one the server gave as `next_cursor`.";
 
     // The DBSC endpoints and cookie-bound requests (the server's `ApiError`).
 
@@ -182,6 +186,8 @@ codes! {
     DISPOSED = "disposed": "The `Keybound` object was disposed.";
     INVALID_OPTION = "invalid_option":
         "An option passed to `Keybound.init` or to a method is invalid.";
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed":
+        "A signed request was for an origin not in `allowedOrigins`; nothing was sent.";
     BAD_REQUEST = "bad_request": "The server answered 400 without a code.";
     UNAUTHORIZED = "unauthorized": "The server answered 401 without a code.";
     FORBIDDEN = "forbidden": "The server answered 403 without a code.";

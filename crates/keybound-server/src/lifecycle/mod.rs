@@ -112,7 +112,10 @@ pub use risk::{
 };
 pub(crate) use service::dbsc_thumbprint;
 pub use service::{BoundCookieValue, PendingDbsc};
-pub use service::{EndResult, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder};
+pub use service::{
+    EndResult, OpenRequest, PageCursor, SessionInfo, SessionPage, SessionService,
+    SessionServiceBuilder,
+};
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;
 #[cfg(feature = "fuzzing")]
