@@ -32,6 +32,16 @@ pub(crate) fn terminal_index(terminal: Terminal) -> u32 {
     }
 }
 
+/// The seconds a `Retry-After` value asks to wait at server time `now`: delta-seconds
+/// or an HTTP date (RFC 9110 §10.2.3); `None` when it is neither.
+fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
+    let value = value.trim();
+    if !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse().ok();
+    }
+    parse_http_date(value).map(|at| u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+}
+
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// The signing input (`header.payload`) of a DPoP proof for `method` and `url` by
@@ -100,8 +110,11 @@ impl Engine {
     }
 
     /// Reads an answer to an exchange of kind `exchange` (see
-    /// [`Exchange::from_index`]) to `url`: remembers its nonce, corrects the clock on a
-    /// refused `iat`, and decides the next step with the exchange's retry `budget`.
+    /// [`Exchange::from_index`]) that came from `url` (where a redirect ended):
+    /// remembers its nonce, corrects the clock on a refused `iat`, notes a `429`'s
+    /// `retry_after`, and decides the next step with the exchange's retry `budget`.
+    /// An answer from an origin that is not allowed changes nothing: `kb.fetch` gets
+    /// it as it is, every other exchange fails with `origin_not_allowed`.
     /// The result is `step | terminal << 4 | budget << 8` (steps: 0 take tokens, 1
     /// deliver, 2 retry, 3 refresh then retry, 4 ended, 5 fail); failures leave their
     /// error for [`take_error`](Self::take_error).
@@ -118,11 +131,20 @@ impl Engine {
         description: Option<String>,
         nonce: Option<String>,
         date: Option<String>,
+        retry_after: Option<String>,
         sent: f64,
         received: f64,
     ) -> u32 {
         let exchange = Exchange::from_index(exchange).unwrap_or(Exchange::Resource);
         let mut budget = RetryBudget::from_bits(budget);
+        self.last_answer = None;
+        if !self.allows(url) {
+            if exchange == Exchange::Resource {
+                return step::DELIVER | budget.to_bits() << 8;
+            }
+            self.fail(ClientError::OriginNotAllowed);
+            return step::FAIL | budget.to_bits() << 8;
+        }
         if let Some(nonce) = &nonce {
             self.nonces.remember(url, nonce);
         }
@@ -135,13 +157,22 @@ impl Engine {
             has_nonce: nonce.is_some(),
         };
         let step = budget.step(exchange, &answer);
-        let failure = ClientError::from_server(
+        let mut failure = ClientError::from_server(
             status,
             answer.error_name(),
             answer.error_code,
             description.as_deref(),
         );
-        self.last_answer = None;
+        self.retry_not_before = None;
+        if status == 429 {
+            let now = self.clock.server_now_secs(received);
+            let wait = retry_after.as_deref().and_then(|v| retry_after_secs(v, now));
+            if let ClientError::Server { retry_after, .. } = &mut failure {
+                *retry_after = wait;
+            }
+            self.retry_not_before =
+                wait.map(|secs| (now.saturating_add_unsigned(secs)).saturating_mul(1000));
+        }
         let code = match step {
             Step::TakeTokens => step::TAKE_TOKENS,
             Step::Deliver => {
