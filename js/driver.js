@@ -64,8 +64,15 @@ async function send(request) {
       : new KeyboundError("network_error", `network error: ${describe(error)}`, { cause: error });
   }
   const header = (name) => response.headers.get(name) ?? undefined;
-  const reply = { response, sent, received: now(), nonce: header("DPoP-Nonce"), date: header("Date") };
-  if ([400, 401, 403].includes(response.status)) {
+  const reply = {
+    response,
+    sent,
+    received: now(),
+    nonce: header("DPoP-Nonce"),
+    date: header("Date"),
+    retryAfter: header("Retry-After"),
+  };
+  if ([400, 401, 403, 429].includes(response.status)) {
     reply.challenge = header("WWW-Authenticate");
     if (header("Content-Type")?.includes("json")) {
       // A clone, so the caller can still read the body.
@@ -92,6 +99,13 @@ export class Driver {
       throw engineError(problem);
     }
     const storage = await opening;
+    for (const origin of config.allowedOrigins) {
+      if (!engine.allow_origin(origin)) {
+        const error = engineError(engine.take_error());
+        engine.free();
+        throw error;
+      }
+    }
     const driver = new Driver(Engine, engine, storage, config, emit);
     // Both records at once: start-up waits for IndexedDB more than for anything else.
     const [stored, storedKey] = await Promise.all([storage.loadSession(), storage.loadKey()]);
@@ -219,11 +233,12 @@ export class Driver {
 
   // ---- one signed exchange -----------------------------------------------------------
 
+  /** The engine's reading of `reply`, by the origin it came from (after redirects). */
   #answer(kind, budget, url, reply) {
     return this.#engine.answer(
       kind,
       budget,
-      url,
+      reply.response.url || url,
       reply.response.status,
       reply.challenge,
       reply.error,
@@ -231,6 +246,7 @@ export class Driver {
       reply.description,
       reply.nonce,
       reply.date,
+      reply.retryAfter,
       reply.sent,
       reply.received,
     );
@@ -511,13 +527,28 @@ export class Driver {
     this.reschedule();
   }
 
-  async sessions() {
-    const reply = await this.#sendSigned(INTERNAL, internal("GET", this.#engine.url("/sessions")));
-    const list = (await reply.response.json().catch(() => null))?.sessions;
-    if (!Array.isArray(list)) {
+  /** One page of the session list (`limit`, `cursor` as the server takes them). */
+  async sessionPage(limit, cursor) {
+    const url = new URL(this.#engine.url("/sessions"));
+    if (limit !== undefined) url.searchParams.set("limit", limit);
+    if (cursor) url.searchParams.set("cursor", cursor);
+    const reply = await this.#sendSigned(INTERNAL, internal("GET", url.href));
+    const body = await reply.response.json().catch(() => null);
+    if (!Array.isArray(body?.sessions)) {
       throw new KeyboundError("invalid_response", "invalid response from the server: sessions is not a list");
     }
-    return list;
+    return { sessions: body.sessions, nextCursor: text(body.next_cursor) ?? null };
+  }
+
+  /** Every page of the session list. */
+  async sessions() {
+    const all = [];
+    for (let cursor; ; ) {
+      const page = await this.sessionPage(200, cursor);
+      all.push(...page.sessions);
+      if (!page.nextCursor || page.nextCursor === cursor) return all;
+      cursor = page.nextCursor;
+    }
   }
 
   async revokeSession(id) {

@@ -149,10 +149,7 @@ impl ClientError {
             }
             Self::Disposed => ("this Keybound instance was disposed", ""),
             Self::InvalidOption { reason } => ("invalid option: ", reason),
-            Self::OriginNotAllowed => (
-                "origin not allowed: its requests get no credentials and its answers ",
-                "do not change the session (see allowedOrigins)",
-            ),
+            Self::OriginNotAllowed => ("origin not in allowedOrigins", ""),
         };
         let mut out = String::with_capacity(head.len() + tail.len());
         out.push_str(head);

@@ -1112,7 +1112,7 @@ async fn cors_preflight_and_exposed_headers() {
     );
     assert_eq!(
         reply.header("access-control-expose-headers"),
-        Some("dpop-nonce,www-authenticate")
+        Some("dpop-nonce,www-authenticate,retry-after")
     );
 
     // And a successful one.
@@ -1127,7 +1127,7 @@ async fn cors_preflight_and_exposed_headers() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.header("access-control-expose-headers"),
-        Some("dpop-nonce,www-authenticate")
+        Some("dpop-nonce,www-authenticate,retry-after")
     );
 }
 

@@ -35,11 +35,14 @@ pub(crate) fn terminal_index(terminal: Terminal) -> u32 {
 /// The seconds a `Retry-After` value asks to wait at server time `now`: delta-seconds
 /// or an HTTP date (RFC 9110 §10.2.3); `None` when it is neither.
 fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
-    let value = value.trim();
-    if !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse().ok();
+    let mut secs: u64 = 0;
+    for b in value.bytes() {
+        if !b.is_ascii_digit() || secs > 1 << 40 {
+            return parse_http_date(value).map(|at| at.saturating_sub(now).max(0) as u64);
+        }
+        secs = secs * 10 + u64::from(b - b'0');
     }
-    parse_http_date(value).map(|at| u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+    (!value.is_empty()).then_some(secs)
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
@@ -47,7 +50,8 @@ impl Engine {
     /// The signing input (`header.payload`) of a DPoP proof for `method` and `url` by
     /// the device key, at the server's time, with `ath` for `access_token`, the given
     /// `nonce` or else the last one `url`'s origin gave, and `jti` from 16 random bytes.
-    /// `None` (and an error) without a key or for a URL that is not http(s).
+    /// `None` (and an error) without a key, for a URL that is not http(s), or for an
+    /// origin not allowed (`origin_not_allowed`: no proof leaves for it).
     pub fn proof_input(
         &mut self,
         method: &str,
@@ -62,6 +66,10 @@ impl Engine {
             self.fail(ClientError::NotLoggedIn);
             return None;
         };
+        if !self.allows(url) {
+            self.fail(ClientError::OriginNotAllowed);
+            return None;
+        }
         let Ok(jti) = <[u8; 16]>::try_from(jti) else {
             self.fail(ClientError::Crypto { op: "random" });
             return None;

@@ -17,7 +17,8 @@ use crate::{ClientError, origin_of};
 fn parse_origin(origin: &str) -> Option<String> {
     let normal = origin_of(origin)?;
     let htu = normalize_htu(origin).ok()?;
-    (htu.len() == normal.len() + 1 && !origin.contains(['?', '#'])).then_some(normal)
+    let plain = origin.bytes().all(|b| b != b'?' && b != b'#');
+    (plain && htu.len() == normal.len() + 1).then_some(normal)
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
@@ -42,18 +43,10 @@ impl Engine {
         }
     }
 
-    /// Whether a signed request to `url` may go out; `false` (and
-    /// `origin_not_allowed`) for any other origin than the allowed ones.
-    pub fn may_sign(&mut self, url: &str) -> bool {
-        let allowed = self.allows(url);
-        if !allowed {
-            self.fail(ClientError::OriginNotAllowed);
-        }
-        allowed
-    }
 }
 
 impl Engine {
+    /// Whether signed requests to `url` may go out, and its answers be heard.
     pub(super) fn allows(&self, url: &str) -> bool {
         origin_of(url).is_some_and(|origin| self.allowed.contains(&origin))
     }
