@@ -97,6 +97,7 @@ export async function attempt(fn) {
       name: error?.name,
       code: error?.code,
       status: error?.status,
+      retryAfter: error?.retryAfter,
       message: error?.message,
       isKeyboundError: error instanceof window.KeyboundError,
     };
