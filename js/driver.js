@@ -92,20 +92,13 @@ export class Driver {
    * starts listening to other tabs.
    */
   static async create(Engine, config, emit, opening = Storage.open(config.storageName)) {
-    const engine = new Engine(config.endpoint, config.expiringLeadSeconds);
+    const engine = new Engine(config.endpoint, config.expiringLeadSeconds, config.allowedOrigins.join("\n"));
     const problem = engine.take_error();
     if (problem !== undefined) {
       engine.free();
       throw engineError(problem);
     }
     const storage = await opening;
-    for (const origin of config.allowedOrigins) {
-      if (!engine.allow_origin(origin)) {
-        const error = engineError(engine.take_error());
-        engine.free();
-        throw error;
-      }
-    }
     const driver = new Driver(Engine, engine, storage, config, emit);
     // Both records at once: start-up waits for IndexedDB more than for anything else.
     const [stored, storedKey] = await Promise.all([storage.loadSession(), storage.loadKey()]);

@@ -79,7 +79,13 @@ impl Harness {
     /// One page: its session ids and its `next_cursor`.
     async fn page(&self, device: &Device, at: &str, query: &str) -> (Vec<String>, Option<String>) {
         let (status, body) = self
-            .call(device, "GET", &format!("/session/sessions{query}"), Some(at), None)
+            .call(
+                device,
+                "GET",
+                &format!("/session/sessions{query}"),
+                Some(at),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let ids = body["sessions"]
@@ -116,8 +122,14 @@ impl Harness {
     }
 
     async fn error(&self, device: &Device, at: &str, query: &str) -> (StatusCode, Value) {
-        self.call(device, "GET", &format!("/session/sessions{query}"), Some(at), None)
-            .await
+        self.call(
+            device,
+            "GET",
+            &format!("/session/sessions{query}"),
+            Some(at),
+            None,
+        )
+        .await
     }
 }
 
@@ -146,7 +158,11 @@ async fn pages_list_every_session_once_newest_first() {
     let unique: BTreeSet<&String> = listed.iter().collect();
     assert_eq!(unique.len(), 7, "every session exactly once: {listed:?}");
     // Newest first: the four later ones by time, then the first three by id.
-    let newest: Vec<String> = opened[3..].iter().rev().map(|t| t.session_id.clone()).collect();
+    let newest: Vec<String> = opened[3..]
+        .iter()
+        .rev()
+        .map(|t| t.session_id.clone())
+        .collect();
     assert_eq!(listed[..4], newest[..]);
     let mut tied: Vec<String> = opened[..3].iter().map(|t| t.session_id.clone()).collect();
     tied.sort();
@@ -188,7 +204,11 @@ async fn refreshes_and_logins_between_pages_skip_or_repeat_nothing() {
         .page(&device, &at, &format!("?limit=2&cursor={cursor}"))
         .await;
     let (third, cursor) = h
-        .page(&device, &at, &format!("?limit=2&cursor={}", cursor.unwrap()))
+        .page(
+            &device,
+            &at,
+            &format!("?limit=2&cursor={}", cursor.unwrap()),
+        )
         .await;
     assert_eq!(cursor, None);
     let listed = [first, second, third].concat();

@@ -174,7 +174,9 @@ impl Engine {
         self.retry_not_before = None;
         if status == 429 {
             let now = self.clock.server_now_secs(received);
-            let wait = retry_after.as_deref().and_then(|v| retry_after_secs(v, now));
+            let wait = retry_after
+                .as_deref()
+                .and_then(|v| retry_after_secs(v, now));
             if let ClientError::Server { retry_after, .. } = &mut failure {
                 *retry_after = wait;
             }

@@ -113,15 +113,16 @@ pub struct Engine {
 impl Engine {
     /// An engine for the session router at `endpoint` (an absolute http(s) URL; the
     /// driver resolves it against the page), firing `expiring` `expiring_lead_seconds`
-    /// before the session's end. A bad endpoint leaves an `invalid_option` error for
-    /// [`take_error`](Self::take_error).
+    /// before the session's end, signing for the endpoint's origin and the
+    /// `allowed_origins` (one a line, see `allowedOrigins`). A bad endpoint or origin
+    /// leaves an `invalid_option` error for [`take_error`](Self::take_error).
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen(constructor))]
-    pub fn new(endpoint: &str, expiring_lead_seconds: f64) -> Engine {
+    pub fn new(endpoint: &str, expiring_lead_seconds: f64, allowed_origins: &str) -> Engine {
         let endpoint = endpoint.trim_end_matches('/');
         let origin = origin_of(endpoint);
         let mut engine = Engine {
             endpoint: endpoint.to_owned(),
-            allowed: origin.iter().cloned().collect(),
+            allowed: Vec::new(),
             expiring_lead_ms: (expiring_lead_seconds.clamp(0.0, 86_400.0) * 1000.0) as i64,
             clock: ServerClock::default(),
             nonces: NonceJar::default(),
@@ -140,10 +141,14 @@ impl Engine {
             last_answer: None,
             retry_not_before: None,
         };
-        if origin.is_none() {
-            engine.error = Some(ClientError::InvalidOption {
+        match origin {
+            Some(origin) => {
+                engine.allowed.push(origin);
+                engine.allow_origins(allowed_origins);
+            }
+            None => engine.fail(ClientError::InvalidOption {
                 reason: "endpoint must be an http(s) URL",
-            });
+            }),
         }
         engine
     }

@@ -4,48 +4,40 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::wasm_bindgen;
-
-use keybound_proto::normalize_htu;
 
 use super::Engine;
 use crate::{ClientError, origin_of};
 
-/// `origin` as an allowed origin: an http(s) `scheme://host[:port]` with no path but
-/// `/`, no query or fragment, normalised as `htu` is.
+/// `origin` as an allowed origin: an http(s) `scheme://host[:port]` (a trailing `/`
+/// tolerated) with no path, query or fragment, normalised as `htu` is.
 fn parse_origin(origin: &str) -> Option<String> {
-    let normal = origin_of(origin)?;
-    let htu = normalize_htu(origin).ok()?;
-    let plain = origin.bytes().all(|b| b != b'?' && b != b'#');
-    (plain && htu.len() == normal.len() + 1).then_some(normal)
+    let bare = origin.strip_suffix('/').unwrap_or(origin);
+    let marks = bare
+        .bytes()
+        .filter(|b| matches!(b, b'/' | b'?' | b'#'))
+        .count();
+    if marks == 2 { origin_of(origin) } else { None }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
-    /// Allows signed requests (access token and proof) to `origin`
-    /// (`https://api.example.com`). `false` (and `invalid_option`) when it is not an
+    /// Allows signed requests to each origin of `origins` (one a line,
+    /// `https://api.example.com`). `false` (and `invalid_option`) when one is not an
     /// http(s) origin: a path, query, user info or wildcard is refused.
-    pub fn allow_origin(&mut self, origin: &str) -> bool {
-        match parse_origin(origin) {
-            Some(origin) => {
-                if !self.allowed.contains(&origin) {
-                    self.allowed.push(origin);
+    pub(super) fn allow_origins(&mut self, origins: &str) -> bool {
+        for origin in origins.split('\n').filter(|o| !o.is_empty()) {
+            match parse_origin(origin) {
+                Some(origin) => self.allowed.push(origin),
+                None => {
+                    self.fail(ClientError::InvalidOption {
+                        reason: "allowedOrigins must be http(s) origins (scheme://host[:port])",
+                    });
+                    return false;
                 }
-                true
-            }
-            None => {
-                self.fail(ClientError::InvalidOption {
-                    reason: "allowedOrigins must be http(s) origins (scheme://host[:port])",
-                });
-                false
             }
         }
+        true
     }
 
-}
-
-impl Engine {
     /// Whether signed requests to `url` may go out, and its answers be heard.
     pub(super) fn allows(&self, url: &str) -> bool {
         origin_of(url).is_some_and(|origin| self.allowed.contains(&origin))
