@@ -71,12 +71,12 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
             // The proof first: it names the key the session will be bound to.
             let proof = match backend.verifier.verify_proof(&parts).await {
                 Ok(proof) => proof,
-                Err(rejection) => return rejection.into_http_response(),
+                Err(rejection) => return backend.verifier.response(rejection),
             };
             // ... check the credentials in `body` your own way, then record the proof
             // as used (only now, so proofs without credentials are never stored) ...
             if let Err(rejection) = backend.verifier.consume_proof(&proof).await {
-                return rejection.into_http_response();
+                return backend.verifier.response(rejection);
             }
             match backend
                 .service
@@ -93,12 +93,12 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
                 &json!({"user": caller.sub, "session": caller.sid}),
             ),
             // 401 + WWW-Authenticate (+ DPoP-Nonce), or 503 + Retry-After.
-            Err(rejection) => rejection.into_http_response(),
+            Err(rejection) => backend.verifier.response(rejection),
         },
         (&Method::POST, "/refresh") => {
             let proof = match backend.verifier.verify_proof(&parts).await {
                 Ok(proof) => proof,
-                Err(rejection) => return rejection.into_http_response(),
+                Err(rejection) => return backend.verifier.response(rejection),
             };
             let token = serde_json::from_str::<Value>(&body)
                 .ok()
@@ -113,7 +113,7 @@ async fn handle(backend: &Backend, request: Request<String>) -> Response<String>
             {
                 Ok(true) => {
                     if let Err(rejection) = backend.verifier.consume_proof(&proof).await {
-                        return rejection.into_http_response();
+                        return backend.verifier.response(rejection);
                     }
                 }
                 // Another key: refresh refuses it (or detects reuse); nothing to record.

@@ -3,7 +3,7 @@
 //! The request verifier works with any `http`-based framework: [`Verifier::verify`]
 //! takes a request's `http::request::Parts` and returns the caller's verified identity
 //! ([`VerifiedRequest`]) or a [`Rejection`] that renders the exact DPoP error response
-//! ([`Rejection::into_http_response`]). It runs every check of keybound's protocol in a
+//! ([`Verifier::response`]). It runs every check of keybound's protocol in a
 //! fixed order, cheap checks first and nothing written before the signatures verify:
 //!
 //! 1. header limits: one `DPoP` header, one `Authorization: DPoP …` header, each at most
@@ -62,7 +62,7 @@
 //! match verifier.verify(&parts).await {
 //!     Ok(caller) => assert_eq!(caller.sub, "alice"),
 //!     Err(rejection) => {
-//!         let _response: http::Response<String> = rejection.into_http_response();
+//!         let _response: http::Response<String> = verifier.response(rejection);
 //!         unreachable!("the request is valid");
 //!     }
 //! }

@@ -3,7 +3,8 @@
 //! Every [`Rejection`] has a fixed status, an OAuth / RFC 9449 error (`invalid_token`,
 //! `invalid_dpop_proof`, `use_dpop_nonce`, or `temporarily_unavailable` for a store that
 //! cannot answer) and a stable fine [`code`](Rejection::code) that clients, logs and
-//! metrics can rely on. [`Rejection::into_http_response`] renders it for any
+//! metrics can rely on. [`Verifier::response`](crate::Verifier::response) (or
+//! [`Rejection::into_http_response`] with the verifier's algorithms) renders it for any
 //! `http`-based framework.
 
 use http::StatusCode;
@@ -29,13 +30,15 @@ use crate::session_check::SessionDenied;
 ///
 /// ```
 /// use keybound_server::Rejection;
+/// use keybound_server::proto::{ProofAlg, ProofAlgs};
 /// let rejection = Rejection::InvalidAuthScheme;
 /// assert_eq!(rejection.status(), 401);
 /// assert_eq!(rejection.oauth_error(), "invalid_token");
-/// let response = rejection.into_http_response();
+/// // A verifier that accepts only ES256 proofs says so in its challenges.
+/// let response = rejection.into_http_response(ProofAlgs::only(ProofAlg::ES256));
 /// assert_eq!(
 ///     response.headers()["www-authenticate"],
-///     r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="EdDSA ES256""#
+///     r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="ES256""#
 /// );
 /// assert!(response.body().contains(r#""error_code":"invalid_auth_scheme""#));
 /// ```
@@ -225,17 +228,11 @@ impl Rejection {
     }
 
     /// The `WWW-Authenticate` challenge of a `401`:
-    /// `DPoP error="…", error_description="…", algs="EdDSA ES256"`, listing every proof
-    /// algorithm keybound accepts by default. `None` for a `503`, which is no
-    /// authentication challenge. A verifier limited to some algorithms renders its
-    /// challenges with [`www_authenticate_for`](Self::www_authenticate_for).
-    pub fn www_authenticate(&self) -> Option<String> {
-        self.www_authenticate_for(ProofAlgs::ALL)
-    }
-
-    /// [`www_authenticate`](Self::www_authenticate) advertising `algs` (RFC 9449 §7.1:
-    /// the proof algorithms the server accepts, space-separated).
-    pub fn www_authenticate_for(&self, algs: ProofAlgs) -> Option<String> {
+    /// `DPoP error="…", error_description="…", algs="…"`, where `algs` lists the proof
+    /// algorithms the verifier accepts (RFC 9449 §7.1, space-separated: the verifier's
+    /// [`proof_algs`](crate::Verifier::proof_algs)). `None` for a `503`, which is no
+    /// authentication challenge.
+    pub fn www_authenticate(&self, algs: ProofAlgs) -> Option<String> {
         if self.is_unavailable() {
             return None;
         }
@@ -246,21 +243,16 @@ impl Rejection {
         ))
     }
 
-    /// The complete response: status, `WWW-Authenticate` (401) or `Retry-After: 1`
-    /// (503), `DPoP-Nonce` for a nonce challenge, `Cache-Control: no-store`, and the JSON
-    /// [`body`](Self::body) as `application/json`. The challenge lists every proof
-    /// algorithm ([`ProofAlgs::ALL`]); [`Verifier::response`](crate::Verifier::response)
-    /// renders a rejection with its verifier's algorithms.
-    pub fn into_http_response(self) -> http::Response<String> {
-        self.into_http_response_for(ProofAlgs::ALL)
-    }
-
-    /// [`into_http_response`](Self::into_http_response) advertising `algs`.
-    pub fn into_http_response_for(self, algs: ProofAlgs) -> http::Response<String> {
+    /// The complete response: status, `WWW-Authenticate` (401) advertising `algs`, or
+    /// `Retry-After: 1` (503), `DPoP-Nonce` for a nonce challenge, `Cache-Control:
+    /// no-store`, and the JSON [`body`](Self::body) as `application/json`.
+    /// [`Verifier::response`](crate::Verifier::response) renders a rejection with its
+    /// verifier's algorithms.
+    pub fn into_http_response(self, algs: ProofAlgs) -> http::Response<String> {
         response::error(
             self.status(),
             &self.body(),
-            self.www_authenticate_for(algs).as_deref(),
+            self.www_authenticate(algs).as_deref(),
             self.nonce(),
         )
     }
@@ -314,7 +306,7 @@ mod tests {
         let rejection = Rejection::InvalidNonce {
             nonce: "abc".into(),
         };
-        let response = rejection.into_http_response();
+        let response = rejection.into_http_response(ProofAlgs::ALL);
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()["dpop-nonce"], "abc");
         assert_eq!(response.headers()["cache-control"], "no-store");
@@ -336,7 +328,7 @@ mod tests {
             Rejection::Session(SessionDenied::Unavailable),
         ] {
             let code = rejection.code();
-            let response = rejection.into_http_response();
+            let response = rejection.into_http_response(ProofAlgs::ALL);
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert!(response.headers().get("www-authenticate").is_none());
             assert_eq!(response.headers()["retry-after"], "1");

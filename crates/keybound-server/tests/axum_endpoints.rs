@@ -42,6 +42,11 @@ struct Reply {
 }
 
 impl Reply {
+    #[track_caller]
+    fn assert_status(&self, status: u16) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
@@ -472,6 +477,73 @@ async fn session_extractor_rejects_each_bad_credential() {
     h.me(&device, at)
         .await
         .assert_error(401, "invalid_token", "token_expired");
+}
+
+/// Every challenge advertises the proof algorithms the service accepts
+/// (`KEYBOUND_PROOF_ALGS`), whichever extractor or endpoint refused the request.
+#[tokio::test]
+async fn challenges_advertise_the_configured_proof_algs() {
+    let es256 = Harness::new(&[("KEYBOUND_PROOF_ALGS", "ES256")]).await;
+    // An Ed25519 proof at login: `ProofOfPossession` refuses it.
+    let reply = es256
+        .try_login(&Device::new(1), "alice", "wonderland")
+        .await;
+    reply.assert_status(401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(
+            r#"DPoP error="invalid_dpop_proof", error_description="unsupported alg", algs="ES256""#
+        )
+    );
+    // No credentials: the `Session` extractor, in an app route and a session endpoint.
+    for path in ["/api/me", "/session/sessions"] {
+        let reply = es256
+            .send(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        reply.assert_status(401);
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(
+                r#"DPoP error="invalid_token", error_description="the request has no access token", algs="ES256""#
+            ),
+            "{path}"
+        );
+    }
+
+    let eddsa = Harness::new(&[("KEYBOUND_PROOF_ALGS", "EdDSA")]).await;
+    let device = Device::new(1);
+    let t = eddsa.login(&device, "alice").await;
+    let bearer = Request::get("/api/me")
+        .header("authorization", format!("Bearer {}", t.access_token))
+        .header(
+            "dpop",
+            eddsa.proof(&device, "GET", "/api/me", Some(&t.access_token)),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let reply = eddsa.send(bearer).await;
+    reply.assert_status(401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(
+            r#"DPoP error="invalid_token", error_description="the Authorization scheme must be DPoP", algs="EdDSA""#
+        )
+    );
+    // A refresh without a proof.
+    let no_proof = Request::post("/session/refresh")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"refresh_token": t.refresh_token}).to_string(),
+        ))
+        .unwrap();
+    let reply = eddsa.send(no_proof).await;
+    reply.assert_status(401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(
+            r#"DPoP error="invalid_dpop_proof", error_description="the request has no DPoP proof", algs="EdDSA""#
+        )
+    );
 }
 
 #[tokio::test]

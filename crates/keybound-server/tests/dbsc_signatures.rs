@@ -3,17 +3,18 @@
 //! not what they claim are refused with their exact codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::dbsc_key::BrowserKey as Device;
 use keybound_proto::b64;
 use keybound_proto::dbsc::{
     ChallengePurpose, Challenges, DbscAlg, DbscKey, DbscProof, RefreshCheck, RegistrationCheck,
     SignatureVerifier,
 };
 use keybound_server::DbscSignatures;
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
 /// `(scenario, registration key, every proof of the scenario)`.
@@ -84,43 +85,6 @@ fn tampered_recorded_proofs_are_refused() {
 const NOW_MS: i64 = 1_800_000_000_000;
 const SESSION: &str = "kb-session-1";
 
-struct Device {
-    pair: EcdsaKeyPair,
-    rng: SystemRandom,
-}
-
-impl Device {
-    fn new() -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        Self { pair, rng }
-    }
-
-    fn jwk(&self) -> Value {
-        let point = self.pair.public_key().as_ref();
-        json!({"kty": "EC", "crv": "P-256", "x": b64::encode(&point[1..33]), "y": b64::encode(&point[33..])})
-    }
-
-    /// A proof as Chromium makes it: the key in the header at registration only.
-    fn proof(&self, jti: &str, registration: bool) -> String {
-        let mut header = json!({"alg": "ES256", "typ": "dbsc+jwt"});
-        let mut payload = json!({"jti": jti});
-        if registration {
-            header["jwk"] = self.jwk();
-            payload["authorization"] = json!(SESSION);
-        }
-        let input = format!(
-            "{}.{}",
-            b64::encode(header.to_string()),
-            b64::encode(payload.to_string())
-        );
-        let signature = self.pair.sign(&self.rng, input.as_bytes()).unwrap();
-        format!("{input}.{}", b64::encode(signature.as_ref()))
-    }
-}
-
 fn challenges() -> Challenges {
     Challenges::from_secret(&[9u8; 32], Duration::from_secs(60))
 }
@@ -130,7 +94,7 @@ fn a_generated_session_registers_and_refreshes() {
     let c = challenges();
     let device = Device::new();
     let challenge = c.issue(ChallengePurpose::Registration, SESSION, NOW_MS, [1u8; 16]);
-    let proof = DbscProof::parse(&device.proof(&challenge, true)).unwrap();
+    let proof = DbscProof::parse(&device.proof(&challenge, Some(SESSION))).unwrap();
     let check = RegistrationCheck {
         challenges: &c,
         session_id: SESSION,
@@ -150,13 +114,13 @@ fn a_generated_session_registers_and_refreshes() {
         max_skew: Duration::from_secs(60),
     };
     let challenge = c.issue(ChallengePurpose::Refresh, SESSION, NOW_MS, [2u8; 16]);
-    let proof = DbscProof::parse(&device.proof(&challenge, false)).unwrap();
+    let proof = DbscProof::parse(&device.proof(&challenge, None)).unwrap();
     proof
         .verify_refresh(&refresh_check(&key), &DbscSignatures)
         .unwrap();
     // The same refresh signed by another device's key.
     let thief = Device::new();
-    let stolen = DbscProof::parse(&thief.proof(&challenge, false)).unwrap();
+    let stolen = DbscProof::parse(&thief.proof(&challenge, None)).unwrap();
     let err = stolen
         .verify_refresh(&refresh_check(&key), &DbscSignatures)
         .unwrap_err();
@@ -166,7 +130,7 @@ fn a_generated_session_registers_and_refreshes() {
 #[test]
 fn bad_es256_keys_and_signatures_are_refused() {
     let device = Device::new();
-    let proof = DbscProof::parse(&device.proof("jti", true)).unwrap();
+    let proof = DbscProof::parse(&device.proof("jti", Some(SESSION))).unwrap();
     let key = proof.key().unwrap().clone();
     let input = proof.signing_input();
     let code = |key: &DbscKey, signature: &[u8]| {

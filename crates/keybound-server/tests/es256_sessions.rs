@@ -9,26 +9,15 @@ mod common;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-use keybound_server::lifecycle::{
-    Actor, LifecycleError, OpenRequest, Reason, RefreshSecret, RequestSignals, SessionService,
-};
+use common::app::{App, code};
+use keybound_server::Rejection;
+use keybound_server::lifecycle::{Actor, Reason};
 use keybound_server::proto::ed25519_dalek::SigningKey;
-use keybound_server::proto::{
-    ProofAlg, ProofAlgs, ProofBuilder, ProtoError, PublicJwk, Signer, TokenResponse,
-};
-use keybound_server::store::SessionStore;
-use keybound_server::{
-    Clock, KeyRing, ManualClock, MemoryReplayStore, Rejection, ServerKey, SharedKeyRing,
-    VerifiedRequest, Verifier,
-};
-
-const ORIGIN: &str = "https://api.example";
+use keybound_server::proto::{ProofAlg, ProofAlgs, ProtoError, PublicJwk, Signer};
 
 /// A P-256 device key, as a browser's WebCrypto key or an ES256 DPoP client holds it.
 struct P256Device(EcdsaKeyPair);
@@ -53,106 +42,6 @@ impl Signer for P256Device {
         let signature = self.0.sign(&SystemRandom::new(), message).unwrap();
         Ok(signature.as_ref().try_into().unwrap())
     }
-}
-
-struct App {
-    clock: ManualClock,
-    verifier: Verifier,
-    sessions: SessionService,
-    jti: AtomicU64,
-    _guard: Option<Box<dyn std::any::Any>>,
-}
-
-impl App {
-    fn new(store: impl SessionStore, algs: ProofAlgs) -> Self {
-        let clock = ManualClock::new(common::T0_MS);
-        let replay = Arc::new(MemoryReplayStore::new(Arc::new(clock.clone())));
-        let keys: SharedKeyRing = KeyRing::new(ServerKey::from_seed(&[42; 32])).into();
-        let sessions = SessionService::builder(store, keys.clone())
-            .issuer(ORIGIN)
-            .clock(clock.clone())
-            .refresh_secret(RefreshSecret::from_bytes([5; 32]))
-            .replay_store(replay.clone())
-            .build()
-            .unwrap();
-        let verifier = Verifier::builder()
-            .public_origin(ORIGIN)
-            .key_ring(keys)
-            .clock(Arc::new(clock.clone()))
-            .replay_store(replay)
-            .session_check(Arc::new(sessions.clone()))
-            .proof_algs(algs)
-            .build()
-            .unwrap();
-        Self {
-            clock,
-            verifier,
-            sessions,
-            jti: AtomicU64::new(1),
-            _guard: None,
-        }
-    }
-
-    fn proof(&self, device: &impl Signer, method: &str, path: &str, token: Option<&str>) -> String {
-        let mut jti = [0u8; 16];
-        jti[..8].copy_from_slice(&self.jti.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        let mut builder = ProofBuilder::new(
-            device.public_jwk(),
-            method,
-            &format!("{ORIGIN}{path}"),
-            self.clock.now_secs(),
-            jti,
-        )
-        .unwrap();
-        if let Some(token) = token {
-            builder = builder.access_token(token);
-        }
-        builder.sign(device).unwrap()
-    }
-
-    /// Verifies a proof-only request (login, refresh) and returns the key's jkt.
-    async fn proof_jkt(&self, device: &impl Signer, path: &str) -> Result<String, Rejection> {
-        let request = http::Request::post(path)
-            .header("dpop", self.proof(device, "POST", path, None))
-            .body(())
-            .unwrap();
-        let (parts, ()) = request.into_parts();
-        Ok(self.verifier.verify_proof(&parts).await?.jkt)
-    }
-
-    async fn login(&self, device: &impl Signer) -> TokenResponse {
-        let jkt = self.proof_jkt(device, "/login").await.unwrap();
-        assert_eq!(jkt, device.public_jwk().thumbprint());
-        self.sessions
-            .open_session("alice", &jkt, OpenRequest::new())
-            .await
-            .unwrap()
-    }
-
-    async fn refresh(
-        &self,
-        device: &impl Signer,
-        refresh_token: &str,
-    ) -> Result<TokenResponse, LifecycleError> {
-        let jkt = self.proof_jkt(device, "/session/refresh").await.unwrap();
-        self.sessions
-            .refresh(refresh_token, &jkt, &RequestSignals::new())
-            .await
-    }
-
-    async fn get(&self, device: &impl Signer, token: &str) -> Result<VerifiedRequest, Rejection> {
-        let request = http::Request::get("/orders")
-            .header("authorization", format!("DPoP {token}"))
-            .header("dpop", self.proof(device, "GET", "/orders", Some(token)))
-            .body(())
-            .unwrap();
-        let (parts, ()) = request.into_parts();
-        self.verifier.verify(&parts).await
-    }
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T, Rejection>) -> &'static str {
-    result.expect_err("the request must be refused").code()
 }
 
 /// One session's whole life with a P-256 device key, on `app`'s store.
@@ -238,9 +127,7 @@ async fn redis_store() {
     let store = RedisStore::connect_with(&server.url(), options)
         .await
         .unwrap();
-    let mut app = App::new(store, ProofAlgs::ALL);
-    app._guard = Some(Box::new(server));
-    whole_life(app).await;
+    whole_life(App::new(store, ProofAlgs::ALL).with_guard(server)).await;
 }
 
 #[tokio::test]
@@ -281,7 +168,9 @@ async fn accepted_algorithms_are_a_setting_and_are_advertised() {
     eddsa_only.proof_jkt(&ed, "/login").await.unwrap();
     // By default both are accepted and advertised.
     assert_eq!(
-        Rejection::MissingProof.www_authenticate().unwrap(),
+        Rejection::MissingProof
+            .www_authenticate(ProofAlgs::ALL)
+            .unwrap(),
         r#"DPoP error="invalid_dpop_proof", error_description="the request has no DPoP proof", algs="EdDSA ES256""#
     );
 }

@@ -1,9 +1,22 @@
-//! The shared store conformance suite, run on every store keybound ships.
+//! The shared store conformance suites, run on every session store and every replay
+//! store keybound ships.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod memory {
     use keybound_server::store::MemoryStore;
     use keybound_server::store::conformance::Fixture;
+
+    mod replay {
+        use keybound_server::MemoryReplayStore;
+        use keybound_server::store::conformance::replay::{Fixture, Setup};
+
+        keybound_server::replay_store_conformance_tests!(|setup: Setup| async move {
+            Fixture::new(MemoryReplayStore::with_capacity(
+                setup.clock(),
+                setup.capacity(),
+            ))
+        });
+    }
 
     keybound_server::store_conformance_tests!(|| async { Fixture::new(MemoryStore::new()) });
 
@@ -54,6 +67,24 @@ mod redis {
             .unwrap();
         Fixture::new(store).with_guard(server)
     });
+
+    mod replay {
+        use keybound_server::store::conformance::replay::{Fixture, Setup};
+        use keybound_server::store::redis::{RedisOptions, RedisStore};
+
+        use super::redis_server;
+
+        keybound_server::replay_store_conformance_tests!(|setup: Setup| async move {
+            let server = redis_server::shared();
+            let options = RedisOptions::default()
+                .prefix(redis_server::unique_prefix())
+                .replay_capacity(setup.capacity());
+            let store = RedisStore::connect_with(&server.url(), options)
+                .await
+                .unwrap();
+            Fixture::new(store.replay_store(setup.clock())).with_guard(server)
+        });
+    }
 }
 
 #[test]
@@ -65,4 +96,17 @@ fn run_all_covers_every_case_on_a_shared_store() {
         async move { keybound_server::store::conformance::Fixture::new(store) }
     });
     assert!(keybound_server::store::conformance::CASES.len() >= 30);
+}
+
+#[test]
+fn replay_run_all_covers_every_case() {
+    use keybound_server::MemoryReplayStore;
+    use keybound_server::store::conformance::replay::{CASES, Fixture, Setup, run_all};
+    run_all(|setup: Setup| async move {
+        Fixture::new(MemoryReplayStore::with_capacity(
+            setup.clock(),
+            setup.capacity(),
+        ))
+    });
+    assert!(CASES.len() >= 6);
 }

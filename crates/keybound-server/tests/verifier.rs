@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use http::request::Parts;
-use keybound_proto::{AccessTokenClaims, ErrorBody, ProofBuilder, Signer, b64};
+use keybound_proto::{AccessTokenClaims, ErrorBody, ProofAlgs, ProofBuilder, Signer, b64};
 use keybound_server::{
     BoxFuture, KeyRing, ManualClock, MemoryReplayStore, Nonces, Rejection, ReplayStore, ServerKey,
     SessionCheck, SessionDenied, SharedKeyRing, VerifiedRequest, Verifier, VerifierBuilder,
@@ -176,7 +176,7 @@ fn assert_rejected<T: std::fmt::Debug>(
     let rejection = result.expect_err("the request must be rejected");
     assert_eq!(rejection.code(), code, "{rejection:?}");
     assert_eq!(rejection.oauth_error(), oauth_error, "{rejection:?}");
-    let response = rejection.clone().into_http_response();
+    let response = rejection.clone().into_http_response(ProofAlgs::ALL);
     let body: ErrorBody = serde_json::from_str(response.body()).unwrap();
     assert_eq!(body.error_code, code);
     assert_eq!(body.error, oauth_error);
@@ -189,25 +189,6 @@ fn assert_rejected<T: std::fmt::Debug>(
         assert!(challenge.ends_with("algs=\"EdDSA ES256\""), "{challenge}");
     }
     rejection
-}
-
-/// Replaces the signature's S with S + L (same value mod L, so a lax verifier would
-/// accept it).
-fn add_order_to_s(jws: &str) -> String {
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
-    let (input, sig) = jws.rsplit_once('.').unwrap();
-    let mut sig = b64::decode(sig, "sig").unwrap();
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let sum = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
-        sig[32 + i] = sum as u8;
-        carry = sum >> 8;
-    }
-    assert_eq!(carry, 0);
-    format!("{input}.{}", b64::encode(sig))
 }
 
 /// Flips one bit in the signature part.
@@ -442,66 +423,18 @@ async fn oversized_headers_are_refused() {
 // ----- JOSE parsing of the proof -----
 
 #[tokio::test]
-async fn alg_none_is_refused() {
+async fn algs_the_vectors_lack_are_refused() {
+    // `tests/vectors/invalid.json` has `none`, `HS256`, `ES384`, lowercase names and
+    // `ES256` with an OKP key (`verifier_vectors.rs`); a suffixed name is refused too.
     let fx = Fx::new();
-    let header = json!({"typ": "dpop+jwt", "alg": "none", "jwk": fx.device.public_jwk().to_json()});
+    let header =
+        json!({"typ": "dpop+jwt", "alg": "EdDSA+x", "jwk": fx.device.public_jwk().to_json()});
     let proof = jws(&header, &fx.proof_claims(), &fx.device);
     assert_rejected(
         fx.call(&proof).await,
         "unsupported_alg",
         "invalid_dpop_proof",
     );
-    // The classic form, with an empty signature part.
-    let unsigned = format!("{}.", proof.rsplit_once('.').unwrap().0);
-    assert_rejected(
-        fx.call(&unsigned).await,
-        "malformed_jws",
-        "invalid_dpop_proof",
-    );
-}
-
-#[tokio::test]
-async fn unknown_algs_are_refused_and_es256_needs_a_p256_key() {
-    let fx = Fx::new();
-    // `Ed25519` (RFC 9864's fully specified name for EdDSA over Ed25519) is accepted,
-    // as panva's `dpop` signs with it; lowercase `eddsa` is not an algorithm name.
-    let header =
-        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": fx.device.public_jwk().to_json()});
-    let proof = jws(&header, &fx.proof_claims(), &fx.device);
-    assert_rejected(
-        fx.call(&proof).await,
-        "alg_key_mismatch",
-        "invalid_dpop_proof",
-    );
-    for alg in ["HS256", "ES384", "es256", "eddsa", "none", "EdDSA+x"] {
-        let header =
-            json!({"typ": "dpop+jwt", "alg": alg, "jwk": fx.device.public_jwk().to_json()});
-        let proof = jws(&header, &fx.proof_claims(), &fx.device);
-        assert_rejected(
-            fx.call(&proof).await,
-            "unsupported_alg",
-            "invalid_dpop_proof",
-        );
-    }
-}
-
-#[tokio::test]
-async fn wrong_typ_is_refused() {
-    let fx = Fx::new();
-    for typ in [json!("JWT"), json!("at+jwt"), json!(null)] {
-        let header = json!({"typ": typ, "alg": "EdDSA", "jwk": fx.device.public_jwk().to_json()});
-        let proof = jws(&header, &fx.proof_claims(), &fx.device);
-        assert_rejected(fx.call(&proof).await, "invalid_typ", "invalid_dpop_proof");
-    }
-}
-
-#[tokio::test]
-async fn unknown_crit_is_refused() {
-    let fx = Fx::new();
-    let mut header = fx.proof_header();
-    header["crit"] = json!(["exp"]);
-    let proof = jws(&header, &fx.proof_claims(), &fx.device);
-    assert_rejected(fx.call(&proof).await, "unknown_crit", "invalid_dpop_proof");
 }
 
 #[tokio::test]
@@ -524,165 +457,18 @@ async fn missing_claims_are_refused() {
     assert_rejected(fx.call(&proof).await, "missing_claim", "invalid_dpop_proof");
 }
 
-#[tokio::test]
-async fn mistyped_claims_are_refused() {
-    let fx = Fx::new();
-    for (claim, value) in [
-        ("iat", json!("1700000000")),
-        ("htm", json!(1)),
-        ("jti", json!("short")),
-    ] {
-        let mut payload = fx.proof_claims();
-        payload[claim] = value;
-        let proof = jws(&fx.proof_header(), &payload, &fx.device);
-        assert_rejected(fx.call(&proof).await, "invalid_claim", "invalid_dpop_proof");
-    }
-}
-
-#[tokio::test]
-async fn jwk_with_private_key_is_refused() {
-    let fx = Fx::new();
-    let mut header = fx.proof_header();
-    header["jwk"]["d"] = json!(b64::encode(fx.device.to_bytes()));
-    let proof = jws(&header, &fx.proof_claims(), &fx.device);
-    let rejection = assert_rejected(
-        fx.call(&proof).await,
-        "private_key_in_jwk",
-        "invalid_dpop_proof",
-    );
-    // The description never echoes key material.
-    let response = rejection.into_http_response();
-    assert!(!response.body().contains(&b64::encode(fx.device.to_bytes())));
-}
-
-#[tokio::test]
-async fn small_order_public_key_is_refused() {
-    let fx = Fx::new();
-    // The identity point (order 1).
-    let mut x = [0u8; 32];
-    x[0] = 1;
-    let header = json!({"typ": "dpop+jwt", "alg": "EdDSA",
-        "jwk": {"kty": "OKP", "crv": "Ed25519", "x": b64::encode(x)}});
-    let proof = jws(&header, &fx.proof_claims(), &fx.device);
-    assert_rejected(fx.call(&proof).await, "weak_key", "invalid_dpop_proof");
-}
-
-#[tokio::test]
-async fn duplicate_json_members_are_refused() {
-    let fx = Fx::new();
-    let jwk = fx.device.public_jwk().to_json().to_string();
-    let header = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","alg":"EdDSA","jwk":{jwk}}}"#);
-    let proof = raw_jws(&header, &fx.proof_claims().to_string(), &fx.device);
-    assert_rejected(
-        fx.call(&proof).await,
-        "duplicate_json_member",
-        "invalid_dpop_proof",
-    );
-    let claims = fx.proof_claims();
-    let payload = format!(
-        r#"{{"jti":{},"htm":"GET","htm":"POST","htu":"{URL}","iat":{},"ath":{}}}"#,
-        claims["jti"], claims["iat"], claims["ath"]
-    );
-    let proof = raw_jws(&fx.proof_header().to_string(), &payload, &fx.device);
-    assert_rejected(
-        fx.call(&proof).await,
-        "duplicate_json_member",
-        "invalid_dpop_proof",
-    );
-}
-
-#[tokio::test]
-async fn padded_base64_is_refused() {
-    let fx = Fx::new();
-    let proof = fx.proof();
-    let (header, rest) = proof.split_once('.').unwrap();
-    let pad = "=".repeat((4 - header.len() % 4) % 4).max("==".to_owned());
-    let padded = format!("{header}{pad}.{rest}");
-    assert_rejected(
-        fx.call(&padded).await,
-        "invalid_base64",
-        "invalid_dpop_proof",
-    );
-    let padded_sig = format!("{proof}==");
-    assert_rejected(
-        fx.call(&padded_sig).await,
-        "invalid_base64",
-        "invalid_dpop_proof",
-    );
-    // Standard (non-URL-safe) alphabet.
-    let standard = proof.replace(['-', '_'], "+");
-    if standard != proof {
-        assert_rejected(
-            fx.call(&standard).await,
-            "invalid_base64",
-            "invalid_dpop_proof",
-        );
-    }
-}
-
-#[tokio::test]
-async fn non_canonical_signature_is_refused() {
-    let fx = Fx::new();
-    let proof = add_order_to_s(&fx.proof());
-    assert_rejected(
-        fx.call(&proof).await,
-        "non_canonical_signature",
-        "invalid_dpop_proof",
-    );
-    let token = add_order_to_s(&fx.token);
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(
-        fx.call_with(&token, &proof).await,
-        "non_canonical_signature",
-        "invalid_token",
-    );
-}
-
 // ----- binding to the request -----
 
 #[tokio::test]
-async fn htm_mismatch_is_refused() {
+async fn htu_is_compared_after_normalising() {
+    // Other hosts, paths, schemes, ports and non-URLs are vectors
+    // (`verifier_vectors.rs`); a trailing slash is another path too.
     let fx = Fx::new();
     let proof = fx
-        .proof_builder("POST", URL)
+        .proof_builder("GET", "https://api.example.com/orders/")
         .access_token(&fx.token)
         .sign(&fx.device)
         .unwrap();
-    assert_rejected(fx.call(&proof).await, "htm_mismatch", "invalid_dpop_proof");
-    // Methods are case-sensitive.
-    let proof = fx
-        .proof_builder("get", URL)
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(fx.call(&proof).await, "htm_mismatch", "invalid_dpop_proof");
-}
-
-#[tokio::test]
-async fn htu_mismatch_is_refused() {
-    let fx = Fx::new();
-    for url in [
-        "https://other.example.com/orders",    // host
-        "https://api.example.com/order",       // path
-        "https://api.example.com/orders/",     // path
-        "http://api.example.com/orders",       // scheme
-        "https://api.example.com:8443/orders", // port
-    ] {
-        let proof = fx
-            .proof_builder("GET", url)
-            .access_token(&fx.token)
-            .sign(&fx.device)
-            .unwrap();
-        assert_rejected(fx.call(&proof).await, "htu_mismatch", "invalid_dpop_proof");
-    }
-    // An htu that is not a URL at all.
-    let mut payload = fx.proof_claims();
-    payload["htu"] = json!("/orders");
-    let proof = jws(&fx.proof_header(), &payload, &fx.device);
     assert_rejected(fx.call(&proof).await, "htu_mismatch", "invalid_dpop_proof");
     // Equivalent spellings are accepted.
     let proof = fx
@@ -747,151 +533,9 @@ async fn expired_token_is_refused() {
     assert_rejected(fx.call(&fx.proof()).await, "token_expired", "invalid_token");
 }
 
-#[tokio::test]
-async fn token_from_the_future_is_refused() {
-    let fx = Fx::new();
-    let mut c = claims(&fx.device);
-    c.iat = T0 + 120;
-    c.exp = T0 + 420;
-    let token = fx.sign(&c);
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(
-        fx.call_with(&token, &proof).await,
-        "token_not_yet_valid",
-        "invalid_token",
-    );
-}
-
 // ----- ath and cnf.jkt -----
 
-#[tokio::test]
-async fn ath_mismatch_and_missing_ath_are_refused() {
-    let fx = Fx::new();
-    let other = fx.sign(&AccessTokenClaims {
-        jti: "tok-2".into(),
-        ..claims(&fx.device)
-    });
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&other)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(fx.call(&proof).await, "ath_mismatch", "invalid_dpop_proof");
-    let proof = fx.proof_builder("GET", URL).sign(&fx.device).unwrap();
-    assert_rejected(fx.call(&proof).await, "ath_missing", "invalid_dpop_proof");
-}
-
-#[tokio::test]
-async fn token_bound_to_another_key_is_refused() {
-    let fx = Fx::new();
-    // A thief with the token but another key signs a perfect proof of their own.
-    let thief = SigningKey::from_bytes(&[9u8; 32]);
-    let proof = ProofBuilder::new(thief.public_jwk(), "GET", URL, T0, fx.jti())
-        .unwrap()
-        .access_token(&fx.token)
-        .sign(&thief)
-        .unwrap();
-    assert_rejected(fx.call(&proof).await, "jkt_mismatch", "invalid_token");
-}
-
 // ----- signatures and keys -----
-
-#[tokio::test]
-async fn bad_proof_signature_is_refused() {
-    let fx = Fx::new();
-    assert_rejected(
-        fx.call(&corrupt_signature(&fx.proof())).await,
-        "invalid_signature",
-        "invalid_dpop_proof",
-    );
-    // Signed by another key than the one in its header.
-    let other = SigningKey::from_bytes(&[8u8; 32]);
-    let proof = jws(&fx.proof_header(), &fx.proof_claims(), &other);
-    assert_rejected(
-        fx.call(&proof).await,
-        "invalid_signature",
-        "invalid_dpop_proof",
-    );
-}
-
-#[tokio::test]
-async fn bad_token_signature_is_refused() {
-    let fx = Fx::new();
-    let token = corrupt_signature(&fx.token);
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(
-        fx.call_with(&token, &proof).await,
-        "invalid_signature",
-        "invalid_token",
-    );
-    // Forged: the right kid, signed by someone else's key.
-    let forger = SigningKey::from_bytes(&[7u8; 32]);
-    let c = claims(&fx.device);
-    let token = jws(
-        &json!({"typ": "at+jwt", "alg": "EdDSA", "kid": "k1"}),
-        &json!({"iss": c.iss, "sub": "admin", "sid": c.sid, "jti": c.jti, "iat": c.iat,
-                "exp": c.exp, "cnf": {"jkt": c.jkt}}),
-        &forger,
-    );
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(
-        fx.call_with(&token, &proof).await,
-        "invalid_signature",
-        "invalid_token",
-    );
-}
-
-#[tokio::test]
-async fn unknown_kid_is_refused() {
-    let fx = Fx::new();
-    let stranger = KeyRing::new(ServerKey::from_seed(&[5u8; 32]).with_kid("k-other"));
-    let token = stranger.sign(&claims(&fx.device)).unwrap();
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(
-        fx.call_with(&token, &proof).await,
-        "unknown_kid",
-        "invalid_token",
-    );
-}
-
-#[tokio::test]
-async fn token_with_wrong_typ_is_refused() {
-    let fx = Fx::new();
-    let server = ServerKey::from_seed(&[1u8; 32]);
-    let c = claims(&fx.device);
-    let token = jws(
-        &json!({"typ": "dpop+jwt", "alg": "EdDSA", "kid": "k1"}),
-        &json!({"iss": c.iss, "sub": c.sub, "sid": c.sid, "jti": c.jti, "iat": c.iat,
-                "exp": c.exp, "cnf": {"jkt": c.jkt}}),
-        server.signing_key(),
-    );
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
-    assert_rejected(
-        fx.call_with(&token, &proof).await,
-        "invalid_typ",
-        "invalid_token",
-    );
-}
 
 #[tokio::test]
 async fn key_rotation_keeps_old_tokens_until_retired() {
@@ -1053,7 +697,7 @@ async fn full_replay_store_fails_closed() {
         "replay_store_unavailable",
         "temporarily_unavailable",
     );
-    let response = rejection.into_http_response();
+    let response = rejection.into_http_response(ProofAlgs::ALL);
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     assert!(response.headers().get("www-authenticate").is_none());
@@ -1113,7 +757,7 @@ async fn nonces_are_required_checked_and_accepted() {
     );
     let nonce = rejection.nonce().unwrap().to_owned();
     assert_eq!(fx.verifier.nonce().as_deref(), Some(nonce.as_str()));
-    let response = rejection.into_http_response();
+    let response = rejection.into_http_response(ProofAlgs::ALL);
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["dpop-nonce"], nonce.as_str());
     // A wrong nonce.

@@ -7,160 +7,14 @@
 //! (`cargo build -p keybound-cli`), built on demand when missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const MINIMAL: &str = env!("CARGO_BIN_EXE_keybound-minimal");
-
-const VARIABLES: [&str; 14] = [
-    "KEYBOUND_LISTEN",
-    "KEYBOUND_PUBLIC_ORIGIN",
-    "KEYBOUND_ACCESS_TTL_SECS",
-    "KEYBOUND_IDLE_TIMEOUT_SECS",
-    "KEYBOUND_ABSOLUTE_LIFETIME_SECS",
-    "KEYBOUND_REFRESH_GRACE_SECS",
-    "KEYBOUND_NONCE",
-    "KEYBOUND_STORE",
-    "KEYBOUND_KEY_FILE",
-    "KEYBOUND_NONCE_SECRET",
-    "KEYBOUND_REPLAY_CAPACITY",
-    "KEYBOUND_LOGIN_PER_IP_PER_MIN",
-    "KEYBOUND_LOGIN_PER_USER_PER_MIN",
-    "RUST_LOG",
-];
-
-/// The `keybound` CLI.
-fn cli() -> &'static Path {
-    static CLI: OnceLock<PathBuf> = OnceLock::new();
-    CLI.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("KEYBOUND_BIN") {
-            return PathBuf::from(bin);
-        }
-        let bin =
-            Path::new(MINIMAL).with_file_name(format!("keybound{}", std::env::consts::EXE_SUFFIX));
-        if !bin.exists() {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "keybound-cli"])
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "cargo build -p keybound-cli failed");
-        }
-        assert!(bin.exists(), "no keybound CLI at {}", bin.display());
-        bin
-    })
-}
-
-/// Runs `keybound ARGS…` and returns its trimmed standard output.
-fn keybound(args: &[&str]) -> String {
-    let out = Command::new(cli()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "keybound {}: {}",
-        args[0],
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn command(env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(MINIMAL);
-    for name in VARIABLES {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
-}
-
-/// Runs the binary expecting it to stop on its own within 20 s.
-fn run_to_exit(env: &[(&str, String)]) -> Output {
-    let mut child = command(env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("keybound-minimal did not stop with {env:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// A running `keybound-minimal`, stopped when dropped.
-struct Server {
-    child: Child,
-    origin: String,
-}
-
-impl Server {
-    fn start(port: u16, env: &[(&str, String)]) -> Self {
-        let mut env = env.to_vec();
-        env.push(("KEYBOUND_LISTEN", format!("127.0.0.1:{port}")));
-        let mut child = command(&env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                let mut stderr = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-                panic!("keybound-minimal did not start: {stderr}");
-            });
-        let origin = format!("http://127.0.0.1:{port}");
-        assert_eq!(
-            line,
-            format!("keybound minimal example listening on {origin}")
-        );
-        Self { child, origin }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Server, free_port, keybound, run_to_exit};
 
 struct Reply {
     status: StatusCode,
@@ -328,7 +182,7 @@ fn invalid_settings_stop_start_up_with_a_clear_message() {
 #[tokio::test]
 async fn the_cli_drives_a_whole_session() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(free_port(), &[]);
+    let server = Server::start::<String>(free_port(), &[]);
     let device = Device::new(dir.path());
 
     let reply = device
@@ -411,7 +265,7 @@ async fn the_cli_drives_a_whole_session() {
 #[tokio::test]
 async fn with_nonces_the_first_request_is_challenged_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(free_port(), &[("KEYBOUND_NONCE", "on".into())]);
+    let server = Server::start(free_port(), &[("KEYBOUND_NONCE", "on".to_owned())]);
     let device = Device::new(dir.path());
     let challenge = device.login(&server, None).await;
     assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
@@ -472,8 +326,8 @@ async fn login_attempts_are_limited_per_username_and_per_address() {
     let server = Server::start(
         free_port(),
         &[
-            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "3".into()),
-            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "6".into()),
+            ("KEYBOUND_LOGIN_PER_USER_PER_MIN", "3".to_owned()),
+            ("KEYBOUND_LOGIN_PER_IP_PER_MIN", "6".to_owned()),
         ],
     );
     let device = Device::new(dir.path());

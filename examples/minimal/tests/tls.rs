@@ -4,15 +4,14 @@
 //! made with openssl, as the browser tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-const MINIMAL: &str = env!("CARGO_BIN_EXE_keybound-minimal");
+use common::{Server, free_port, keybound, run_to_exit};
 
 /// A self-signed P-256 certificate for localhost/127.0.0.1 and its key, in `dir`.
 fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -49,40 +48,10 @@ fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// Variables and the paths they name.
 type Env<'a> = &'a [(&'a str, &'a Path)];
 
-fn command(env: Env<'_>) -> Command {
-    let mut command = Command::new(MINIMAL);
-    for name in [
-        "KEYBOUND_PUBLIC_ORIGIN",
-        "KEYBOUND_STORE",
-        "KEYBOUND_KEY_FILE",
-        "KEYBOUND_TLS_CERT",
-        "KEYBOUND_TLS_KEY",
-    ] {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
-}
-
 /// Runs the binary with `env`, expecting it to stop at once with exit code 2; returns
 /// its standard error.
 fn refused(env: Env<'_>) -> String {
-    let mut child = command(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("keybound-minimal did not stop with {env:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_to_exit(env);
     assert_eq!(out.status.code(), Some(2), "{env:?}");
     String::from_utf8(out.stderr).unwrap()
 }
@@ -134,78 +103,17 @@ fn bad_tls_settings_stop_start_up_with_a_clear_message() {
     }
 }
 
-/// A running HTTPS `keybound-minimal`, stopped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The `keybound` CLI (as in `binary.rs`): `$KEYBOUND_BIN`, or next to the binary.
-fn keybound(args: &[&str]) -> String {
-    let bin = std::env::var_os("KEYBOUND_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let bin = Path::new(MINIMAL)
-                .with_file_name(format!("keybound{}", std::env::consts::EXE_SUFFIX));
-            if !bin.exists() {
-                let status = Command::new(env!("CARGO"))
-                    .args(["build", "--quiet", "-p", "keybound-cli"])
-                    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "cargo build -p keybound-cli failed");
-            }
-            bin
-        });
-    let out = Command::new(bin).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "keybound {}: {}",
-        args[0],
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[tokio::test]
 async fn serves_https_with_an_https_origin() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = certificate(dir.path(), "server");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = PathBuf::from(format!("127.0.0.1:{port}"));
-    let mut child = command(&[
-        ("KEYBOUND_TLS_CERT", &cert),
-        ("KEYBOUND_TLS_KEY", &key),
-        ("KEYBOUND_LISTEN", &listen),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let origin = format!("https://127.0.0.1:{port}");
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server starts");
-    assert_eq!(
-        line,
-        format!("keybound minimal example listening on {origin}")
+    let port = free_port();
+    let server = Server::start(
+        port,
+        &[("KEYBOUND_TLS_CERT", &cert), ("KEYBOUND_TLS_KEY", &key)],
     );
+    let origin = format!("https://127.0.0.1:{port}");
+    assert_eq!(server.origin, origin);
 
     let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
     let https = reqwest::Client::builder()

@@ -348,7 +348,7 @@ impl Keybound {
         value: &str,
     ) -> Result<super::Session, ApiError> {
         let invalid = |error: keybound_proto::ProtoError| {
-            ApiError::Verification(Rejection::Proto {
+            self.refusal(Rejection::Proto {
                 credential: Credential::AccessToken,
                 error,
             })
@@ -377,7 +377,7 @@ impl Keybound {
         self.service()
             .check(&claims.sid, &claims.sub, &claims.jkt)
             .await
-            .map_err(|denied| ApiError::Verification(Rejection::Session(denied)))?;
+            .map_err(|denied| self.refusal(Rejection::Session(denied)))?;
         check_csrf(method, headers, self.verifier().public_origin())?;
         Ok(super::Session {
             user_id: claims.sub.clone(),

@@ -3,8 +3,8 @@
 use ::axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use ::axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use keybound_proto::ErrorBody;
 use keybound_proto::wire::{code, oauth};
+use keybound_proto::{ErrorBody, ProofAlgs};
 
 use crate::{LifecycleError, Rejection, response};
 
@@ -13,7 +13,7 @@ use crate::{LifecycleError, Rejection, response};
 ///
 /// | variant | status | `error` | `error_code` |
 /// |---|---|---|---|
-/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="EdDSA ES256"` (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
+/// | [`Verification`](ApiError::Verification) | 401, with `WWW-Authenticate: DPoP error=…, algs="…"` listing the verifier's proof algorithms (503 + `Retry-After` when a store is down) | `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce` (+ `DPoP-Nonce`), `temporarily_unavailable` | [`Rejection::code`] |
 /// | [`Lifecycle`](ApiError::Lifecycle) | 400 `invalid_grant`/`invalid_request`, 404 `session_not_found`, 403 `access_denied`, 503 `temporarily_unavailable` (+ `Retry-After`), 500 `server_error` | the lifecycle's OAuth error | [`LifecycleError::code`] |
 /// | [`BadRequest`](ApiError::BadRequest) | 400 | `invalid_request` | `invalid_json_body`, `missing_refresh_token`, `invalid_path`, … |
 /// | [`UnsupportedMediaType`](ApiError::UnsupportedMediaType) | 415 | `invalid_request` | `unsupported_media_type` |
@@ -41,9 +41,16 @@ use crate::{LifecycleError, Rejection, response};
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The DPoP proof or access token failed verification.
-    #[error(transparent)]
-    Verification(#[from] Rejection),
+    /// The DPoP proof or access token failed verification. Made by
+    /// [`Keybound::refusal`](super::Keybound::refusal) or [`ApiError::verification`],
+    /// so the challenge lists the algorithms the verifier accepts.
+    #[error("{rejection}")]
+    Verification {
+        /// Why the request was refused.
+        rejection: Rejection,
+        /// The proof algorithms the verifier accepts: the challenge's `algs`.
+        algs: ProofAlgs,
+    },
     /// The session lifecycle refused the operation.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
@@ -92,10 +99,16 @@ fn too_large(limit: Option<usize>) -> String {
 }
 
 impl ApiError {
+    /// A verification failure whose challenge advertises `algs` (the verifier's
+    /// [`proof_algs`](crate::Verifier::proof_algs)).
+    pub fn verification(rejection: Rejection, algs: ProofAlgs) -> Self {
+        Self::Verification { rejection, algs }
+    }
+
     /// The stable fine code (`error_code` in the body).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Verification(r) => r.code(),
+            Self::Verification { rejection: r, .. } => r.code(),
             Self::Lifecycle(e) => e.code(),
             Self::BadRequest { code, .. } | Self::Dbsc { code, .. } => code,
             Self::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
@@ -107,7 +120,7 @@ impl ApiError {
     /// The OAuth error (`error` in the body).
     pub fn oauth_error(&self) -> &'static str {
         match self {
-            Self::Verification(r) => r.oauth_error(),
+            Self::Verification { rejection: r, .. } => r.oauth_error(),
             Self::Lifecycle(e) => e.oauth_error(),
             Self::Dbsc { status, .. } => match *status {
                 StatusCode::UNAUTHORIZED => oauth::INVALID_TOKEN,
@@ -127,7 +140,7 @@ impl ApiError {
     /// [`LifecycleError::status`]), `400`, `415` or `413` for the request itself.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Verification(r) => r.status(),
+            Self::Verification { rejection: r, .. } => r.status(),
             Self::Lifecycle(e) => e.status(),
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Dbsc { status, .. } => *status,
@@ -142,7 +155,7 @@ impl ApiError {
     /// request's fault.
     pub fn description(&self) -> String {
         match self {
-            Self::Verification(r) => r.description(),
+            Self::Verification { rejection: r, .. } => r.description(),
             Self::Lifecycle(e) => e.description(),
             other => other.to_string(),
         }
@@ -161,7 +174,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let response = match self {
-            Self::Verification(rejection) => rejection.into_http_response(),
+            Self::Verification { rejection, algs } => rejection.into_http_response(algs),
             Self::Lifecycle(error) => error.into_http_response(),
             other => {
                 let mut response = response::error(other.status(), &other.body(), None, None);

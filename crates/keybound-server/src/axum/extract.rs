@@ -6,13 +6,12 @@ use std::net::SocketAddr;
 use ::axum::extract::{
     ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, OriginalUri,
 };
-use ::axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, header};
 
 use super::{ApiError, Keybound};
+use crate::RequestHead;
 use crate::lifecycle::RequestSignals;
-use crate::{Rejection, RequestHead};
 
 /// A verified caller: every check of the DPoP protocol passed and the session is active.
 ///
@@ -96,7 +95,8 @@ pub(crate) async fn authenticate(kb: &Keybound, parts: &Parts) -> Result<Session
             uri: signed_uri(parts),
             headers: &parts.headers,
         })
-        .await?;
+        .await
+        .map_err(|rejection| kb.refusal(rejection))?;
     Ok(Session::from_verified(verified))
 }
 
@@ -216,19 +216,12 @@ where
                 uri: signed_uri(parts),
                 headers: &parts.headers,
             })
-            .await?;
+            .await
+            .map_err(|rejection| kb.refusal(rejection))?;
         Ok(Self {
             jkt: proof.jkt.clone(),
             signals: signals(parts),
             verified: proof,
         })
-    }
-}
-
-/// A verification [`Rejection`] is a complete DPoP error response in axum too.
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let (parts, body) = self.into_http_response().into_parts();
-        Response::from_parts(parts, body.into())
     }
 }

@@ -4,8 +4,8 @@ use ::axum::extract::{Request, State};
 use ::axum::middleware::Next;
 use ::axum::response::{IntoResponse, Response};
 
+use super::Keybound;
 use super::extract::authenticate;
-use super::{ApiError, Keybound};
 
 /// Middleware that lets only verified callers through and hands the [`Session`](super::Session) to the
 /// handlers (as a request extension: a `Session` argument or
@@ -40,7 +40,6 @@ pub async fn require_session(State(kb): State<Keybound>, request: Request, next:
             let response = next.run(Request::from_parts(parts, body)).await;
             kb.with_nonce(response)
         }
-        Err(ApiError::Verification(rejection)) => kb.verifier().response(rejection).map(Into::into),
         Err(error) => error.into_response(),
     }
 }

@@ -47,12 +47,12 @@
 //!
 //! A [`Session`] extractor, a [`require_session`] layer, [`ProofOfPossession`] and the
 //! endpoints below answer a request that fails verification with the exact DPoP error
-//! response ([`Rejection`](crate::Rejection)): JSON
+//! response ([`Rejection`]): JSON
 //! `{"error","error_description","error_code"}`, `Cache-Control: no-store`, and
 //!
 //! | status | `error` | headers | `error_code` (examples) |
 //! |---|---|---|---|
-//! | 401 | `invalid_dpop_proof` | `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="…", algs="EdDSA ES256"` | `missing_proof`, `htu_mismatch`, `iat_too_old`, `invalid_signature`, `replayed_jti`, … |
+//! | 401 | `invalid_dpop_proof` | `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="…", algs="EdDSA ES256"` (`algs`: the accepted proof algorithms, `KEYBOUND_PROOF_ALGS`) | `missing_proof`, `htu_mismatch`, `iat_too_old`, `invalid_signature`, `replayed_jti`, … |
 //! | 401 | `invalid_token` | `WWW-Authenticate: DPoP error="invalid_token", …` | `missing_token`, `invalid_auth_scheme` (`Bearer`), `ath_mismatch`, `token_expired`, `session_revoked`, `session_closed`, `session_expired`, … |
 //! | 401 | `use_dpop_nonce` | `WWW-Authenticate: DPoP error="use_dpop_nonce", …` and `DPoP-Nonce` | `use_dpop_nonce` (no nonce), `invalid_nonce` (stale) |
 //! | 503 | `temporarily_unavailable` | `Retry-After: 1` | `session_store_unavailable`, `replay_store_unavailable` |
@@ -167,7 +167,7 @@ pub use routes::{DEFAULT_BODY_LIMIT, REFRESH_BODY_LIMIT, routes};
 pub use setup::{Running, Setup, SetupError};
 
 use crate::lifecycle::OpenRequest;
-use crate::{SessionService, Verifier};
+use crate::{Rejection, SessionService, Verifier};
 
 /// The `DPoP-Nonce` response header.
 pub const DPOP_NONCE: HeaderName = crate::response::DPOP_NONCE;
@@ -275,7 +275,10 @@ impl Keybound {
     /// [`ProofOfPossession`] without [`open_session`](Self::open_session) (which does
     /// this itself). Call it once the request is otherwise authenticated.
     pub async fn consume_proof(&self, proof: &ProofOfPossession) -> Result<(), ApiError> {
-        Ok(self.verifier().consume_proof(&proof.verified).await?)
+        self.verifier()
+            .consume_proof(&proof.verified)
+            .await
+            .map_err(|rejection| self.refusal(rejection))
     }
 
     /// After a sensitive action (password or privilege change) by the caller: replaces
@@ -291,6 +294,12 @@ impl Keybound {
             .rotate_on_sensitive_action(&session.session_id, &session.jkt, revoke_others)
             .await?;
         Ok(self.token_reply(tokens))
+    }
+
+    /// A verification failure as the endpoints' error, its challenge listing the
+    /// proof algorithms this service's verifier accepts (`KEYBOUND_PROOF_ALGS`).
+    pub fn refusal(&self, rejection: Rejection) -> ApiError {
+        ApiError::verification(rejection, self.verifier().proof_algs())
     }
 
     /// Wraps a token response for sending, with the current nonce when nonces are on.

@@ -180,9 +180,13 @@ async fn logout(State(kb): State<Keybound>, session: Result<Session, ApiError>) 
             }
             // The caller proved possession of the key and the token, but the session had
             // already ended: logging out again is a success that changes nothing.
-            Err(ApiError::Verification(Rejection::Session(
-                SessionDenied::Closed | SessionDenied::Revoked | SessionDenied::Expired,
-            ))) => {}
+            Err(ApiError::Verification {
+                rejection:
+                    Rejection::Session(
+                        SessionDenied::Closed | SessionDenied::Revoked | SessionDenied::Expired,
+                    ),
+                ..
+            }) => {}
             Err(err) => return Err(err),
         }
         let mut response = StatusCode::NO_CONTENT.into_response();

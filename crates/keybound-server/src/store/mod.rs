@@ -7,7 +7,8 @@
 //! the caller. Stores take `now` from the caller and keep no clock of their own, so the
 //! service's injected clock decides everything.
 //!
-//! A store is correct when it passes the shared suite in [`conformance`]:
+//! A store is correct when it passes the shared suite in `conformance` (behind the
+//! `conformance` feature; replay stores have theirs in `conformance::replay`):
 //!
 //! ```ignore
 //! keybound_server::store_conformance_tests!(|| async {
@@ -26,6 +27,7 @@ use keybound_proto::wire::code;
 use crate::BoxFuture;
 use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
 #[cfg(feature = "redis")]

@@ -1,8 +1,11 @@
-//! Helpers shared by the integration tests: the lifecycle harness here, the HTTP
-//! helpers in [`http`]; `nodes.rs` and `redis_server.rs` are included by the Redis
-//! tests that need them.
+//! Helpers shared by the integration tests: the lifecycle harness here, a service and
+//! its verifier driven by device keys of any kind in [`app`], a browser's DBSC key in
+//! [`dbsc_key`], the HTTP helpers in [`http`]; `nodes.rs` and `redis_server.rs` are
+//! included by the Redis tests that need them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod app;
+pub mod dbsc_key;
 #[cfg(feature = "axum")]
 pub mod http;
 

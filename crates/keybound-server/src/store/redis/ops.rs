@@ -10,7 +10,7 @@ use super::encoding::{
 };
 use super::{MAX_SWEEP_SCRIPT_BATCH, RedisStore, corrupt, unexpected};
 use crate::BoxFuture;
-use crate::session::{Reason, SessionId};
+use crate::session::{Jkt, Reason, SessionId, TokenHash};
 use crate::store::{
     BindRequest, EndOutcome, EndRequest, EndUserRequest, ReplaceTokensRequest, RotateOutcome,
     RotateRequest, SessionBinding, SessionRecord, SessionStore, StoreError, SweepAction,
@@ -116,74 +116,41 @@ impl SessionStore for RedisStore {
         request: ReplaceTokensRequest,
     ) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
         Box::pin(async move {
-            let id = request.id.to_string();
-            let jkt = request.jkt.to_string();
-            let next = b64::encode(request.next.as_bytes());
-            let now = request.now.to_string();
-            let idle = request.idle_expires_at.to_string();
-            let value = self
-                .invoke(
-                    &self.inner.scripts.update,
-                    &[
-                        id.as_bytes(),
-                        jkt.as_bytes(),
-                        next.as_bytes(),
-                        now.as_bytes(),
-                        idle.as_bytes(),
-                        b"",
-                        b"",
-                    ],
-                )
-                .await?;
-            update_outcome(value)
+            self.update(Update {
+                id: request.id,
+                now: request.now,
+                idle_expires_at: request.idle_expires_at,
+                replace: Some((request.jkt, request.next)),
+                bind: None,
+            })
+            .await
         })
     }
 
     fn touch(&self, request: TouchRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
         Box::pin(async move {
-            let id = request.id.to_string();
-            let now = request.now.to_string();
-            let idle = request.idle_expires_at.to_string();
-            let value = self
-                .invoke(
-                    &self.inner.scripts.update,
-                    &[
-                        id.as_bytes(),
-                        b"",
-                        b"",
-                        now.as_bytes(),
-                        idle.as_bytes(),
-                        b"",
-                        b"",
-                    ],
-                )
-                .await?;
-            update_outcome(value)
+            self.update(Update {
+                id: request.id,
+                now: request.now,
+                idle_expires_at: request.idle_expires_at,
+                replace: None,
+                bind: None,
+            })
+            .await
         })
     }
 
     fn bind_dbsc(&self, request: BindRequest) -> BoxFuture<'_, Result<UpdateOutcome, StoreError>> {
         Box::pin(async move {
-            let id = request.id.to_string();
-            let jkt = request.jkt.to_string();
-            let now = request.now.to_string();
-            let idle = request.idle_expires_at.to_string();
             let binding = SessionBinding::Dbsc { key: request.key }.to_stored();
-            let value = self
-                .invoke(
-                    &self.inner.scripts.update,
-                    &[
-                        id.as_bytes(),
-                        b"",
-                        b"",
-                        now.as_bytes(),
-                        idle.as_bytes(),
-                        binding.as_bytes(),
-                        jkt.as_bytes(),
-                    ],
-                )
-                .await?;
-            update_outcome(value)
+            self.update(Update {
+                id: request.id,
+                now: request.now,
+                idle_expires_at: request.idle_expires_at,
+                replace: None,
+                bind: Some((binding, request.jkt)),
+            })
+            .await
         })
     }
 
@@ -331,5 +298,50 @@ impl SessionStore for RedisStore {
             self.call(redis::cmd("ZCARD").arg(&key).query_async(&mut conn))
                 .await
         })
+    }
+}
+
+/// One call of the `update` script, shared by `replace_tokens`, `touch` and
+/// `bind_dbsc`: every update extends the idle deadline; `replace` also checks the key
+/// and moves the tokens to the successor hash, `bind` binds a pending DBSC session to
+/// its key (the stored binding and the key's thumbprint).
+struct Update {
+    id: SessionId,
+    now: i64,
+    idle_expires_at: i64,
+    replace: Option<(Jkt, TokenHash)>,
+    bind: Option<(String, Jkt)>,
+}
+
+impl RedisStore {
+    /// Runs the `update` script: `ARGV` id, jkt, successor hash, now, idle deadline,
+    /// binding, bound key (empty where the update leaves that part alone).
+    async fn update(&self, update: Update) -> Result<UpdateOutcome, StoreError> {
+        let id = update.id.to_string();
+        let (jkt, next) = update
+            .replace
+            .map(|(jkt, next)| (jkt.to_string(), b64::encode(next.as_bytes())))
+            .unwrap_or_default();
+        let (binding, bound_jkt) = update
+            .bind
+            .map(|(binding, jkt)| (binding, jkt.to_string()))
+            .unwrap_or_default();
+        let now = update.now.to_string();
+        let idle = update.idle_expires_at.to_string();
+        let value = self
+            .invoke(
+                &self.inner.scripts.update,
+                &[
+                    id.as_bytes(),
+                    jkt.as_bytes(),
+                    next.as_bytes(),
+                    now.as_bytes(),
+                    idle.as_bytes(),
+                    binding.as_bytes(),
+                    bound_jkt.as_bytes(),
+                ],
+            )
+            .await?;
+        update_outcome(value)
     }
 }
