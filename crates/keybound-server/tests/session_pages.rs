@@ -174,7 +174,7 @@ async fn pages_list_every_session_once_newest_first() {
     assert_eq!(next, None);
     // An exact fit ends with a null cursor, not an empty page.
     let pages = h.all_pages(&device, &at, 7).await;
-    assert_eq!(pages, [listed.clone()]);
+    assert_eq!(pages, std::slice::from_ref(&listed));
     let pages = h.all_pages(&device, &at, 200).await;
     assert_eq!(pages, [listed]);
 }
