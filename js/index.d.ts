@@ -289,7 +289,8 @@ export class Keybound extends EventTarget {
 
   /**
    * A DPoP proof for `method` and `url` by this device key, for transports `fetch`
-   * does not cover.
+   * does not cover. Only for the endpoint's origin and `allowedOrigins`; any other
+   * origin is refused with `origin_not_allowed`.
    */
   createProof(method: string, url: string | URL, options?: ProofOptions): Promise<string>;
 
