@@ -7,6 +7,7 @@ import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import {
   SDK_MISSING,
+  eventually,
   launch,
   openApp,
   sdkBuilt,
@@ -99,7 +100,7 @@ describe("abuse resistance of the SDK", { skip }, () => {
     const tab = await page(context, options);
     const other = await page(context, options);
     await tab.evaluate((body) => kb.login("/api/login", { body }), ALICE);
-    assert.equal(await other.evaluate(() => kb.state), "active");
+    await eventually(async () => (await other.evaluate(() => kb.state)) === "active", 5_000, "the other tab's login");
 
     // Straight to the foreign origin: refused before anything is sent.
     const direct = await tab.evaluate((url) => attempt(() => kb.fetch(url)), `${foreign.origin}/api`);
