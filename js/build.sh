@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package `keybound`:
 #   crates/keybound-client   (the engine, loaded at start)
-#   crates/keybound-fallback (the in-module signer, fetched only where WebCrypto lacks Ed25519)
+#   crates/keybound-fallback (the in-module signer, fetched only with forceWasmKeys)
 #   each: cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
 # then bundles the JavaScript (js/*.js and the glue) with esbuild into js/pkg/keybound.js,
 # prints the start and fallback bytes (failing above js/size-budget.json) and

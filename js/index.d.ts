@@ -2,7 +2,7 @@
  * keybound: device-bound browser sessions.
  *
  * Every request sent through {@link Keybound.fetch} carries a DPoP proof (RFC 9449)
- * signed by an Ed25519 key that cannot leave this browser. Tokens refresh silently,
+ * signed by a key that cannot leave this browser (WebCrypto Ed25519, else P-256). Tokens refresh silently,
  * once across all open tabs; the app hears about a session's end before and when it
  * happens.
  *
@@ -22,8 +22,20 @@
 /** `kb.state`: the session state machine of the server, plus `anonymous`. */
 export type SessionState = "anonymous" | "active" | "expired" | "revoked" | "closed";
 
-/** Where the device key lives: a non-extractable WebCrypto key, or inside the module. */
-export type KeyKind = "webcrypto" | "wasm";
+/**
+ * The device key:
+ * - `"webcrypto"`: a non-extractable WebCrypto Ed25519 key (proofs `EdDSA`), where the
+ *   browser has WebCrypto Ed25519;
+ * - `"webcrypto-p256"`: a non-extractable WebCrypto ECDSA P-256 key (proofs `ES256`),
+ *   where it does not (Chrome before 137, Firefox before 129, Safari before 17). The
+ *   same guarantee: the private key cannot be read or copied, only used by this origin;
+ * - `"wasm"`: an Ed25519 key inside the separately loaded fallback module, only with
+ *   {@link KeyboundOptions.forceWasmKeys}; its seed is sealed under a non-extractable
+ *   AES-GCM key that any script in the page can ask to decrypt.
+ *
+ * A key keeps its kind until logout, also when the browser later gains Ed25519.
+ */
+export type KeyKind = "webcrypto" | "webcrypto-p256" | "wasm";
 
 /** Where the WebAssembly module comes from (by default next to this file). */
 export type WasmSource =
@@ -57,8 +69,11 @@ export interface KeyboundOptions {
   /** Seconds before the session's end at which `expiring` fires. Default `120`. */
   expiringLeadSeconds?: number;
   /**
-   * Use a key inside the WebAssembly module even where WebCrypto Ed25519 exists (its
-   * seed is stored encrypted under a non-extractable AES-GCM key). For tests.
+   * Use an Ed25519 key inside the WebAssembly module (fetched only then) instead of a
+   * WebCrypto key. Its seed is stored encrypted under a non-extractable AES-GCM key,
+   * which any script in the page can ask to decrypt: it guarantees less than the
+   * default WebCrypto key. For tests and for comparing the two. A stored WebCrypto key
+   * a live session is bound to is kept.
    */
   forceWasmKeys?: boolean;
   /** Where to load the WebAssembly module from (bundlers usually need nothing here). */

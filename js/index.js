@@ -1,4 +1,4 @@
-// keybound: device-bound browser sessions (DPoP with a non-extractable Ed25519 key).
+// keybound: device-bound browser sessions (DPoP with a non-extractable WebCrypto key).
 // The decisions live in the WebAssembly engine; the driver carries them out with the
 // browser's APIs; this file gives them a JavaScript face: an EventTarget, an Error
 // class with stable codes, and friendly shapes.
@@ -125,7 +125,7 @@ export class Keybound extends EventTarget {
     return this.#driver.engine.thumbprint() ?? null;
   }
 
-  /** `"webcrypto"` or `"wasm"` (`null` when there is no key). */
+  /** `"webcrypto"` (Ed25519), `"webcrypto-p256"` or `"wasm"` (`null` when there is no key). */
   get keyKind() {
     return this.#driver.engine.key_kind() ?? null;
   }

@@ -1,6 +1,6 @@
 // The SDK's download, as a page fetches it: `gzip -9` bytes of every file loaded
-// before `Keybound.init()` resolves in a browser with WebCrypto Ed25519 ("start"), and
-// of the fallback signer fetched only without it ("fallback").
+// before `Keybound.init()` resolves ("start", the same files with a WebCrypto Ed25519 or
+// P-256 key), and of the fallback signer fetched only with forceWasmKeys ("fallback").
 //   node js/size.mjs          prints both, and fails when start exceeds js/size-budget.json
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";

@@ -1,7 +1,8 @@
 // What keybound keeps per storage name, in IndexedDB (or, where IndexedDB cannot be
 // opened, in this tab's memory):
 //   vault:   a non-extractable AES-GCM key that encrypts everything secret below;
-//   device:  the device key (a non-extractable WebCrypto key, or a sealed seed);
+//   device:  the device key (a non-extractable WebCrypto Ed25519 or P-256 key, or, with
+//            forceWasmKeys, a module key's sealed seed);
 //   session: the live session (tokens sealed, deadlines in clear) or a marker saying
 //            how the last one ended.
 // Records go through the structured clone, which keeps CryptoKeys non-extractable.
@@ -119,7 +120,7 @@ let fallbackModule = null;
 
 /**
  * The fallback signer (`pkg/keybound_fallback*`): fetched only when a module key is
- * made or loaded, never in a browser with WebCrypto Ed25519.
+ * made or loaded (`forceWasmKeys`), never otherwise.
  */
 function fallback() {
   fallbackModule ??= import("./pkg/keybound_fallback.js").then(
@@ -146,12 +147,23 @@ function b64url(data) {
   return btoa(String.fromCharCode(...data)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** A device key: `{kind, x, sign(message) → Promise<Uint8Array>}`. */
-function webcryptoKey(subtle, x, privateKey) {
+// The WebCrypto algorithm of each WebCrypto key kind, for generateKey and sign alike
+// (each ignores the other's members). ECDSA signatures come out as the 64-byte r || s
+// a JWS carries.
+const ALGORITHMS = {
+  webcrypto: "Ed25519",
+  "webcrypto-p256": { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" },
+};
+
+/**
+ * A device key: `{kind, x, sign(message) → Promise<Uint8Array>}`, `x` its public key as
+ * the engine takes it (raw: 32 bytes for Ed25519, `04 || x || y` for P-256).
+ */
+function webcryptoKey(subtle, kind, x, privateKey) {
   return {
-    kind: "webcrypto",
+    kind,
     x,
-    sign: (message) => subtle.sign("Ed25519", privateKey, message).then(bytes),
+    sign: (message) => subtle.sign(ALGORITHMS[kind], privateKey, message).then(bytes),
     privateKey,
   };
 }
@@ -233,10 +245,11 @@ export class Storage {
   async loadKey() {
     const record = await this.records.get("device");
     if (!record || typeof record !== "object") return null;
-    const x = record.x instanceof Uint8Array && record.x.length === 32 ? record.x : null;
+    // The engine checks the public key's length for its kind.
+    const x = record.x instanceof Uint8Array ? record.x : null;
     if (!x) throw malformed();
-    if (record.kind === "webcrypto" && record.privateKey instanceof CryptoKey) {
-      return webcryptoKey(this.subtle, x, record.privateKey);
+    if (ALGORITHMS[record.kind] && record.privateKey instanceof CryptoKey) {
+      return webcryptoKey(this.subtle, record.kind, x, record.privateKey);
     }
     if (record.kind === "wasm") {
       const seed = await this.unseal(record.sealed, deviceAad(x));
@@ -255,7 +268,7 @@ export class Storage {
    */
   async createKey(kinds) {
     for (const kind of kinds.split(" ")) {
-      const made = await this.#generate[kind]?.();
+      const made = await (kind === "wasm" ? this.#moduleKey() : this.#webcryptoKey(kind));
       if (!made) continue;
       if (await this.records.add("device", made.record)) return made.key;
       const stored = await this.loadKey();
@@ -265,30 +278,34 @@ export class Storage {
     throw new KeyboundError("unsupported_browser", "unsupported browser: no device key can be made");
   }
 
-  /** Key makers by kind; each resolves to `{record, key}`, or `null` where unsupported. */
-  #generate = {
-    webcrypto: async () => {
-      try {
-        const pair = await this.subtle.generateKey("Ed25519", false, ["sign", "verify"]);
-        const x = bytes(await this.subtle.exportKey("raw", pair.publicKey));
-        return {
-          record: { kind: "webcrypto", x, privateKey: pair.privateKey },
-          key: webcryptoKey(this.subtle, x, pair.privateKey),
-        };
-      } catch {
-        return null;
-      }
-    },
-    wasm: async () => {
-      const { FallbackKey } = await fallback();
-      const seed = random(32);
-      const key = FallbackKey.from_seed(seed.slice());
-      const x = key.public_key();
-      const sealed = await this.seal(seed, deviceAad(x));
-      seed.fill(0);
-      return { record: { kind: "wasm", x, sealed }, key: moduleKey(key, x) };
-    },
-  };
+  /**
+   * A non-extractable WebCrypto key of `kind`, as `{record, key}`; `null` where this
+   * browser cannot make one (Ed25519 before Chrome 137, Firefox 129, Safari 17 refuses
+   * with NotSupportedError).
+   */
+  async #webcryptoKey(kind) {
+    try {
+      const pair = await this.subtle.generateKey(ALGORITHMS[kind], false, ["sign", "verify"]);
+      const x = bytes(await this.subtle.exportKey("raw", pair.publicKey));
+      return {
+        record: { kind, x, privateKey: pair.privateKey },
+        key: webcryptoKey(this.subtle, kind, x, pair.privateKey),
+      };
+    } catch {
+      return null;
+    }
+  }
+
+  /** A module key (`forceWasmKeys`), its seed sealed, as `{record, key}`. */
+  async #moduleKey() {
+    const { FallbackKey } = await fallback();
+    const seed = random(32);
+    const key = FallbackKey.from_seed(seed.slice());
+    const x = key.public_key();
+    const sealed = await this.seal(seed, deviceAad(x));
+    seed.fill(0);
+    return { record: { kind: "wasm", x, sealed }, key: moduleKey(key, x) };
+  }
 
   deleteKey() {
     return this.records.delete("device");

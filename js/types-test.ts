@@ -1,6 +1,7 @@
 // Compile-time checks of the public types (`tsc --noEmit -p .`); never run.
 import Keybound, {
   KeyboundError,
+  type KeyKind,
   type SessionInfo,
   type SessionPage,
   type SessionState,
@@ -14,7 +15,10 @@ async function usage(): Promise<void> {
     allowedOrigins: ["https://api.example"],
   });
   const state: SessionState = kb.state;
-  const kind: "webcrypto" | "wasm" | null = kb.keyKind;
+  const kind: "webcrypto" | "webcrypto-p256" | "wasm" | null = kb.keyKind;
+  const p256: KeyKind = "webcrypto-p256";
+  // @ts-expect-error: not a key kind
+  const unknown: KeyKind = "P-256";
   const info: SessionInfo = await kb.login("/api/login", { body: JSON.stringify({ username: "alice" }) });
   const res: Response = await kb.fetch("/api/me");
   const res2: Response = await kb.fetch(new URL("https://api.example/x"), { method: "POST", body: "{}" });
@@ -55,7 +59,7 @@ async function usage(): Promise<void> {
       void wait;
     }
   }
-  void [state, kind, info, res, res2, extended, proof];
+  void [state, kind, p256, unknown, info, res, res2, extended, proof];
 }
 
 // @ts-expect-error: the constructor is private; use Keybound.init.

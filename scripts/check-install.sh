@@ -5,11 +5,12 @@
 #  1. One install path: no script but scripts/lib/install.sh runs an install command
 #     (cargo install, rustup target/component/toolchain add/install, apt-get install,
 #     npm ci / npm install). Everything else calls the installer's functions.
-#  2. The installer's commands work here, for real: wasm-bindgen-cli is installed with
-#     kb_install_wasm_bindgen into a temporary root (its build is cached under
-#     ~/.cache/keybound so that later runs take seconds, but the version resolution and
-#     the install itself run every time), and the Debian packages of the test suites are
-#     resolved by apt-get (a simulated install).
+#  2. The installer's commands work here, for real: wasm-bindgen-cli (kb_install_wasm_bindgen)
+#     and cargo-fuzz (kb_install_cargo_tool, for scripts/fuzz.sh) are installed into a
+#     temporary root (their builds are cached under ~/.cache/keybound so that later runs
+#     take seconds, but the version resolution and the install itself run every time),
+#     and the Debian packages of the test suites are resolved by apt-get (a simulated
+#     install).
 #
 #   scripts/check-install.sh            both checks
 #   scripts/check-install.sh --static   only check 1 (no network, a second)
@@ -49,6 +50,15 @@ if [ "$got" != "wasm-bindgen $version" ]; then
     exit 1
 fi
 echo "check-install: kb_install_wasm_bindgen installs $got"
+
+(
+    export KEYBOUND_INSTALL_ROOT=$root
+    export CARGO_TARGET_DIR=$HOME/.cache/keybound/install-check-target
+    kb_install_cargo_tool cargo-fuzz cargo-fuzz
+)
+got=$("$root/bin/cargo-fuzz" --version) ||
+    { echo "check-install: kb_install_cargo_tool did not install cargo-fuzz" >&2; exit 1; }
+echo "check-install: kb_install_cargo_tool installs $got"
 
 if command -v apt-get >/dev/null; then
     packages=()

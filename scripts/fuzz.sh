@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
 
-targets_all=(json_strict dpop_proof dpop_roundtrip access_token htu refresh_token jwk settings session_lifecycle)
+targets_all=(json_strict dpop_proof dpop_roundtrip access_token htu refresh_token jwk cli dbsc settings session_lifecycle)
 target=${1:-all}
 seconds=${2:-60}
 if [ "$target" = all ]; then
@@ -55,6 +55,8 @@ dict_for() {
         json_strict | dpop_proof | access_token | jwk) echo dict/jose.dict ;;
         htu | dpop_roundtrip) echo dict/url.dict ;;
         settings) echo dict/settings.dict ;;
+        cli) echo dict/cli.dict ;;
+        dbsc) echo dict/dbsc.dict ;;
         *) ;;
     esac
 }

@@ -3,10 +3,12 @@
 //!
 //! Every request the app sends through `kb.fetch()` carries a DPoP proof (RFC 9449)
 //! signed by a device key that cannot leave the browser: a non-extractable WebCrypto
-//! Ed25519 key kept in IndexedDB, or, where the browser lacks WebCrypto Ed25519, an
-//! Ed25519 key in the separately loaded fallback module (`keybound-fallback`) whose
-//! seed is stored encrypted under a non-extractable AES-GCM key. Proofs are built by
-//! [`keybound_proto::ProofBuilder`], the same code the server checks them with.
+//! Ed25519 key kept in IndexedDB (proofs `EdDSA`), or, where the browser lacks WebCrypto
+//! Ed25519, a non-extractable WebCrypto ECDSA P-256 key (proofs `ES256`). Only when the
+//! app asks for it (`forceWasmKeys`) is it an Ed25519 key in the separately loaded
+//! fallback module (`keybound-fallback`) whose seed is stored encrypted under a
+//! non-extractable AES-GCM key. Proofs are built by [`keybound_proto::ProofBuilder`],
+//! the same code the server checks them with.
 //!
 //! The crate is the SDK's [`Engine`]: every decision as a synchronous state machine
 //! (key choice, proofs, the refresh [`schedule`] and grace, the session [`state`]

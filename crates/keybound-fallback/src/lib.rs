@@ -1,9 +1,10 @@
-//! keybound's fallback signer: an Ed25519 key inside WebAssembly, for browsers whose
-//! WebCrypto lacks Ed25519 (and for `forceWasmKeys`).
+//! keybound's fallback signer: an Ed25519 key inside WebAssembly, made only when the app
+//! asks for it (`forceWasmKeys`). A browser without WebCrypto Ed25519 gets a
+//! non-extractable WebCrypto P-256 key instead.
 //!
 //! The browser SDK ships it as a file of its own (`keybound_fallback_bg.wasm`) that a
-//! page fetches only when it needs it, so browsers with WebCrypto Ed25519 never
-//! download it. The SDK's driver creates the seed with `crypto.getRandomValues`, stores
+//! page fetches only when it needs it (such a key is made or loaded), so other pages
+//! never download it. The SDK's driver creates the seed with `crypto.getRandomValues`, stores
 //! it sealed under a non-extractable AES-GCM key, and hands it here to sign.
 //!
 //! What it guarantees less than a WebCrypto key: the seed is decrypted into page memory

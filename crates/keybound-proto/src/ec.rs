@@ -1,14 +1,11 @@
-//! ES256 (RFC 7518 §3.4): P-256 public keys as JWKs, their RFC 7638 thumbprints, and
-//! the form of a JWS ES256 signature (the 64-byte `r || s`, each in `[1, n - 1]`).
+//! ES256 (RFC 7518 §3.4): P-256 public keys as JWKs and the form of a JWS ES256
+//! signature (the 64-byte `r || s`, each in `[1, n - 1]`). Their RFC 7638 thumbprints
+//! are [`crate::PublicJwk::thumbprint`]'s, as for Ed25519.
 //!
-//! Everything here is plain byte work and SHA-256, so the browser SDK can build ES256
+//! Everything here is plain byte work, so the browser SDK can build ES256
 //! proofs without a P-256 implementation (WebCrypto signs). Checking that a key is a
 //! point on the curve and verifying signatures needs curve arithmetic: that is the
 //! `es256` feature ([`crate::es256_verify`]), which the server and the CLI turn on.
-
-use sha2::{Digest, Sha256};
-
-use crate::prelude::*;
 
 use crate::{ProtoError, b64};
 
@@ -56,21 +53,6 @@ impl P256Coordinates {
         out[1..33].copy_from_slice(&self.x);
         out[33..].copy_from_slice(&self.y);
         out
-    }
-
-    /// The RFC 7638 thumbprint: SHA-256 of `{"crv":"P-256","kty":"EC","x":…,"y":…}`.
-    pub(crate) fn thumbprint(&self) -> String {
-        let (mut x, mut y) = ([0u8; 43], [0u8; 43]);
-        let nx = b64::encode_into(&self.x, &mut x);
-        let ny = b64::encode_into(&self.y, &mut y);
-        let digest = Sha256::new()
-            .chain_update(br#"{"crv":"P-256","kty":"EC","x":""#)
-            .chain_update(&x[..nx])
-            .chain_update(br#"","y":""#)
-            .chain_update(&y[..ny])
-            .chain_update(br#""}"#)
-            .finalize();
-        b64::encode(digest)
     }
 }
 
@@ -129,7 +111,10 @@ fn scalar_in_range(scalar: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
+    use crate::prelude::*;
 
     #[test]
     fn scalar_range() {
@@ -210,6 +195,7 @@ mod tests {
         let canonical =
             serde_json::json!({"crv":"P-256","kty":"EC","x":b64::encode(c.x),"y":b64::encode(c.y)})
                 .to_string();
-        assert_eq!(c.thumbprint(), b64::encode(Sha256::digest(canonical)));
+        let jwk = crate::PublicJwk::from_p256_coordinates(c.x, c.y);
+        assert_eq!(jwk.thumbprint(), b64::encode(Sha256::digest(canonical)));
     }
 }

@@ -272,21 +272,11 @@ impl PublicJwk {
         }
     }
 
-    /// The RFC 7638 thumbprint (`jkt`): base64url(SHA-256 of the canonical JWK).
+    /// The RFC 7638 thumbprint (`jkt`): base64url(SHA-256 of the canonical JWK), which
+    /// is exactly what a proof header carries ([`header_json`](Self::header_json): the
+    /// required members only, in lexicographic order, no whitespace).
     pub fn thumbprint(&self) -> String {
-        match &self.0 {
-            Kind::Ed25519(key) => {
-                let mut x = [0u8; 43];
-                let n = b64::encode_into(key, &mut x);
-                let digest = Sha256::new()
-                    .chain_update(br#"{"crv":"Ed25519","kty":"OKP","x":""#)
-                    .chain_update(&x[..n])
-                    .chain_update(br#""}"#)
-                    .finalize();
-                b64::encode(digest)
-            }
-            Kind::P256(c) => c.thumbprint(),
-        }
+        b64::encode(Sha256::digest(self.header_json()))
     }
 
     /// The `jwk` member of a proof header, as written in the signing input (members in

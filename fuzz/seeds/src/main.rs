@@ -109,6 +109,9 @@ fn generate(vectors: &Path, out: &Path) -> Result<usize, String> {
     seeds.add("htu", "https://api.example.com:443/a/./b/../c?q#f");
     seeds.add("htu", "http://[::1]:8080/x");
 
+    // DBSC: what Chromium sent and was sent (`dbsc/chromium.json`), bare and quoted.
+    dbsc_seeds(&mut seeds, &read(&vectors.join("dbsc"), "chromium.json")?);
+
     // Settings: every documented variable with a value from the vectors or its default.
     settings_seeds(&mut seeds);
 
@@ -220,6 +223,38 @@ fn settings_seeds(seeds: &mut Seeds) {
         "settings",
         "KEYBOUND_STORE=redis://127.0.0.1:6379\nKEYBOUND_ACCESS_TTL_SECS=20",
     );
+}
+
+/// The `dbsc` target's seeds: request header values as sent and quoted, response
+/// headers, and builder fields (`challenge\nid\npath\nauthorization`).
+fn dbsc_seeds(seeds: &mut Seeds, recording: &Value) {
+    for scenario in recording["scenarios"].as_array().into_iter().flatten() {
+        for exchange in scenario["exchanges"].as_array().into_iter().flatten() {
+            let sides = [
+                &exchange["request"]["headers"],
+                &exchange["response"]["headers"],
+            ];
+            for headers in sides.into_iter().filter_map(Value::as_object) {
+                for (name, value) in headers {
+                    let Some(value) = value.as_str() else {
+                        continue;
+                    };
+                    if !name.contains("session") {
+                        continue;
+                    }
+                    seeds.add("dbsc", value);
+                    if !value.starts_with('"') {
+                        seeds.add("dbsc", format!("\"{value}\""));
+                    }
+                }
+            }
+        }
+    }
+    seeds.add(
+        "dbsc",
+        "kb-refresh-2\nkb-sess-es256\n/dbsc/register\nkb-auth-es256",
+    );
+    seeds.add("dbsc", "c\"q\\\ns 1\n/reg");
 }
 
 /// A `keybound` command line in the `cli` target's format (NUL-separated).

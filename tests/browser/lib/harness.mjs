@@ -244,3 +244,23 @@ export async function eventually(check, ms = 10_000, what = "condition") {
     await sleep(100);
   }
 }
+
+/**
+ * An init script (`context.addInitScript(withoutEd25519)`): WebCrypto refuses Ed25519
+ * as a browser without it does (Chrome before 137: `generateKey` and `importKey` reject
+ * with NotSupportedError), unless the page's localStorage says this browser has
+ * "gained" it (`has-ed25519` = `yes`, an update).
+ */
+export function withoutEd25519() {
+  if (localStorage.getItem("has-ed25519") === "yes") return;
+  const isEd25519 = (algorithm) =>
+    String(typeof algorithm === "string" ? algorithm : algorithm?.name).toLowerCase() === "ed25519";
+  const refuse = () => Promise.reject(new DOMException("Algorithm: Unrecognized name", "NotSupportedError"));
+  const { generateKey, importKey } = SubtleCrypto.prototype;
+  SubtleCrypto.prototype.generateKey = function (algorithm, ...rest) {
+    return isEd25519(algorithm) ? refuse() : generateKey.call(this, algorithm, ...rest);
+  };
+  SubtleCrypto.prototype.importKey = function (format, data, algorithm, ...rest) {
+    return isEd25519(algorithm) ? refuse() : importKey.call(this, format, data, algorithm, ...rest);
+  };
+}

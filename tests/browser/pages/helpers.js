@@ -12,19 +12,22 @@ export function b64urlEncode(bytes) {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** Parses a DPoP proof and checks its signature with WebCrypto (independent of the SDK). */
+const ES256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+
+/**
+ * Parses a DPoP proof and checks its signature with WebCrypto (independent of the SDK):
+ * `EdDSA` with Ed25519, `ES256` with ECDSA P-256 (the JWS signature is `r || s`, which
+ * WebCrypto verifies as is). `jkt` is the RFC 7638 thumbprint of the header's key.
+ */
 export async function inspectProof(proof) {
   const [h, p, s] = proof.split(".");
   const header = JSON.parse(decoder.decode(b64urlDecode(h)));
   const claims = JSON.parse(decoder.decode(b64urlDecode(p)));
-  const key = await crypto.subtle.importKey("jwk", header.jwk, { name: "Ed25519" }, false, ["verify"]);
-  const valid = await crypto.subtle.verify(
-    { name: "Ed25519" },
-    key,
-    b64urlDecode(s),
-    new TextEncoder().encode(`${h}.${p}`),
-  );
-  const canonical = JSON.stringify({ crv: header.jwk.crv, kty: header.jwk.kty, x: header.jwk.x });
+  const algorithm = header.alg === "ES256" ? ES256 : { name: "Ed25519" };
+  const key = await crypto.subtle.importKey("jwk", header.jwk, algorithm, false, ["verify"]);
+  const valid = await crypto.subtle.verify(algorithm, key, b64urlDecode(s), new TextEncoder().encode(`${h}.${p}`));
+  const members = header.jwk.kty === "EC" ? ["crv", "kty", "x", "y"] : ["crv", "kty", "x"];
+  const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, header.jwk[m]])));
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
   return { header, claims, valid, jkt: b64urlEncode(new Uint8Array(digest)) };
 }
@@ -65,6 +68,8 @@ export async function describeDeviceKey(storageName) {
   if (record.privateKey) {
     out.extractable = record.privateKey.extractable;
     out.algorithm = record.privateKey.algorithm.name;
+    out.namedCurve = record.privateKey.algorithm.namedCurve;
+    out.usages = record.privateKey.usages;
     out.exportable = await crypto.subtle.exportKey("pkcs8", record.privateKey).then(
       () => true,
       () => false,

@@ -92,7 +92,8 @@ impl Engine {
         Some(builder.signing_input())
     }
 
-    /// The compact proof: `input` and its 64-byte Ed25519 signature.
+    /// The compact proof: `input` and its 64-byte signature (Ed25519, or ECDSA P-256's
+    /// `r || s` as WebCrypto makes it).
     pub fn proof_finish(input: &str, signature: &[u8]) -> String {
         let mut proof = String::with_capacity(input.len() + 87);
         proof.push_str(input);

@@ -394,7 +394,8 @@ fn other_tabs_messages() {
 
 #[test]
 fn key_choice() {
-    assert_eq!(Engine::key_kinds(false), "webcrypto wasm");
+    // WebCrypto keys only (Ed25519, else P-256); the module key only when asked for.
+    assert_eq!(Engine::key_kinds(false), "webcrypto webcrypto-p256");
     assert_eq!(Engine::key_kinds(true), "wasm");
     let mut engine = engine_with_key();
     assert!(engine.keep_key(false));

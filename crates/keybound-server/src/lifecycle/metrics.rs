@@ -45,6 +45,7 @@ pub(crate) fn opened() {
 }
 
 /// A DBSC registration or refresh and how it ended.
+#[cfg(feature = "axum")]
 pub(crate) fn dbsc(step: &'static str, result: &'static str) {
     ::metrics::counter!(DBSC, "step" => step, "result" => result).increment(1);
 }

@@ -110,6 +110,7 @@ pub use risk::{
     LifetimeLimits, RequestSignals, RiskContext, RiskDecision, RiskEvent, RiskPolicy,
     UserAgentChangePolicy,
 };
+#[cfg(feature = "axum")]
 pub(crate) use service::dbsc_thumbprint;
 pub use service::{BoundCookieValue, PendingDbsc};
 pub use service::{

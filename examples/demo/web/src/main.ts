@@ -129,6 +129,7 @@ function keyKindText(kind: string | null, persistent = true): string {
   // Without storage (Safari's Lockdown Mode, some private modes) key and session live in this tab.
   const where = persistent ? "" : "; kept in this tab only, this browser gives no storage";
   if (kind === "webcrypto") return `WebCrypto Ed25519, non-extractable${where}`;
+  if (kind === "webcrypto-p256") return `WebCrypto ECDSA P-256 (no Ed25519 here), non-extractable${where}`;
   if (kind === "wasm") return `Ed25519 in WebAssembly, seed sealed by a non-extractable AES-GCM key${where}`;
   return "none (created at the next sign-in)";
 }

@@ -30,6 +30,7 @@ use crate::store::{SessionCacheControl, SessionRecord, SessionStore, SweptSessio
 use crate::{Clock, SharedKeyRing};
 
 pub use builder::SessionServiceBuilder;
+#[cfg(feature = "axum")]
 pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
 pub use dbsc::{BoundCookieValue, PendingDbsc};
 pub use open::OpenRequest;
