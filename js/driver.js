@@ -64,8 +64,15 @@ async function send(request) {
       : new KeyboundError("network_error", `network error: ${describe(error)}`, { cause: error });
   }
   const header = (name) => response.headers.get(name) ?? undefined;
-  const reply = { response, sent, received: now(), nonce: header("DPoP-Nonce"), date: header("Date") };
-  if ([400, 401, 403].includes(response.status)) {
+  const reply = {
+    response,
+    sent,
+    received: now(),
+    nonce: header("DPoP-Nonce"),
+    date: header("Date"),
+    retryAfter: header("Retry-After"),
+  };
+  if ([400, 401, 403, 429].includes(response.status)) {
     reply.challenge = header("WWW-Authenticate");
     if (header("Content-Type")?.includes("json")) {
       // A clone, so the caller can still read the body.
@@ -85,7 +92,7 @@ export class Driver {
    * starts listening to other tabs.
    */
   static async create(Engine, config, emit, opening = Storage.open(config.storageName)) {
-    const engine = new Engine(config.endpoint, config.expiringLeadSeconds);
+    const engine = new Engine(config.endpoint, config.expiringLeadSeconds, config.allowedOrigins.join("\n"));
     const problem = engine.take_error();
     if (problem !== undefined) {
       engine.free();
@@ -219,11 +226,12 @@ export class Driver {
 
   // ---- one signed exchange -----------------------------------------------------------
 
+  /** The engine's reading of `reply`, by the origin it came from (after redirects). */
   #answer(kind, budget, url, reply) {
     return this.#engine.answer(
       kind,
       budget,
-      url,
+      reply.response.url || url,
       reply.response.status,
       reply.challenge,
       reply.error,
@@ -231,6 +239,7 @@ export class Driver {
       reply.description,
       reply.nonce,
       reply.date,
+      reply.retryAfter,
       reply.sent,
       reply.received,
     );
@@ -511,13 +520,28 @@ export class Driver {
     this.reschedule();
   }
 
-  async sessions() {
-    const reply = await this.#sendSigned(INTERNAL, internal("GET", this.#engine.url("/sessions")));
-    const list = (await reply.response.json().catch(() => null))?.sessions;
-    if (!Array.isArray(list)) {
+  /** One page of the session list (`limit`, `cursor` as the server takes them). */
+  async sessionPage(limit, cursor) {
+    const url = new URL(this.#engine.url("/sessions"));
+    if (limit !== undefined) url.searchParams.set("limit", limit);
+    if (cursor) url.searchParams.set("cursor", cursor);
+    const reply = await this.#sendSigned(INTERNAL, internal("GET", url.href));
+    const body = await reply.response.json().catch(() => null);
+    if (!Array.isArray(body?.sessions)) {
       throw new KeyboundError("invalid_response", "invalid response from the server: sessions is not a list");
     }
-    return list;
+    return { sessions: body.sessions, nextCursor: text(body.next_cursor) ?? null };
+  }
+
+  /** Every page of the session list. */
+  async sessions() {
+    const all = [];
+    for (let cursor; ; ) {
+      const page = await this.sessionPage(200, cursor);
+      all.push(...page.sessions);
+      if (!page.nextCursor || page.nextCursor === cursor) return all;
+      cursor = page.nextCursor;
+    }
   }
 
   async revokeSession(id) {

@@ -7,13 +7,15 @@ export class KeyboundError extends Error {
     this.name = "KeyboundError";
     this.code = code;
     this.status = options.status;
+    this.retryAfter = options.retryAfter;
   }
 }
 
-/** The error the engine left (`code \n status \n message`). */
+/** The error the engine left (`code \n status \n retry-after \n message`). */
 export function engineError(text) {
-  const [code, status, ...message] = (text ?? "crypto_error\n\ninternal error").split("\n");
-  return new KeyboundError(code, message.join("\n"), { status: status ? Number(status) : undefined });
+  const [code, status, retryAfter, ...message] = (text ?? "crypto_error\n\n\ninternal error").split("\n");
+  const number = (n) => (n ? Number(n) : undefined);
+  return new KeyboundError(code, message.join("\n"), { status: number(status), retryAfter: number(retryAfter) });
 }
 
 /** The short text of a thrown JavaScript error. */

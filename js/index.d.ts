@@ -52,6 +52,15 @@ export interface KeyboundOptions {
   /** URL of the server's session router, relative to the page. Default `"/session"`. */
   endpoint?: string;
   /**
+   * Other origins (`"https://api.example.com"`: scheme, host and port, nothing more)
+   * that get the access token and a proof from {@link Keybound.fetch},
+   * {@link Keybound.login}, {@link Keybound.rotate} and {@link Keybound.createProof}.
+   * The endpoint's origin always does. A signed request to any other origin is refused
+   * with `origin_not_allowed` before anything is sent, and an answer from any other
+   * origin (after a redirect) never changes the session. Default `[]`.
+   */
+  allowedOrigins?: string[];
+  /**
    * Name of the IndexedDB database, the Web Lock and the BroadcastChannel. Apps that
    * talk to several keybound servers from one origin use one name per server.
    * Default `"keybound"`.
@@ -81,6 +90,22 @@ export interface SessionInfo {
   idleExpiresAt: number;
   /** When the session ends at the latest. */
   expiresAt: number;
+}
+
+/** Options of {@link Keybound.sessionPage}. */
+export interface SessionPageOptions {
+  /** Sessions per page, 1 to 200 (the server's default: 50). */
+  limit?: number;
+  /** `nextCursor` of the previous page; none for the first page. */
+  cursor?: string | null;
+}
+
+/** One page of the user's sessions, newest first. */
+export interface SessionPage {
+  /** The sessions on this page. */
+  sessions: SessionSummary[];
+  /** The `cursor` of the next page; `null` on the last page. */
+  nextCursor: string | null;
 }
 
 /** One of the user's sessions, as {@link Keybound.sessions} lists them. */
@@ -146,17 +171,25 @@ export interface KeyboundEventMap {
  * answers (`invalid_credentials`, `iat_too_old`, …), or one of the SDK's own codes.
  */
 export class KeyboundError extends Error {
-  constructor(code: string, message: string, options?: { status?: number; cause?: unknown });
+  constructor(
+    code: string,
+    message: string,
+    options?: { status?: number; retryAfter?: number; cause?: unknown },
+  );
   readonly name: "KeyboundError";
   /**
    * `not_logged_in`, `session_expired`, `session_revoked`, `session_closed`,
    * `network_error`, `aborted`, `invalid_input`, `invalid_response`, `crypto_error`,
-   * `storage_error`, `unsupported_browser`, `invalid_option`, `disposed`, `invalid_url`, or a code
-   * from the server.
+   * `storage_error`, `unsupported_browser`, `invalid_option`, `disposed`, `invalid_url`,
+   * `origin_not_allowed` (a signed request for an origin not in `allowedOrigins`;
+   * nothing was sent), `rate_limited` (any `429`, see {@link retryAfter}), or a code
+   * from the server (`invalid_page_limit`, `invalid_cursor`, …).
    */
   readonly code: string;
   /** The HTTP status, when the error is a server's answer. */
   readonly status: number | undefined;
+  /** For `rate_limited`: the seconds the server's `Retry-After` asks to wait, if it said. */
+  readonly retryAfter: number | undefined;
 }
 
 /** Options of {@link Keybound.createProof}. */
@@ -201,7 +234,8 @@ export class Keybound extends EventTarget {
    * Logs in through the app's own login route, which answers with a token response.
    * The request carries a proof of the device key; `POST` is the default method and a
    * string body is sent as JSON unless `init.headers` says otherwise. Rejects with the
-   * server's code (e.g. `invalid_credentials`) when the login is refused.
+   * server's code (e.g. `invalid_credentials`) when the login is refused, and with
+   * `rate_limited` (and {@link KeyboundError.retryAfter}) when the server answers `429`.
    */
   login(url: string | URL, init?: RequestInit): Promise<SessionInfo>;
 
@@ -210,8 +244,9 @@ export class Keybound extends EventTarget {
    * contract as `fetch`: resolves with the `Response` whatever its status. Refreshes
    * first when the access token is due; retries once on a nonce challenge, a clock
    * skew or a refused access token. Rejects with a {@link KeyboundError} when there is
-   * no session (`not_logged_in`, `session_revoked`, …) or the network failed
-   * (`network_error`, `aborted`).
+   * no session (`not_logged_in`, `session_revoked`, …), the URL's origin is not allowed
+   * (`origin_not_allowed`, see {@link KeyboundOptions.allowedOrigins}; nothing is
+   * sent) or the network failed (`network_error`, `aborted`).
    */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
 
@@ -221,8 +256,21 @@ export class Keybound extends EventTarget {
   /** Tells keybound the app is in use, without a request (keeps tokens refreshed). */
   touch(): void;
 
-  /** The user's sessions on all devices. */
+  /** The user's sessions on all devices, newest first (every page, 200 at a time). */
   sessions(): Promise<SessionSummary[]>;
+
+  /**
+   * One page of the user's sessions, newest first: pass `nextCursor` as `cursor` until
+   * it is `null`; each session comes exactly once. Rejects with `invalid_page_limit`
+   * or `invalid_cursor` (status 400) for a bad `limit` or `cursor`.
+   *
+   * @example
+   * ```ts
+   * let page = await kb.sessionPage({ limit: 20 });
+   * while (page.nextCursor) page = await kb.sessionPage({ limit: 20, cursor: page.nextCursor });
+   * ```
+   */
+  sessionPage(options?: SessionPageOptions): Promise<SessionPage>;
 
   /** Revokes one of the user's sessions (this one too, if the id is this session's). */
   revokeSession(id: string): Promise<void>;
@@ -256,7 +304,8 @@ export class Keybound extends EventTarget {
 
   /**
    * A DPoP proof for `method` and `url` by this device key, for transports `fetch`
-   * does not cover.
+   * does not cover. Only for the endpoint's origin and `allowedOrigins`; any other
+   * origin is refused with `origin_not_allowed`.
    */
   createProof(method: string, url: string | URL, options?: ProofOptions): Promise<string>;
 

@@ -20,7 +20,7 @@ function load(source) {
 }
 
 const token = Symbol("keybound");
-const OPTIONS = ["endpoint", "storageName", "expiringLeadSeconds", "forceWasmKeys", "wasm"];
+const OPTIONS = ["endpoint", "allowedOrigins", "storageName", "expiringLeadSeconds", "forceWasmKeys", "wasm"];
 
 /** The settings of `Keybound.init(options)`, checked; the endpoint made absolute. */
 function settings(options) {
@@ -49,7 +49,10 @@ function settings(options) {
   }
   const forceWasmKeys = given("forceWasmKeys") ? options.forceWasmKeys : false;
   if (typeof forceWasmKeys !== "boolean") throw invalid("forceWasmKeys must be a boolean");
-  return { endpoint: url.href, storageName, expiringLeadSeconds: lead, forceWasmKeys };
+  // Each entry is checked by the engine (an http(s) origin, nothing more).
+  const allowedOrigins = given("allowedOrigins") ? options.allowedOrigins : [];
+  if (!Array.isArray(allowedOrigins)) throw invalid("allowedOrigins must be an array of origins");
+  return { endpoint: url.href, allowedOrigins, storageName, expiringLeadSeconds: lead, forceWasmKeys };
 }
 
 function toDate(value) {
@@ -156,6 +159,11 @@ export class Keybound extends EventTarget {
   async sessions() {
     const list = await this.#run("sessions");
     return list.map(sessionSummary);
+  }
+
+  async sessionPage(options = {}) {
+    const page = await this.#run("sessionPage", options?.limit, options?.cursor ?? undefined);
+    return { sessions: page.sessions.map(sessionSummary), nextCursor: page.nextCursor };
   }
 
   async revokeSession(id) {

@@ -3,12 +3,17 @@ import Keybound, {
   KeyboundError,
   type KeyKind,
   type SessionInfo,
+  type SessionPage,
   type SessionState,
   type SessionSummary,
 } from "./index.js";
 
 async function usage(): Promise<void> {
-  const kb = await Keybound.init({ endpoint: "/session", expiringLeadSeconds: 60 });
+  const kb = await Keybound.init({
+    endpoint: "/session",
+    expiringLeadSeconds: 60,
+    allowedOrigins: ["https://api.example"],
+  });
   const state: SessionState = kb.state;
   const kind: "webcrypto" | "webcrypto-p256" | "wasm" | null = kb.keyKind;
   const p256: KeyKind = "webcrypto-p256";
@@ -31,6 +36,9 @@ async function usage(): Promise<void> {
   const extended: SessionInfo = await kb.extend();
   kb.touch();
   const list: SessionSummary[] = await kb.sessions();
+  const page: SessionPage = await kb.sessionPage({ limit: 20 });
+  const next: SessionPage | null = page.nextCursor ? await kb.sessionPage({ cursor: page.nextCursor }) : null;
+  void next;
   await kb.revokeSession(list[0].id);
   await kb.revokeOthers();
   const rotated: SessionInfo = await kb.rotate("/api/change-password", {
@@ -46,6 +54,10 @@ async function usage(): Promise<void> {
       const status: number | undefined = e.status;
       void status;
     }
+    if (e instanceof KeyboundError && e.code === "rate_limited") {
+      const wait: number | undefined = e.retryAfter;
+      void wait;
+    }
   }
   void [state, kind, p256, unknown, info, res, res2, extended, proof];
 }
@@ -54,5 +66,7 @@ async function usage(): Promise<void> {
 new Keybound();
 // @ts-expect-error: unknown option types are rejected.
 Keybound.init({ expiringLeadSeconds: "120" });
+// @ts-expect-error: allowedOrigins is a list.
+Keybound.init({ allowedOrigins: "https://api.example" });
 
 void usage;

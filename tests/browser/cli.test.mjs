@@ -77,7 +77,11 @@ describe("SDK proofs and `keybound verify`", { skip }, () => {
       const context = await browser.newContext();
       await serveFiles(context, ORIGIN);
       const page = await openApp(context, ORIGIN);
-      const { thumbprint } = await page.evaluate((o) => start(o), { storageName: "cli", forceWasmKeys });
+      const { thumbprint } = await page.evaluate((o) => start(o), {
+        storageName: "cli",
+        forceWasmKeys,
+        allowedOrigins: [new URL(URL_).origin],
+      });
       const token = await run(
         "token", "--key", `@${path.join(dir, "server.jwk")}`, "--sub", "alice", "--sid", "s-1",
         "--jkt", thumbprint, "--ttl", "300",

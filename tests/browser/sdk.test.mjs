@@ -24,7 +24,8 @@ describe("the package in a plain module page", { skip: !sdkBuilt && SDK_MISSING 
   afterEach(() => context.close());
 
   test("creates a non-extractable WebCrypto key whose proofs WebCrypto verifies", async () => {
-    const started = await page.evaluate(() => start({ storageName: "plain" }));
+    // createProof signs only for allowed origins.
+    const started = await page.evaluate(() => start({ storageName: "plain", allowedOrigins: ["https://api.example"] }));
     assert.equal(started.state, "anonymous");
     assert.equal(started.keyKind, "webcrypto");
     assert.match(started.thumbprint, /^[A-Za-z0-9_-]{43}$/);

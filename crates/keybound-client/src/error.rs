@@ -43,6 +43,8 @@ pub enum ClientError {
         code: String,
         /// The server's `error_description` (servers never put tokens there).
         description: String,
+        /// For `429`: the seconds its `Retry-After` asks to wait, when it says.
+        retry_after: Option<u64>,
     },
     /// The server's answer could not be understood (not a token response, bad JSON, …).
     InvalidResponse {
@@ -73,6 +75,9 @@ pub enum ClientError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A signed request was for an origin the app did not allow (`allowedOrigins`),
+    /// or a signed request's answer came from one (after a redirect).
+    OriginNotAllowed,
 }
 
 impl From<ProtoError> for ClientError {
@@ -121,6 +126,7 @@ impl ClientError {
                 status,
                 code,
                 description,
+                ..
             } => {
                 let mut out = String::new();
                 push_decimal(&mut out, u64::from(*status));
@@ -143,6 +149,7 @@ impl ClientError {
             }
             Self::Disposed => ("this Keybound instance was disposed", ""),
             Self::InvalidOption { reason } => ("invalid option: ", reason),
+            Self::OriginNotAllowed => ("origin not in allowedOrigins", ""),
         };
         let mut out = String::with_capacity(head.len() + tail.len());
         out.push_str(head);
@@ -166,6 +173,7 @@ impl ClientError {
             Self::Unsupported { .. } => code::UNSUPPORTED_BROWSER,
             Self::Disposed => code::DISPOSED,
             Self::InvalidOption { .. } => code::INVALID_OPTION,
+            Self::OriginNotAllowed => code::ORIGIN_NOT_ALLOWED,
         }
     }
 
@@ -173,6 +181,14 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// For a `429` answer, the seconds its `Retry-After` asks to wait.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Server { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -203,6 +219,7 @@ impl ClientError {
             status,
             code,
             description: description.unwrap_or_default().chars().take(200).collect(),
+            retry_after: None,
         }
     }
 }
@@ -224,7 +241,7 @@ fn status_code(status: u16) -> &'static str {
         403 => code::FORBIDDEN,
         404 => code::NOT_FOUND,
         408 => code::REQUEST_TIMEOUT,
-        429 => code::TOO_MANY_REQUESTS,
+        429 => code::RATE_LIMITED,
         500..=599 => code::SERVER_ERROR,
         _ => code::UNEXPECTED_STATUS,
     }
@@ -245,6 +262,9 @@ mod tests {
         assert_eq!(e.code(), "invalid_grant");
         let e = ClientError::from_server(503, None, None, None);
         assert_eq!(e.code(), "server_error");
+        assert!(e.is_transient());
+        let e = ClientError::from_server(429, None, None, None);
+        assert_eq!(e.code(), "rate_limited");
         assert!(e.is_transient());
         let e = ClientError::from_server(418, None, None, None);
         assert_eq!(e.code(), "unexpected_status");
@@ -299,6 +319,7 @@ mod tests {
         assert_eq!(ClientError::Crypto { op: "sign" }.code(), "crypto_error");
         assert_eq!(ClientError::Aborted.code(), "aborted");
         assert_eq!(ClientError::Disposed.code(), "disposed");
+        assert_eq!(ClientError::OriginNotAllowed.code(), "origin_not_allowed");
         assert!(!ClientError::Aborted.is_transient());
         assert_eq!(
             ClientError::InvalidInput { detail: "x".into() }.code(),

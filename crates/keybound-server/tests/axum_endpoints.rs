@@ -833,7 +833,7 @@ async fn sessions_lists_the_callers_sessions_only() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let sessions = reply.body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
-    // Most recently used first.
+    // Newest first.
     assert_eq!(sessions[0]["id"], a2.session_id.as_str());
     assert_eq!(sessions[0]["current"], false);
     assert_eq!(sessions[1]["id"], a1.session_id.as_str());
@@ -1184,7 +1184,7 @@ async fn cors_preflight_and_exposed_headers() {
     );
     assert_eq!(
         reply.header("access-control-expose-headers"),
-        Some("dpop-nonce,www-authenticate")
+        Some("dpop-nonce,www-authenticate,retry-after")
     );
 
     // And a successful one.
@@ -1199,7 +1199,7 @@ async fn cors_preflight_and_exposed_headers() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.header("access-control-expose-headers"),
-        Some("dpop-nonce,www-authenticate")
+        Some("dpop-nonce,www-authenticate,retry-after")
     );
 }
 

@@ -18,7 +18,8 @@ const PAGES = path.join(ROOT, "tests/browser/pages");
 export const sdkBuilt = existsSync(path.join(JS_DIR, "pkg/keybound.js"));
 export const SDK_MISSING = "the SDK is not built: run js/build.sh";
 
-export function launch() {
+/** Headless Chromium, with `args` added to the usual flags. */
+export function launch(args = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -28,6 +29,7 @@ export function launch() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...args,
     ],
   });
 }

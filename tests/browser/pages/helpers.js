@@ -102,6 +102,7 @@ export async function attempt(fn) {
       name: error?.name,
       code: error?.code,
       status: error?.status,
+      retryAfter: error?.retryAfter,
       message: error?.message,
       isKeyboundError: error instanceof window.KeyboundError,
     };

@@ -32,12 +32,26 @@ pub(crate) fn terminal_index(terminal: Terminal) -> u32 {
     }
 }
 
+/// The seconds a `Retry-After` value asks to wait at server time `now`: delta-seconds
+/// or an HTTP date (RFC 9110 §10.2.3); `None` when it is neither.
+fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
+    let mut secs: u64 = 0;
+    for b in value.bytes() {
+        if !b.is_ascii_digit() || secs > 1 << 40 {
+            return parse_http_date(value).map(|at| at.saturating_sub(now).max(0) as u64);
+        }
+        secs = secs * 10 + u64::from(b - b'0');
+    }
+    (!value.is_empty()).then_some(secs)
+}
+
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// The signing input (`header.payload`) of a DPoP proof for `method` and `url` by
     /// the device key, at the server's time, with `ath` for `access_token`, the given
     /// `nonce` or else the last one `url`'s origin gave, and `jti` from 16 random bytes.
-    /// `None` (and an error) without a key or for a URL that is not http(s).
+    /// `None` (and an error) without a key, for a URL that is not http(s), or for an
+    /// origin not allowed (`origin_not_allowed`: no proof leaves for it).
     pub fn proof_input(
         &mut self,
         method: &str,
@@ -52,6 +66,10 @@ impl Engine {
             self.fail(ClientError::NotLoggedIn);
             return None;
         };
+        if !self.allows(url) {
+            self.fail(ClientError::OriginNotAllowed);
+            return None;
+        }
         let Ok(jti) = <[u8; 16]>::try_from(jti) else {
             self.fail(ClientError::Crypto { op: "random" });
             return None;
@@ -101,8 +119,11 @@ impl Engine {
     }
 
     /// Reads an answer to an exchange of kind `exchange` (see
-    /// [`Exchange::from_index`]) to `url`: remembers its nonce, corrects the clock on a
-    /// refused `iat`, and decides the next step with the exchange's retry `budget`.
+    /// [`Exchange::from_index`]) that came from `url` (where a redirect ended):
+    /// remembers its nonce, corrects the clock on a refused `iat`, notes a `429`'s
+    /// `retry_after`, and decides the next step with the exchange's retry `budget`.
+    /// An answer from an origin that is not allowed changes nothing: `kb.fetch` gets
+    /// it as it is, every other exchange fails with `origin_not_allowed`.
     /// The result is `step | terminal << 4 | budget << 8` (steps: 0 take tokens, 1
     /// deliver, 2 retry, 3 refresh then retry, 4 ended, 5 fail); failures leave their
     /// error for [`take_error`](Self::take_error).
@@ -119,11 +140,20 @@ impl Engine {
         description: Option<String>,
         nonce: Option<String>,
         date: Option<String>,
+        retry_after: Option<String>,
         sent: f64,
         received: f64,
     ) -> u32 {
         let exchange = Exchange::from_index(exchange).unwrap_or(Exchange::Resource);
         let mut budget = RetryBudget::from_bits(budget);
+        self.last_answer = None;
+        if !self.allows(url) {
+            if exchange == Exchange::Resource {
+                return step::DELIVER | budget.to_bits() << 8;
+            }
+            self.fail(ClientError::OriginNotAllowed);
+            return step::FAIL | budget.to_bits() << 8;
+        }
         if let Some(nonce) = &nonce {
             self.nonces.remember(url, nonce);
         }
@@ -136,13 +166,24 @@ impl Engine {
             has_nonce: nonce.is_some(),
         };
         let step = budget.step(exchange, &answer);
-        let failure = ClientError::from_server(
+        let mut failure = ClientError::from_server(
             status,
             answer.error_name(),
             answer.error_code,
             description.as_deref(),
         );
-        self.last_answer = None;
+        self.retry_not_before = None;
+        if status == 429 {
+            let now = self.clock.server_now_secs(received);
+            let wait = retry_after
+                .as_deref()
+                .and_then(|v| retry_after_secs(v, now));
+            if let ClientError::Server { retry_after, .. } = &mut failure {
+                *retry_after = wait;
+            }
+            self.retry_not_before =
+                wait.map(|secs| (now.saturating_add_unsigned(secs)).saturating_mul(1000));
+        }
         let code = match step {
             Step::TakeTokens => step::TAKE_TOKENS,
             Step::Deliver => {

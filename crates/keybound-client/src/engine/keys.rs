@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn engine() -> Engine {
-        Engine::new("https://app.example/session", 120.0)
+        Engine::new("https://app.example/session", 120.0, "")
     }
 
     #[test]

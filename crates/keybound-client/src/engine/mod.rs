@@ -13,6 +13,7 @@
 use crate::prelude::*;
 mod exchange;
 mod keys;
+mod origins;
 mod session;
 mod tabs;
 
@@ -83,6 +84,8 @@ enum Staged {
 pub struct Engine {
     /// Absolute URL of the session router, without a trailing slash.
     endpoint: String,
+    /// The origins signed requests may go to: the endpoint's, then the app's.
+    allowed: Vec<String>,
     expiring_lead_ms: i64,
     clock: ServerClock,
     nonces: NonceJar,
@@ -102,18 +105,24 @@ pub struct Engine {
     error: Option<ClientError>,
     /// What the last answer said, for the error it stands for.
     last_answer: Option<ClientError>,
+    /// A `429`'s `Retry-After`: no background refresh before (server milliseconds).
+    retry_not_before: Option<i64>,
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// An engine for the session router at `endpoint` (an absolute http(s) URL; the
     /// driver resolves it against the page), firing `expiring` `expiring_lead_seconds`
-    /// before the session's end. A bad endpoint leaves an `invalid_option` error for
-    /// [`take_error`](Self::take_error).
+    /// before the session's end, signing for the endpoint's origin and the
+    /// `allowed_origins` (one a line, see `allowedOrigins`). A bad endpoint or origin
+    /// leaves an `invalid_option` error for [`take_error`](Self::take_error).
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen(constructor))]
-    pub fn new(endpoint: &str, expiring_lead_seconds: f64) -> Engine {
+    pub fn new(endpoint: &str, expiring_lead_seconds: f64, allowed_origins: &str) -> Engine {
+        let endpoint = endpoint.trim_end_matches('/');
+        let origin = origin_of(endpoint);
         let mut engine = Engine {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            endpoint: endpoint.to_owned(),
+            allowed: Vec::new(),
             expiring_lead_ms: (expiring_lead_seconds.clamp(0.0, 86_400.0) * 1000.0) as i64,
             clock: ServerClock::default(),
             nonces: NonceJar::default(),
@@ -130,11 +139,16 @@ impl Engine {
             events: Vec::new(),
             error: None,
             last_answer: None,
+            retry_not_before: None,
         };
-        if origin_of(&engine.endpoint).is_none() {
-            engine.error = Some(ClientError::InvalidOption {
+        match origin {
+            Some(origin) => {
+                engine.allowed.push(origin);
+                engine.allow_origins(allowed_origins);
+            }
+            None => engine.fail(ClientError::InvalidOption {
                 reason: "endpoint must be an http(s) URL",
-            });
+            }),
         }
         engine
     }
@@ -146,14 +160,17 @@ impl Engine {
         url
     }
 
-    /// The last error, as `code \n status \n message` (status empty when the error is
-    /// not a server's answer), and forgets it.
+    /// The last error, as `code \n status \n retry-after \n message` (status empty
+    /// when the error is not a server's answer, retry-after unless a `429` said), and
+    /// forgets it.
     pub fn take_error(&mut self) -> Option<String> {
         let error = self.error.take()?;
         let mut out = String::from(error.code());
-        out.push('\n');
-        if let Some(status) = error.status() {
-            crate::error::push_decimal(&mut out, u64::from(status));
+        for n in [error.status().map(u64::from), error.retry_after()] {
+            out.push('\n');
+            if let Some(n) = n {
+                crate::error::push_decimal(&mut out, n);
+            }
         }
         out.push('\n');
         out.push_str(&error.message());

@@ -341,10 +341,11 @@ impl Engine {
             return false;
         }
         let delay = self.backoff.next_delay_ms(random);
-        self.retry_at = Some(
-            self.now(now)
-                .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
-        );
+        let at = self
+            .now(now)
+            .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        // A `429` said how long to wait: not before that.
+        self.retry_at = Some(at.max(self.retry_not_before.take().unwrap_or(at)));
         true
     }
 

@@ -16,7 +16,7 @@ fn signing_key() -> SigningKey {
 }
 
 fn engine_with_key() -> Engine {
-    let mut engine = Engine::new("https://app.example/session/", 120.0);
+    let mut engine = Engine::new("https://app.example/session/", 120.0, "");
     assert_eq!(engine.take_error(), None);
     let x = signing_key().verifying_key().to_bytes();
     assert!(engine.set_key("webcrypto", &x));
@@ -80,6 +80,7 @@ fn answer(
         None,
         nonce.map(Into::into),
         date.map(Into::into),
+        None,
         NOW,
         NOW + 20.0,
     );
@@ -88,10 +89,10 @@ fn answer(
 
 #[test]
 fn a_bad_endpoint_is_an_invalid_option() {
-    let mut engine = Engine::new("ftp://x/session", 120.0);
+    let mut engine = Engine::new("ftp://x/session", 120.0, "");
     let error = engine.take_error().unwrap();
     assert!(
-        error.starts_with("invalid_option\n\ninvalid option: "),
+        error.starts_with("invalid_option\n\n\ninvalid option: "),
         "{error}"
     );
     assert_eq!(engine.take_error(), None);
@@ -240,7 +241,7 @@ fn an_ended_session_and_failures_leave_their_errors() {
     assert_eq!(s, step::FAIL);
     assert_eq!(
         engine.take_error().as_deref(),
-        Some("invalid_credentials\n401\n401 invalid_credentials: ")
+        Some("invalid_credentials\n401\n\n401 invalid_credentials: ")
     );
     // A delivered answer's error, when the caller needed a success.
     let (s, _, _) = answer(&mut engine, 0, 0, 404, None, None, None, None, None);
@@ -289,7 +290,7 @@ fn a_stored_session_resumes_unless_it_ran_out() {
     assert_eq!(engine.next_event(), None);
 
     // Another key's session is not resumed; a malformed record is an error.
-    let mut other = Engine::new(ORIGIN, 120.0);
+    let mut other = Engine::new(ORIGIN, 120.0, "");
     assert!(other.set_key("wasm", &[1u8; 32]));
     assert!(other.stage_live(plain, "s1", &jkt, "stamp-1", &numbers));
     assert_eq!(other.resume(NOW), 0);
@@ -416,4 +417,205 @@ fn key_choice() {
         None
     );
     assert!(engine.take_error().unwrap().starts_with("not_logged_in\n"));
+}
+
+/// An answer from `url` with the JSON error `error`/`code` and the headers given.
+#[allow(clippy::too_many_arguments)]
+fn answer_from(
+    engine: &mut Engine,
+    exchange: u32,
+    url: &str,
+    status: u16,
+    error: Option<&str>,
+    code: Option<&str>,
+    nonce: Option<&str>,
+    retry_after: Option<&str>,
+) -> u32 {
+    engine.answer(
+        exchange,
+        0,
+        url,
+        status,
+        error.map(|e| ["DPoP error=\"", e, "\""].concat()),
+        error.map(Into::into),
+        code.map(Into::into),
+        None,
+        nonce.map(Into::into),
+        None,
+        retry_after.map(Into::into),
+        NOW,
+        NOW + 20.0,
+    ) & 15
+}
+
+/// Whether the engine makes a proof for `url` (no proof: nothing is sent).
+fn may_sign(engine: &mut Engine, url: &str) -> bool {
+    engine
+        .proof_input("GET", url, Some("at-1".into()), None, &[3u8; 16], NOW)
+        .is_some()
+}
+
+#[test]
+fn signed_requests_go_only_to_allowed_origins() {
+    let mut engine = logged_in();
+    // The endpoint's origin, by default; nothing else.
+    assert!(may_sign(&mut engine, "https://app.example/api/orders"));
+    assert!(may_sign(&mut engine, "HTTPS://APP.example:443/x?y"));
+    for foreign in [
+        "https://evil.example/api",
+        "http://app.example/api",
+        "https://app.example:8443/api",
+        "https://api.app.example/api",
+        "not a url",
+    ] {
+        assert!(!may_sign(&mut engine, foreign), "{foreign}");
+        let error = engine.take_error().unwrap();
+        assert!(error.starts_with("origin_not_allowed\n\n\n"), "{error}");
+    }
+    // The app allows more, as origins only.
+    assert!(engine.allow_origins("https://API.example:443/\nhttp://localhost:8080"));
+    assert_eq!(engine.take_error(), None);
+    assert!(may_sign(&mut engine, "https://api.example/v1/x"));
+    assert!(may_sign(&mut engine, "http://localhost:8080/"));
+    assert!(may_sign(&mut engine, "https://app.example/still"));
+    assert!(!may_sign(&mut engine, "https://api.example:444/x"));
+    engine.take_error();
+    for bad in [
+        "https://api.example/v1",
+        "https://api.example?x",
+        "https://api.example#x",
+        "https://user@api.example",
+        "api.example",
+        "ftp://api.example",
+        "https://",
+        "https://ok.example\nhttps://api.example/v1",
+    ] {
+        let mut engine = Engine::new("https://app.example/session", 120.0, bad);
+        let error = engine.take_error().unwrap();
+        assert!(error.starts_with("invalid_option\n"), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn answers_from_other_origins_never_change_the_session() {
+    let mut engine = logged_in();
+    let foreign = "https://evil.example/api";
+    // A redirect ended at a foreign origin that says the session was revoked, with a
+    // nonce: `kb.fetch` gets the answer; the session, nonces and clock stay.
+    let s = answer_from(
+        &mut engine,
+        0,
+        foreign,
+        401,
+        Some("invalid_token"),
+        Some("session_revoked"),
+        Some("evil-nonce"),
+        None,
+    );
+    assert_eq!(s, step::DELIVER);
+    assert_eq!(engine.state(), "active");
+    assert_eq!(engine.next_event(), None);
+    assert_eq!(engine.take_error(), None);
+    engine.answer_error();
+    assert_eq!(engine.take_error(), None, "no error stands for it either");
+    assert_eq!(engine.nonces.get(foreign), None);
+    // The SDK's own exchanges fail instead (a token response from there is not taken).
+    for exchange in [1, 2, 3, 4] {
+        let s = answer_from(&mut engine, exchange, foreign, 200, None, None, None, None);
+        assert_eq!(s, step::FAIL, "exchange {exchange}");
+        assert!(
+            engine
+                .take_error()
+                .unwrap()
+                .starts_with("origin_not_allowed\n")
+        );
+    }
+    assert_eq!(engine.state(), "active");
+    // The same answer from the session's own origin does end it.
+    let s = answer_from(
+        &mut engine,
+        0,
+        "https://app.example/api",
+        401,
+        Some("invalid_token"),
+        Some("session_revoked"),
+        None,
+        None,
+    );
+    assert_eq!(s, step::ENDED);
+    // …and one from an origin the app allowed.
+    let mut engine = logged_in();
+    assert!(engine.allow_origins("https://api.example"));
+    let s = answer_from(
+        &mut engine,
+        0,
+        "https://api.example/v1",
+        401,
+        Some("invalid_token"),
+        Some("session_revoked"),
+        None,
+        None,
+    );
+    assert_eq!(s, step::ENDED);
+}
+
+#[test]
+fn a_429_is_rate_limited_with_its_retry_after() {
+    let mut engine = engine_with_key();
+    let login = "https://app.example/api/login";
+    let s = answer_from(
+        &mut engine,
+        2,
+        login,
+        429,
+        Some("rate_limited"),
+        Some("rate_limited"),
+        None,
+        Some("30"),
+    );
+    assert_eq!(s, step::FAIL);
+    let error = engine.take_error().unwrap();
+    assert!(
+        error.starts_with("rate_limited\n429\n30\n429 rate_limited"),
+        "{error}"
+    );
+    // No JSON body (a proxy's 429) and an HTTP date 90 s after the answer arrived.
+    let s = answer_from(
+        &mut engine,
+        2,
+        login,
+        429,
+        None,
+        None,
+        None,
+        Some("Mon, 12 Jan 1970 13:48:10 GMT"),
+    );
+    assert_eq!(s, step::FAIL);
+    let error = engine.take_error().unwrap();
+    assert!(error.starts_with("rate_limited\n429\n90\n"), "{error}");
+    // Neither seconds nor a date: no retry-after.
+    answer_from(&mut engine, 2, login, 429, None, None, None, Some("soon"));
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("rate_limited\n429\n\n")
+    );
+
+    // A refused refresh waits for at least the Retry-After.
+    let mut engine = logged_in();
+    let refresh = "https://app.example/session/refresh";
+    let s = answer_from(&mut engine, 4, refresh, 429, None, None, None, Some("600"));
+    assert_eq!(s, step::FAIL);
+    assert!(
+        engine
+            .take_error()
+            .unwrap()
+            .starts_with("rate_limited\n429\n600\n")
+    );
+    assert!(engine.refresh_failed("rate_limited", 0, NOW));
+    assert_eq!(engine.state(), "active", "a 429 keeps the session");
+    assert!(Engine::is_transient("rate_limited", 429));
+    let plan = engine.tick(NOW + 299_000.0);
+    assert_eq!(plan[0], 0.0, "no refresh before the Retry-After: {plan:?}");
 }

@@ -160,7 +160,11 @@ codes! {
     PAYLOAD_TOO_LARGE = "payload_too_large":
         "The request body is larger than the endpoint accepts.";
     RATE_LIMITED = "rate_limited":
-        "Too many attempts (logins per address or per username); retry after `Retry-After`.";
+        "Too many attempts (logins per address or per username); retry after `Retry-After` (the SDK's code for every 429).";
+    INVALID_PAGE_LIMIT = "invalid_page_limit":
+        "The session list's `limit` is not a whole number from 1 to 200.";
+    INVALID_CURSOR = "invalid_cursor":
+        "The session list's `cursor` is not one the server gave as `next_cursor`.";
 
     // The DBSC endpoints and cookie-bound requests (the server's `ApiError`).
 
@@ -186,12 +190,13 @@ codes! {
     DISPOSED = "disposed": "The `Keybound` object was disposed.";
     INVALID_OPTION = "invalid_option":
         "An option passed to `Keybound.init` or to a method is invalid.";
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed":
+        "A signed request was for an origin not in `allowedOrigins`; nothing was sent.";
     BAD_REQUEST = "bad_request": "The server answered 400 without a code.";
     UNAUTHORIZED = "unauthorized": "The server answered 401 without a code.";
     FORBIDDEN = "forbidden": "The server answered 403 without a code.";
     NOT_FOUND = "not_found": "The server answered 404 without a code.";
     REQUEST_TIMEOUT = "request_timeout": "The server answered 408 without a code.";
-    TOO_MANY_REQUESTS = "too_many_requests": "The server answered 429 without a code.";
     SERVER_ERROR = "server_error": "The server answered 5xx without a code.";
     UNEXPECTED_STATUS = "unexpected_status":
         "The server answered an unexpected status without a code.";

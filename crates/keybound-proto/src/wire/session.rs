@@ -190,11 +190,28 @@ fn dpop() -> String {
     "dpop".to_owned()
 }
 
-/// The body of `GET …/sessions`: `{"sessions": […]}`.
+/// The body of `GET …/sessions?limit=N&cursor=C`: one page of the caller's sessions,
+/// `{"sessions": […], "next_cursor": "…" | null}`.
+///
+/// Pages are in a stable order, newest session first (by `created_at`, ties by `id`),
+/// so following `next_cursor` until it is `null` lists every session exactly once,
+/// whatever is refreshed meanwhile (sessions opened meanwhile are on the first page,
+/// purged ones drop out). `limit` is 1 to [`MAX_LIMIT`](Self::MAX_LIMIT), by default
+/// [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT); the cursor is opaque.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionList {
-    /// The caller's sessions.
+    /// The caller's sessions on this page.
     pub sessions: Vec<SessionSummary>,
+    /// The `cursor` of the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+impl SessionList {
+    /// Sessions per page when the request names no `limit`.
+    pub const DEFAULT_LIMIT: usize = 50;
+    /// The largest `limit` a request may name.
+    pub const MAX_LIMIT: usize = 200;
 }
 
 /// The body of `POST …/extend`: the caller's session and the server's clock.
@@ -266,6 +283,20 @@ mod tests {
             SessionEnd::from_refresh_refusal(Some("invalid_token"), Some("session_closed")),
             Some(SessionEnd::Closed)
         );
+    }
+
+    #[test]
+    fn a_page_always_says_whether_another_follows() {
+        let page = SessionList {
+            sessions: Vec::new(),
+            next_cursor: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&page).unwrap(),
+            r#"{"sessions":[],"next_cursor":null}"#
+        );
+        let old: SessionList = serde_json::from_str(r#"{"sessions":[]}"#).unwrap();
+        assert_eq!(old, page);
     }
 
     #[test]

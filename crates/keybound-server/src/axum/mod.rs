@@ -183,8 +183,9 @@ pub const CORS_ALLOW_HEADERS: [HeaderName; 3] = [
 ];
 
 /// Response headers a cross-origin keybound client must be able to read: `DPoP-Nonce`,
-/// `WWW-Authenticate`.
-pub const CORS_EXPOSE_HEADERS: [HeaderName; 2] = [DPOP_NONCE, header::WWW_AUTHENTICATE];
+/// `WWW-Authenticate`, and `Retry-After` (how long a `429` asks to wait).
+pub const CORS_EXPOSE_HEADERS: [HeaderName; 3] =
+    [DPOP_NONCE, header::WWW_AUTHENTICATE, header::RETRY_AFTER];
 
 /// The state keybound's extractors and endpoints need: the request verifier and the
 /// session service. Cheap to clone.

@@ -2,8 +2,8 @@
 //! module docs of [`crate::axum`].
 
 use ::axum::body::Bytes;
-use ::axum::extract::rejection::{BytesRejection, PathRejection};
-use ::axum::extract::{DefaultBodyLimit, FromRef, Path, State};
+use ::axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use ::axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::{delete, get, post};
 use ::axum::{Json, Router};
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{ApiError, Keybound, ProofOfPossession, Session};
-use crate::lifecycle::{EndResult, SessionInfo};
+use crate::lifecycle::{EndResult, PageCursor, SessionInfo};
 use crate::{Rejection, SessionDenied};
 
 /// The largest request body keybound's endpoints accept (16 KiB); a good limit for a
@@ -41,7 +41,7 @@ const JWKS_CACHE_CONTROL: &str = "public, max-age=60";
 /// | `POST {prefix}/refresh` | body `{"refresh_token"}` + proof → rotated tokens | `200` token response |
 /// | `POST {prefix}/extend` | "stay signed in": restarts the idle timeout | `200` session |
 /// | `POST {prefix}/logout` | closes the calling session (idempotent) | `204` |
-/// | `GET {prefix}/sessions` | the caller's sessions, `current` marked | `200 {"sessions":[…]}` |
+/// | `GET {prefix}/sessions?limit=N&cursor=C` | a page of the caller's sessions, newest first, `current` marked | `200 {"sessions":[…],"next_cursor":…}` |
 /// | `DELETE {prefix}/sessions/{id}` | revokes one of the caller's sessions (idempotent) | `200` |
 /// | `POST {prefix}/sessions/revoke-others` | revokes every other session of the caller | `200 {"revoked":n}` |
 /// | `GET /.well-known/jwks.json` | access-token verification keys | `200` JWKS |
@@ -201,15 +201,68 @@ async fn logout(State(kb): State<Keybound>, session: Result<Session, ApiError>) 
     respond(&kb, result)
 }
 
-async fn list(State(kb): State<Keybound>, session: Result<Session, ApiError>) -> Response {
+/// `limit` and `cursor` of `GET {prefix}/sessions`, checked: `limit` a whole number
+/// from 1 to [`SessionList::MAX_LIMIT`], `cursor` a `next_cursor` this server gave.
+/// Other parameters are ignored; a parameter given twice is refused.
+fn page_query(pairs: &[(String, String)]) -> Result<(usize, Option<PageCursor>), ApiError> {
+    let bad_limit = || ApiError::BadRequest {
+        code: code::INVALID_PAGE_LIMIT,
+        description: "limit must be a whole number from 1 to 200, given once",
+    };
+    let bad_cursor = || ApiError::BadRequest {
+        code: code::INVALID_CURSOR,
+        description: "cursor must be a next_cursor of an earlier page, given once",
+    };
+    let mut limit = None;
+    let mut cursor = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "limit" => {
+                // Plain digits without a leading zero: one spelling per number.
+                let digits = !value.starts_with('0')
+                    && value.len() <= 3
+                    && value.bytes().all(|b| b.is_ascii_digit());
+                let n = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| digits && (1..=SessionList::MAX_LIMIT).contains(n));
+                if limit.replace(n.ok_or_else(bad_limit)?).is_some() {
+                    return Err(bad_limit());
+                }
+            }
+            "cursor" => {
+                let c = PageCursor::parse(value).ok_or_else(bad_cursor)?;
+                if cursor.replace(c).is_some() {
+                    return Err(bad_cursor());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((limit.unwrap_or(SessionList::DEFAULT_LIMIT), cursor))
+}
+
+async fn list(
+    State(kb): State<Keybound>,
+    session: Result<Session, ApiError>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
     let result = async {
         let session = session?;
-        let sessions = kb
+        let Query(pairs) = query.map_err(|_| ApiError::BadRequest {
+            code: code::INVALID_CURSOR,
+            description: "the query string is not URL-encoded pairs",
+        })?;
+        let (limit, cursor) = page_query(&pairs)?;
+        let page = kb
             .service()
-            .list_sessions(&session.user_id, Some(&session.session_id))
+            .list_sessions_page(&session.user_id, Some(&session.session_id), limit, cursor)
             .await?;
-        let sessions = sessions.into_iter().map(summary).collect();
-        Ok(Json(SessionList { sessions }).into_response())
+        Ok(Json(SessionList {
+            sessions: page.sessions.into_iter().map(summary).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        })
+        .into_response())
     }
     .await;
     respond(&kb, result)

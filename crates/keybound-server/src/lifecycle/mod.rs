@@ -114,7 +114,8 @@ pub use risk::{
 pub(crate) use service::dbsc_thumbprint;
 pub use service::{BoundCookieValue, PendingDbsc};
 pub use service::{
-    EndResult, LoginFence, OpenRequest, SessionInfo, SessionService, SessionServiceBuilder,
+    EndResult, LoginFence, OpenRequest, PageCursor, SessionInfo, SessionPage, SessionService,
+    SessionServiceBuilder,
 };
 pub use sweeper::{SweepHook, SweepReport, SweeperHandle};
 pub use tokens::RefreshSecret;

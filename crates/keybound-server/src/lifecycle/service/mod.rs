@@ -3,14 +3,16 @@
 //! One file per job: [`builder`] configures the service, [`open`] opens sessions and
 //! issues tokens, [`refresh`] rotates refresh tokens (with the risk policy's say),
 //! [`update`] extends sessions and rotates them on sensitive actions, [`end`] closes and
-//! revokes, [`check`] answers the verifier's session check and lists sessions. This
-//! file holds the service itself and what they share (audit, cache, input checks).
+//! revokes, [`check`] answers the verifier's session check and lists sessions, [`page`]
+//! pages that list. This file holds the service itself and what they share (audit,
+//! cache, input checks).
 
 mod builder;
 mod check;
 mod dbsc;
 mod end;
 mod open;
+mod page;
 mod refresh;
 mod update;
 
@@ -32,6 +34,7 @@ pub use builder::SessionServiceBuilder;
 pub(crate) use dbsc::thumbprint as dbsc_thumbprint;
 pub use dbsc::{BoundCookieValue, PendingDbsc};
 pub use open::{LoginFence, OpenRequest};
+pub use page::{PageCursor, SessionPage};
 
 const MAX_USER_ID_LEN: usize = 256;
 
