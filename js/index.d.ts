@@ -130,6 +130,8 @@ export interface SessionSummary {
   endedAt: Date | null;
   /** Whether this is the session of this browser. */
   current: boolean;
+  /** How the session is bound to its device: `"dpop"` (an SDK's key) or `"dbsc"` (the browser's own key, Device Bound Session Credentials). */
+  binding: "dpop" | "dbsc";
 }
 
 /** `detail` of the `expiring` event. */

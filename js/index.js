@@ -73,6 +73,7 @@ function sessionSummary(raw) {
     reason: raw.reason ?? null,
     endedAt: toDate(raw.ended_at),
     current: raw.current === true,
+    binding: raw.binding ?? "dpop",
   };
 }
 
