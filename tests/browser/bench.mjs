@@ -50,7 +50,7 @@ async function proofTimes(forceWasmKeys, initScript) {
   const { context, page } = await freshPage(initScript);
   const result = await page.evaluate(
     async ({ forceWasmKeys, count }) => {
-      await start({ storageName: `bench-${forceWasmKeys}`, forceWasmKeys });
+      await start({ storageName: `bench-${forceWasmKeys}`, forceWasmKeys, allowedOrigins: ["https://api.example"] });
       const url = "https://api.example/orders/42";
       const token = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
       for (let i = 0; i < 50; i++) await kb.createProof("GET", url, { accessToken: token });
