@@ -2,7 +2,7 @@
 # Builds the npm package `keybound`:
 #   crates/keybound-client   (the engine, loaded at start)
 #   crates/keybound-fallback (the in-module signer, fetched only with forceWasmKeys)
-#   each: cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/
+#   each: cargo (wasm32, size-optimised release) -> wasm-bindgen --target web -> wasm-opt -Oz -> js/pkg/ (the glue to js/glue/)
 # then bundles the JavaScript (js/*.js and the glue) with esbuild into js/pkg/keybound.js,
 # prints the start and fallback bytes (failing above js/size-budget.json) and
 # `npm pack` writes js/keybound-<version>.tgz.
@@ -25,16 +25,19 @@ cargo build -p keybound-client -p keybound-fallback --features keybound-client/m
 kb_install_npm js >&2
 WASM_OPT=$(kb_wasm_opt)
 
+# The wasm-bindgen glue is an input of the bundle, not part of the package: it goes to
+# js/glue/ (git-ignored), so js/pkg/ holds exactly what the package ships.
+GLUE=$ROOT/js/glue
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-rm -rf "$OUT"
-mkdir -p "$OUT"
+rm -rf "$OUT" "$GLUE"
+mkdir -p "$OUT" "$GLUE"
 for crate in keybound_client keybound_fallback; do
     wasm-bindgen --target web --no-typescript --out-dir "$TMP" \
         "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/$crate.wasm"
     "$WASM_OPT" -Oz --converge --strip-debug --strip-producers \
         -o "$OUT/${crate}_bg.wasm" "$TMP/${crate}_bg.wasm"
-    cp "$TMP/$crate.js" "$OUT/"
+    cp "$TMP/$crate.js" "$GLUE/"
 done
 
 # One minified ES module for the page (the JavaScript above and the engine's glue) and

@@ -2,7 +2,7 @@
 // The decisions live in the WebAssembly engine; the driver carries them out with the
 // browser's APIs; this file gives them a JavaScript face: an EventTarget, an Error
 // class with stable codes, and friendly shapes.
-import initModule, { Engine } from "./pkg/keybound_client.js";
+import initModule, { Engine } from "./glue/keybound_client.js";
 import { Driver } from "./driver.js";
 import { KeyboundError } from "./error.js";
 import { Storage } from "./store.js";

@@ -123,7 +123,7 @@ let fallbackModule = null;
  * made or loaded (`forceWasmKeys`), never otherwise.
  */
 function fallback() {
-  fallbackModule ??= import("./pkg/keybound_fallback.js").then(
+  fallbackModule ??= import("./glue/keybound_fallback.js").then(
     async (module) => {
       await module.default();
       return module;
