@@ -3,6 +3,7 @@
 // happened. It decides nothing about the session itself: which key to make, what an
 // answer means, when to retry, refresh, warn or expire is the engine's (Rust) call.
 import { KeyboundError, describe, engineError } from "./error.js";
+import { engine as makeEngine } from "./engine.js";
 import { Storage, b64url } from "./store.js";
 
 // Exchange kinds and answer steps, as the engine numbers them (answer.rs, exchange.rs).
@@ -91,15 +92,15 @@ export class Driver {
    * Opens the storage, loads or makes the device key, resumes a stored session and
    * starts listening to other tabs.
    */
-  static async create(Engine, config, emit, opening = Storage.open(config.storageName)) {
-    const engine = new Engine(config.endpoint, config.expiringLeadSeconds, config.allowedOrigins.join("\n"));
+  static async create(Calls, config, emit, opening = Storage.open(config.storageName)) {
+    const engine = makeEngine(Calls, config.endpoint, config.expiringLeadSeconds, config.allowedOrigins.join("\n"));
     const problem = engine.take_error();
     if (problem !== undefined) {
       engine.free();
       throw engineError(problem);
     }
     const storage = await opening;
-    const driver = new Driver(Engine, engine, storage, config, emit);
+    const driver = new Driver(engine, storage, config, emit);
     // Both records at once: start-up waits for IndexedDB more than for anything else.
     const [stored, storedKey] = await Promise.all([storage.loadSession(), storage.loadKey()]);
     driver.#stageRecord(stored);
@@ -121,7 +122,6 @@ export class Driver {
     return driver;
   }
 
-  #Engine;
   #engine;
   #storage;
   #config;
@@ -134,8 +134,7 @@ export class Driver {
   #lock;
   disposed = false;
 
-  constructor(Engine, engine, storage, config, emit) {
-    this.#Engine = Engine;
+  constructor(engine, storage, config, emit) {
     this.#engine = engine;
     this.#storage = storage;
     this.#config = config;
@@ -207,7 +206,7 @@ export class Driver {
   async #ensureKey(key = undefined) {
     if (this.#signer && this.#engine.thumbprint() !== undefined) return this.#signer;
     key ??= await this.#storage.loadKey();
-    key ??= await this.#storage.createKey(this.#Engine.key_kinds(this.#config.forceWasmKeys));
+    key ??= await this.#storage.createKey(this.#engine.key_kinds(this.#config.forceWasmKeys));
     if (!this.#engine.set_key(key.kind, key.x)) throw this.#fail();
     return (this.#signer = key);
   }
@@ -221,7 +220,7 @@ export class Driver {
     const signature = await signer.sign(new TextEncoder().encode(input)).catch((error) => {
       throw new KeyboundError("crypto_error", "crypto operation failed: sign", { cause: error });
     });
-    return this.#Engine.proof_finish(input, signature);
+    return this.#engine.proof_finish(input, signature);
   }
 
   // ---- one signed exchange -----------------------------------------------------------

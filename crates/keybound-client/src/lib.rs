@@ -71,6 +71,7 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 pub mod answer;
 mod backoff;
+mod calls;
 mod clock;
 mod error;
 mod nonce;
@@ -87,6 +88,7 @@ pub use nonce::{NonceJar, origin_of};
 pub use state::{SessionState, Terminal, Transition};
 pub use tokens::SessionTokens;
 
+pub use calls::Calls;
 pub use engine::{Engine, KeyKind};
 
 /// The module's allocator: a small free list (with coalescing) instead of the standard

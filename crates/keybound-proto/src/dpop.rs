@@ -293,17 +293,33 @@ impl ProofBuilder {
         if method.is_empty() {
             return Err(ProtoError::InvalidClaim { name: "htm" });
         }
-        Ok(Self {
+        Ok(Self::for_htu(jwk, method, normalize_htu(url)?, iat, jti_random))
+    }
+
+    /// Starts a proof as [`new`](Self::new) does, for an `htu` the caller has already
+    /// made: `scheme://host[:port]/path` of an absolute http(s) URL, as a URL parser
+    /// gives it, and a non-empty `method`. Nothing is checked or normalised here; a
+    /// verifier normalises the `htu` it receives. The browser SDK builds its proofs
+    /// this way from the browser's own URL parser, so it signs exactly the URL `fetch`
+    /// sends and its WebAssembly carries no second URL parser.
+    pub fn for_htu(
+        jwk: PublicJwk,
+        method: &str,
+        htu: String,
+        iat: i64,
+        jti_random: [u8; 16],
+    ) -> Self {
+        Self {
             jwk,
             claims: ProofClaims {
                 jti: b64::encode(jti_random),
                 htm: method.to_owned(),
-                htu: normalize_htu(url)?,
+                htu,
                 iat,
                 ath: None,
                 nonce: None,
             },
-        })
+        }
     }
 
     /// Binds the proof to an access token (`ath`).

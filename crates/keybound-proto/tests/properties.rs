@@ -285,6 +285,25 @@ proptest! {
     }
 
     #[test]
+    fn base64url_encoding_matches_the_base64_crate_and_decodes_back(
+        bytes in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        use base64::Engine as _;
+        let text = b64::encode(&bytes);
+        prop_assert_eq!(&text, &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes));
+        prop_assert_eq!(b64::decode(&text, "x").unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_proof_for_a_normalised_htu_is_the_proof_for_its_url(url in url(), jti in any::<[u8; 16]>()) {
+        let jwk = SigningKey::from_bytes(&[3u8; 32]).public_jwk();
+        let from_url = ProofBuilder::new(jwk.clone(), "GET", &url, 1_700_000_000, jti).unwrap();
+        let htu = normalize_htu(&url).unwrap();
+        let from_htu = ProofBuilder::for_htu(jwk, "GET", htu, 1_700_000_000, jti);
+        prop_assert_eq!(from_url.signing_input(), from_htu.signing_input());
+    }
+
+    #[test]
     fn normalize_htu_is_idempotent_on_urls(url in url()) {
         let once = normalize_htu(&url).unwrap();
         prop_assert_eq!(normalize_htu(&once).unwrap(), once.clone());

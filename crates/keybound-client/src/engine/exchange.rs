@@ -3,8 +3,6 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::wasm_bindgen;
 
 use keybound_proto::{ProofBuilder, b64};
 use zeroize::Zeroizing;
@@ -45,7 +43,6 @@ fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
     (!value.is_empty()).then_some(secs)
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// The signing input (`header.payload`) of a DPoP proof for `method` and `url` by
     /// the device key, at the server's time, with `ath` for `access_token`, the given

@@ -7,8 +7,6 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::wasm_bindgen;
 
 use keybound_proto::PublicJwk;
 
@@ -65,7 +63,6 @@ impl KeyKind {
     }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// The kinds of key to try when making one, best first, space-separated: a
     /// WebCrypto Ed25519 key, else (a browser without WebCrypto Ed25519) a WebCrypto

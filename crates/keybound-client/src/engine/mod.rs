@@ -25,8 +25,6 @@ use crate::{
 };
 pub use keys::KeyKind;
 
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Something the app should hear about, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +77,6 @@ enum Staged {
 }
 
 /// The SDK's engine; see the module documentation.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 #[derive(Debug)]
 pub struct Engine {
     /// Absolute URL of the session router, without a trailing slash.
@@ -109,14 +106,12 @@ pub struct Engine {
     retry_not_before: Option<i64>,
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// An engine for the session router at `endpoint` (an absolute http(s) URL; the
     /// driver resolves it against the page), firing `expiring` `expiring_lead_seconds`
     /// before the session's end, signing for the endpoint's origin and the
     /// `allowed_origins` (one a line, see `allowedOrigins`). A bad endpoint or origin
     /// leaves an `invalid_option` error for [`take_error`](Self::take_error).
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen(constructor))]
     pub fn new(endpoint: &str, expiring_lead_seconds: f64, allowed_origins: &str) -> Engine {
         let endpoint = endpoint.trim_end_matches('/');
         let origin = origin_of(endpoint);

@@ -3,8 +3,6 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::wasm_bindgen;
 
 use keybound_proto::TokenResponse;
 
@@ -44,7 +42,6 @@ fn end_reason(index: u32) -> Option<EndReason> {
     }
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     // ---- tokens from an answer ---------------------------------------------------------
 

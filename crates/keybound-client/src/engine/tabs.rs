@@ -4,13 +4,10 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen::prelude::wasm_bindgen;
 
 use super::Engine;
 use crate::Terminal;
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Engine {
     /// Reads a message `{kind, state, sid}` from another tab. Returns 0 (nothing more
     /// to do; an ending was applied), 1 (re-read the session from storage) or 2
