@@ -21,6 +21,20 @@ const text = (value) => (typeof value === "string" ? value : undefined);
 const number = (value) => (typeof value === "number" ? value : NaN);
 const invalidInput = (error) => new KeyboundError("invalid_input", `invalid request: ${describe(error)}`, { cause: error });
 
+/**
+ * The `htu` the engine signs for `url`: the browser's own parse, as `fetch` sends it
+ * (lower-case scheme and host, no default port, the path without query or fragment).
+ */
+function htu(url) {
+  let parsed;
+  try {
+    parsed = new URL(url, globalThis.location?.href);
+  } catch (error) {
+    throw new KeyboundError("invalid_url", `invalid URL: ${describe(error)}`, { cause: error });
+  }
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
+
 /** Runs `work` holding the origin-wide lock `name`; unguarded without Web Locks. */
 function withLock(name, work) {
   const locks = globalThis.navigator?.locks;
@@ -215,7 +229,7 @@ export class Driver {
   async proof(method, url, accessToken, nonce) {
     const signer = await this.#ensureKey();
     const jti = crypto.getRandomValues(new Uint8Array(16));
-    const input = this.#engine.proof_input(method, url, accessToken, nonce, jti, now());
+    const input = this.#engine.proof_input(method, htu(url), accessToken, nonce, jti, now());
     if (input === undefined) throw this.#fail();
     const signature = await signer.sign(new TextEncoder().encode(input)).catch((error) => {
       throw new KeyboundError("crypto_error", "crypto operation failed: sign", { cause: error });
@@ -237,8 +251,9 @@ export class Driver {
       reply.code,
       reply.description,
       reply.nonce,
-      reply.date,
+      Date.parse(reply.date),
       reply.retryAfter,
+      Date.parse(reply.retryAfter),
       reply.sent,
       reply.received,
     );

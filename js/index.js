@@ -49,10 +49,18 @@ function settings(options) {
   }
   const forceWasmKeys = given("forceWasmKeys") ? options.forceWasmKeys : false;
   if (typeof forceWasmKeys !== "boolean") throw invalid("forceWasmKeys must be a boolean");
-  // Each entry is checked by the engine (an http(s) origin, nothing more).
+  // Each entry is written as the browser's URL parser writes it, then checked by the
+  // engine (an http(s) origin, nothing more).
   const allowedOrigins = given("allowedOrigins") ? options.allowedOrigins : [];
   if (!Array.isArray(allowedOrigins)) throw invalid("allowedOrigins must be an array of origins");
-  return { endpoint: url.href, allowedOrigins, storageName, expiringLeadSeconds: lead, forceWasmKeys };
+  const origins = allowedOrigins.map((origin) => {
+    try {
+      return new URL(origin).href;
+    } catch {
+      return String(origin);
+    }
+  });
+  return { endpoint: url.href, allowedOrigins: origins, storageName, expiringLeadSeconds: lead, forceWasmKeys };
 }
 
 function toDate(value) {

@@ -65,44 +65,19 @@ impl ServerClock {
     }
 }
 
-/// Parses an HTTP `Date` header (IMF-fixdate, RFC 9110 §5.6.7, e.g.
-/// `Sun, 06 Nov 1994 08:49:37 GMT`) into seconds since the epoch.
-pub fn parse_http_date(text: &str) -> Option<i64> {
-    let mut parts = text.split_ascii_whitespace();
-    let (_weekday, day, month, year, time, zone) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if zone != "GMT" || parts.next().is_some() {
+/// Whole seconds since the epoch of a time the browser parsed (`Date.parse` of an
+/// HTTP date: epoch milliseconds, `NaN` when the text was no date).
+pub fn epoch_secs(ms: f64) -> Option<i64> {
+    if !(-8.64e15..=8.64e15).contains(&ms) {
         return None;
     }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = i64::try_from(MONTHS.iter().position(|m| *m == month)? + 1).ok()?;
-    let day: i64 = day.parse().ok()?;
-    let year: i64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(str::parse::<i64>);
-    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || hms.next().is_some() {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    // Rounded down (`f64::floor` is not in `core`).
+    let secs = (ms / 1000.0) as i64;
+    Some(if (secs as f64) * 1000.0 > ms {
+        secs - 1
+    } else {
+        secs
+    })
 }
 
 #[cfg(test)]
@@ -138,19 +113,14 @@ mod tests {
     }
 
     #[test]
-    fn http_dates() {
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
-            Some(1_835_438_400)
-        );
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
-        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date(""), None);
+    fn browser_dates_become_whole_seconds() {
+        // `Date.parse("Sun, 06 Nov 1994 08:49:37 GMT")`.
+        assert_eq!(epoch_secs(784_111_777_000.0), Some(784_111_777));
+        assert_eq!(epoch_secs(1_500.0), Some(1));
+        assert_eq!(epoch_secs(-1.0), Some(-1));
+        // `Date.parse` of something that is no date, and what no date can be.
+        assert_eq!(epoch_secs(f64::NAN), None);
+        assert_eq!(epoch_secs(f64::INFINITY), None);
+        assert_eq!(epoch_secs(9.0e15), None);
     }
 }

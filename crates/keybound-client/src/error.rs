@@ -4,7 +4,6 @@
 use crate::prelude::*;
 use core::fmt;
 
-use keybound_proto::ProtoError;
 use keybound_proto::wire::code;
 
 use crate::state::Terminal;
@@ -51,8 +50,6 @@ pub enum ClientError {
         /// What was wrong.
         reason: &'static str,
     },
-    /// A proof could not be built (for example a URL that is not http(s)).
-    Proto(ProtoError),
     /// The browser's crypto failed (key generation, signing, encryption).
     Crypto {
         /// Which operation failed.
@@ -78,12 +75,6 @@ pub enum ClientError {
     /// A signed request was for an origin the app did not allow (`allowedOrigins`),
     /// or a signed request's answer came from one (after a redirect).
     OriginNotAllowed,
-}
-
-impl From<ProtoError> for ClientError {
-    fn from(error: ProtoError) -> Self {
-        Self::Proto(error)
-    }
 }
 
 impl fmt::Display for ClientError {
@@ -137,8 +128,6 @@ impl ClientError {
                 return out;
             }
             Self::InvalidResponse { reason } => ("invalid response from the server: ", reason),
-            Self::Proto(ProtoError::InvalidUrl { reason }) => ("invalid URL: ", reason),
-            Self::Proto(error) => ("invalid proof input: ", error.code()),
             Self::Crypto { op } => ("crypto operation failed: ", op),
             Self::Storage { op } => ("storage error: ", op),
             Self::Unsupported { missing } => {
@@ -167,7 +156,6 @@ impl ClientError {
             Self::InvalidInput { .. } => code::INVALID_INPUT,
             Self::Server { code, .. } => code,
             Self::InvalidResponse { .. } => code::INVALID_RESPONSE,
-            Self::Proto(err) => err.code(),
             Self::Crypto { .. } => code::CRYPTO_ERROR,
             Self::Storage { .. } => code::STORAGE_ERROR,
             Self::Unsupported { .. } => code::UNSUPPORTED_BROWSER,
@@ -312,10 +300,6 @@ mod tests {
             "network_error"
         );
         assert!(ClientError::Network { detail: "x".into() }.is_transient());
-        assert_eq!(
-            ClientError::Proto(ProtoError::HtuMismatch).code(),
-            "htu_mismatch"
-        );
         assert_eq!(ClientError::Crypto { op: "sign" }.code(), "crypto_error");
         assert_eq!(ClientError::Aborted.code(), "aborted");
         assert_eq!(ClientError::Disposed.code(), "disposed");

@@ -82,7 +82,7 @@ mod tokens;
 mod engine;
 
 pub use backoff::Backoff;
-pub use clock::{ServerClock, parse_http_date};
+pub use clock::{ServerClock, epoch_secs};
 pub use error::ClientError;
 pub use nonce::{NonceJar, origin_of};
 pub use state::{SessionState, Terminal, Transition};

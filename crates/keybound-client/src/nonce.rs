@@ -2,7 +2,6 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-use keybound_proto::normalize_htu;
 
 /// How many origins' nonces are remembered; the oldest is forgotten first.
 const CAPACITY: usize = 16;
@@ -16,7 +15,7 @@ const MAX_NONCE_LEN: usize = 512;
 /// use keybound_client::NonceJar;
 /// let mut jar = NonceJar::default();
 /// jar.remember("https://api.example/session/refresh", "n-1");
-/// assert_eq!(jar.get("https://API.example:443/other?q"), Some("n-1"));
+/// assert_eq!(jar.get("https://api.example/other"), Some("n-1"));
 /// assert_eq!(jar.get("https://elsewhere.example/"), None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +47,7 @@ impl NonceJar {
         if self.entries.len() == CAPACITY {
             self.entries.remove(0);
         }
-        self.entries.push((origin, nonce.to_owned()));
+        self.entries.push((origin.to_owned(), nonce.to_owned()));
         true
     }
 }
@@ -62,14 +61,29 @@ fn is_nonce(value: &str) -> bool {
             .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e))
 }
 
-/// `scheme://host[:port]` of an http(s) URL, normalised as for `htu`.
-pub fn origin_of(url: &str) -> Option<String> {
-    let htu = normalize_htu(url).ok()?;
-    // A normalised `htu` starts with `http://` or `https://`. Checked slicing (`get`)
-    // keeps the module free of the string-slicing panic and its formatting.
-    let authority_start = htu.find(':')? + 3;
-    let path_start = htu.get(authority_start..)?.find('/')? + authority_start;
-    htu.get(..path_start).map(str::to_owned)
+/// `scheme://host[:port]` of an http(s) URL as the browser's URL parser writes it
+/// (`URL.href`, or `protocol + "//" + host + pathname`): lower-case scheme and host, no
+/// default port, no user info. The driver hands the engine only such URLs, so the
+/// engine compares origins as text and needs no URL parser of its own; anything else
+/// (upper case, user info, a wildcard, another scheme) is no origin at all, and so
+/// never an allowed one.
+pub fn origin_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once(':')?;
+    let rest = rest.strip_prefix("//")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = rest.get(..end)?;
+    let host_chars =
+        |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b':' | b'[' | b']');
+    if authority.is_empty() || !authority.bytes().all(host_chars) {
+        return None;
+    }
+    url.get(..scheme.len() + 3 + end)
 }
 
 #[cfg(test)]
@@ -81,15 +95,33 @@ mod tests {
     #[test]
     fn origins() {
         assert_eq!(
-            origin_of("HTTP://LocalHost:80/a?b#c").as_deref(),
+            origin_of("http://localhost/a?b#c"),
             Some("http://localhost")
         );
         assert_eq!(
-            origin_of("http://127.0.0.1:8080").as_deref(),
+            origin_of("http://127.0.0.1:8080"),
             Some("http://127.0.0.1:8080")
         );
-        assert_eq!(origin_of("/relative"), None);
-        assert_eq!(origin_of("ftp://x/"), None);
+        assert_eq!(
+            origin_of("https://[::1]:8443/x"),
+            Some("https://[::1]:8443")
+        );
+        assert_eq!(origin_of("https://a.example?q"), Some("https://a.example"));
+        // Not as the browser's parser writes an http(s) URL: no origin.
+        for url in [
+            "/relative",
+            "ftp://x/",
+            "HTTPS://a.example/",
+            "https://A.example/",
+            "https://user@a.example/",
+            "https://*.a.example/",
+            "https:///x",
+            "https:/a.example",
+            "https://a.example\n/",
+            "not a url",
+        ] {
+            assert_eq!(origin_of(url), None, "{url}");
+        }
     }
 
     #[test]

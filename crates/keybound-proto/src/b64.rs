@@ -109,7 +109,11 @@ mod tests {
             assert_eq!(encode(bytes), text);
         }
         let mut small = [0u8; 3];
-        assert_eq!(encode_into(b"foo", &mut small), 0, "too small: nothing written");
+        assert_eq!(
+            encode_into(b"foo", &mut small),
+            0,
+            "too small: nothing written"
+        );
     }
 
     #[test]

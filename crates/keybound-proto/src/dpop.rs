@@ -293,7 +293,13 @@ impl ProofBuilder {
         if method.is_empty() {
             return Err(ProtoError::InvalidClaim { name: "htm" });
         }
-        Ok(Self::for_htu(jwk, method, normalize_htu(url)?, iat, jti_random))
+        Ok(Self::for_htu(
+            jwk,
+            method,
+            normalize_htu(url)?,
+            iat,
+            jti_random,
+        ))
     }
 
     /// Starts a proof as [`new`](Self::new) does, for an `htu` the caller has already

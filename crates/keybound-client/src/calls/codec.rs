@@ -197,7 +197,10 @@ mod tests {
         // A truncated number, and a list longer than its bytes.
         assert_eq!(Args::new(&[1, 0, 0]).number(), None);
         assert_eq!(Args::new(&[4, 255, 255, 255, 255, 0]).numbers(), None);
-        assert_eq!(Args::new(&[3, 2, 0, 0, 0, 7, 8]).bytes(), Some(&[7u8, 8][..]));
+        assert_eq!(
+            Args::new(&[3, 2, 0, 0, 0, 7, 8]).bytes(),
+            Some(&[7u8, 8][..])
+        );
         assert_eq!(Args::new(&[]).flag(), None);
     }
 

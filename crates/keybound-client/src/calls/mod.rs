@@ -145,8 +145,9 @@ impl Calls {
                     a.maybe_string()?,
                     a.maybe_string()?,
                     a.maybe_string()?,
+                    a.number()?,
                     a.maybe_string()?,
-                    a.maybe_string()?,
+                    a.number()?,
                     a.number()?,
                     a.number()?,
                 );

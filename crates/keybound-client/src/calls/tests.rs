@@ -41,7 +41,10 @@ fn the_driver_numbers_the_methods_as_the_module_does() {
 fn a_call_reaches_the_engine_and_its_result_comes_back() {
     let mut calls = engine();
     let url = calls.call(op("url"), &args(|o| o.str("/refresh")));
-    assert_eq!(Args::new(&url).str(), Some("https://api.example/session/refresh"));
+    assert_eq!(
+        Args::new(&url).str(),
+        Some("https://api.example/session/refresh")
+    );
     let state = calls.call(op("state"), &[]);
     assert_eq!(Args::new(&state).str(), Some("anonymous"));
     let id = calls.call(op("session_id"), &[]);

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::Engine;
 use crate::answer::{Answer, Exchange, RetryBudget, Step, dpop_challenge_error};
-use crate::{ClientError, Terminal, parse_http_date};
+use crate::{ClientError, Terminal, epoch_secs};
 
 /// [`Engine::answer`]'s step codes (the low four bits of its result).
 pub(crate) mod step {
@@ -30,13 +30,14 @@ pub(crate) fn terminal_index(terminal: Terminal) -> u32 {
     }
 }
 
-/// The seconds a `Retry-After` value asks to wait at server time `now`: delta-seconds
-/// or an HTTP date (RFC 9110 §10.2.3); `None` when it is neither.
-fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
+/// The seconds a `Retry-After` value asks to wait at server time `now`: delta-seconds,
+/// or an HTTP date (RFC 9110 §10.2.3) as the browser parsed it (`date_ms`, epoch
+/// milliseconds or `NaN`); `None` when it is neither.
+fn retry_after_secs(value: &str, date_ms: f64, now: i64) -> Option<u64> {
     let mut secs: u64 = 0;
     for b in value.bytes() {
         if !b.is_ascii_digit() || secs > 1 << 40 {
-            return parse_http_date(value).map(|at| at.saturating_sub(now).max(0) as u64);
+            return epoch_secs(date_ms).map(|at| at.saturating_sub(now).max(0) as u64);
         }
         secs = secs * 10 + u64::from(b - b'0');
     }
@@ -44,15 +45,17 @@ fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
 }
 
 impl Engine {
-    /// The signing input (`header.payload`) of a DPoP proof for `method` and `url` by
+    /// The signing input (`header.payload`) of a DPoP proof for `method` and `htu` by
     /// the device key, at the server's time, with `ath` for `access_token`, the given
-    /// `nonce` or else the last one `url`'s origin gave, and `jti` from 16 random bytes.
-    /// `None` (and an error) without a key, for a URL that is not http(s), or for an
-    /// origin not allowed (`origin_not_allowed`: no proof leaves for it).
+    /// `nonce` or else the last one `htu`'s origin gave, and `jti` from 16 random bytes.
+    /// `htu` is the URL as the browser's parser writes it without query and fragment
+    /// (`protocol + "//" + host + pathname`), exactly what `fetch` sends. `None` (and
+    /// an error) without a key, for an empty method, or for an origin not allowed
+    /// (`origin_not_allowed`: no proof leaves for it).
     pub fn proof_input(
         &mut self,
         method: &str,
-        url: &str,
+        htu: &str,
         access_token: Option<String>,
         nonce: Option<String>,
         jti: &[u8],
@@ -63,8 +66,14 @@ impl Engine {
             self.fail(ClientError::NotLoggedIn);
             return None;
         };
-        if !self.allows(url) {
+        if !self.allows(htu) {
             self.fail(ClientError::OriginNotAllowed);
+            return None;
+        }
+        if method.is_empty() {
+            self.fail(ClientError::InvalidInput {
+                detail: "the method is empty".into(),
+            });
             return None;
         }
         let Ok(jti) = <[u8; 16]>::try_from(jti) else {
@@ -72,17 +81,11 @@ impl Engine {
             return None;
         };
         let iat = self.clock.server_now_secs(now);
-        let mut builder = match ProofBuilder::new(key.jwk, method, url, iat, jti) {
-            Ok(builder) => builder,
-            Err(error) => {
-                self.fail(error.into());
-                return None;
-            }
-        };
+        let mut builder = ProofBuilder::for_htu(key.jwk, method, htu.to_owned(), iat, jti);
         if let Some(token) = &access_token {
             builder = builder.access_token(token);
         }
-        let nonce = nonce.or_else(|| self.nonces.get(url).map(str::to_owned));
+        let nonce = nonce.or_else(|| self.nonces.get(htu).map(str::to_owned));
         if let Some(nonce) = &nonce {
             builder = builder.nonce(nonce);
         }
@@ -117,8 +120,9 @@ impl Engine {
 
     /// Reads an answer to an exchange of kind `exchange` (see
     /// [`Exchange::from_index`]) that came from `url` (where a redirect ended):
-    /// remembers its nonce, corrects the clock on a refused `iat`, notes a `429`'s
-    /// `retry_after`, and decides the next step with the exchange's retry `budget`.
+    /// remembers its nonce, corrects the clock on a refused `iat` (from its `Date`, as
+    /// the browser parsed it: `date_ms`), notes a `429`'s `Retry-After` (the text, and
+    /// `retry_after_ms`, the browser's parse of it as a date), and decides the next step with the exchange's retry `budget`.
     /// An answer from an origin that is not allowed changes nothing: `kb.fetch` gets
     /// it as it is, every other exchange fails with `origin_not_allowed`.
     /// The result is `step | terminal << 4 | budget << 8` (steps: 0 take tokens, 1
@@ -136,8 +140,9 @@ impl Engine {
         error_code: Option<String>,
         description: Option<String>,
         nonce: Option<String>,
-        date: Option<String>,
+        date_ms: f64,
         retry_after: Option<String>,
+        retry_after_ms: f64,
         sent: f64,
         received: f64,
     ) -> u32 {
@@ -174,7 +179,7 @@ impl Engine {
             let now = self.clock.server_now_secs(received);
             let wait = retry_after
                 .as_deref()
-                .and_then(|v| retry_after_secs(v, now));
+                .and_then(|v| retry_after_secs(v, retry_after_ms, now));
             if let ClientError::Server { retry_after, .. } = &mut failure {
                 *retry_after = wait;
             }
@@ -189,7 +194,7 @@ impl Engine {
             }
             Step::Retry => {
                 if answer.verdict() == crate::answer::Verdict::ClockSkew {
-                    if let Some(secs) = date.as_deref().and_then(parse_http_date) {
+                    if let Some(secs) = epoch_secs(date_ms) {
                         self.clock = self.clock.learn(secs, sent, received);
                     }
                 }

@@ -260,7 +260,7 @@ mod tests {
         let input = engine
             .proof_input(
                 "POST",
-                "https://app.example/api/x?q=1",
+                "https://app.example/api/x",
                 Some("at".into()),
                 None,
                 &[2; 16],

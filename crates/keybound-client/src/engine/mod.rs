@@ -25,7 +25,6 @@ use crate::{
 };
 pub use keys::KeyKind;
 
-
 /// Something the app should hear about, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Event {
@@ -114,7 +113,7 @@ impl Engine {
     /// leaves an `invalid_option` error for [`take_error`](Self::take_error).
     pub fn new(endpoint: &str, expiring_lead_seconds: f64, allowed_origins: &str) -> Engine {
         let endpoint = endpoint.trim_end_matches('/');
-        let origin = origin_of(endpoint);
+        let origin = origin_of(endpoint).map(str::to_owned);
         let mut engine = Engine {
             endpoint: endpoint.to_owned(),
             allowed: Vec::new(),
