@@ -35,6 +35,11 @@ function htu(url) {
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
 }
 
+/** base64url(SHA-256(`text`)), by WebCrypto: the `ath` of a token, the thumbprint of a JWK. */
+async function sha256(text) {
+  return b64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
+}
+
 /** Runs `work` holding the origin-wide lock `name`; unguarded without Web Locks. */
 function withLock(name, work) {
   const locks = globalThis.navigator?.locks;
@@ -120,7 +125,7 @@ export class Driver {
     driver.#stageRecord(stored);
     let key = storedKey;
     if (key) {
-      if (!engine.set_key(key.kind, key.x)) throw driver.#fail();
+      if (!(await driver.#setKey(key))) throw driver.#fail();
       if (!engine.keep_key(config.forceWasmKeys)) {
         await storage.deleteKey();
         key = null;
@@ -221,15 +226,22 @@ export class Driver {
     if (this.#signer && this.#engine.thumbprint() !== undefined) return this.#signer;
     key ??= await this.#storage.loadKey();
     key ??= await this.#storage.createKey(this.#engine.key_kinds(this.#config.forceWasmKeys));
-    if (!this.#engine.set_key(key.kind, key.x)) throw this.#fail();
+    if (!(await this.#setKey(key))) throw this.#fail();
     return (this.#signer = key);
+  }
+
+  /** Gives the engine the device key with its thumbprint (SHA-256 of the engine's JWK). */
+  async #setKey(key) {
+    const jwk = this.#engine.key_jwk(key.kind, key.x);
+    return jwk !== undefined && this.#engine.set_key(key.kind, key.x, await sha256(jwk));
   }
 
   /** A proof by the device key, built by the engine. */
   async proof(method, url, accessToken, nonce) {
     const signer = await this.#ensureKey();
     const jti = crypto.getRandomValues(new Uint8Array(16));
-    const input = this.#engine.proof_input(method, htu(url), accessToken, nonce, jti, now());
+    const ath = accessToken == null ? undefined : await sha256(accessToken);
+    const input = this.#engine.proof_input(method, htu(url), ath, nonce, jti, now());
     if (input === undefined) throw this.#fail();
     const signature = await signer.sign(new TextEncoder().encode(input)).catch((error) => {
       throw new KeyboundError("crypto_error", "crypto operation failed: sign", { cause: error });
@@ -463,7 +475,7 @@ export class Driver {
     try {
       if (keyToo || this.#engine.thumbprint() === undefined) {
         const key = await this.#storage.loadKey();
-        if (key && this.#engine.set_key(key.kind, key.x)) this.#signer = key;
+        if (key && (await this.#setKey(key))) this.#signer = key;
       }
       await this.#stage();
       this.#engine.reload();

@@ -18,6 +18,7 @@ const NAMES = [
   "answer",
   "answer_error",
   "key_kinds",
+  "key_jwk",
   "set_key",
   "keep_key",
   "drop_key",

@@ -329,8 +329,15 @@ impl ProofBuilder {
     }
 
     /// Binds the proof to an access token (`ath`).
-    pub fn access_token(mut self, access_token: &str) -> Self {
-        self.claims.ath = Some(access_token_hash(access_token));
+    pub fn access_token(self, access_token: &str) -> Self {
+        self.ath(access_token_hash(access_token))
+    }
+
+    /// Binds the proof to an access token by its hash, computed by the caller
+    /// ([`access_token_hash`]'s base64url SHA-256; the browser SDK has WebCrypto make
+    /// it, so its WebAssembly carries no SHA-256).
+    pub fn ath(mut self, ath: String) -> Self {
+        self.claims.ath = Some(ath);
         self
     }
 

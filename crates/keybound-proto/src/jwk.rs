@@ -280,8 +280,8 @@ impl PublicJwk {
     }
 
     /// The `jwk` member of a proof header, as written in the signing input (members in
-    /// canonical order, as `serde_json` writes them).
-    pub(crate) fn header_json(&self) -> String {
+    /// canonical order, as `serde_json` writes them): also the RFC 7638 thumbprint input.
+    pub fn header_json(&self) -> String {
         match &self.0 {
             Kind::Ed25519(x) => {
                 let mut json = String::with_capacity(80);

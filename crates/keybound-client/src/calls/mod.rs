@@ -44,6 +44,7 @@ ops![
     answer,
     answer_error,
     key_kinds,
+    key_jwk,
     set_key,
     keep_key,
     drop_key,
@@ -155,7 +156,8 @@ impl Calls {
             }
             Op::answer_error => e.answer_error(),
             Op::key_kinds => out.str(&Engine::key_kinds(a.flag()?)),
-            Op::set_key => out.flag(e.set_key(a.str()?, a.bytes()?)),
+            Op::key_jwk => out.maybe_str(e.key_jwk(a.str()?, a.bytes()?).as_deref()),
+            Op::set_key => out.flag(e.set_key(a.str()?, a.bytes()?, a.str()?)),
             Op::keep_key => out.flag(e.keep_key(a.flag()?)),
             Op::drop_key => e.drop_key(),
             Op::thumbprint => out.maybe_str(e.thumbprint().as_deref()),

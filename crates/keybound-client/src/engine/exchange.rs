@@ -5,7 +5,6 @@
 use crate::prelude::*;
 
 use keybound_proto::{ProofBuilder, b64};
-use zeroize::Zeroizing;
 
 use super::Engine;
 use crate::answer::{Answer, Exchange, RetryBudget, Step, dpop_challenge_error};
@@ -46,7 +45,8 @@ fn retry_after_secs(value: &str, date_ms: f64, now: i64) -> Option<u64> {
 
 impl Engine {
     /// The signing input (`header.payload`) of a DPoP proof for `method` and `htu` by
-    /// the device key, at the server's time, with `ath` for `access_token`, the given
+    /// the device key, at the server's time, with the access token's hash `ath` (base64url
+    /// SHA-256, made by WebCrypto in the driver), the given
     /// `nonce` or else the last one `htu`'s origin gave, and `jti` from 16 random bytes.
     /// `htu` is the URL as the browser's parser writes it without query and fragment
     /// (`protocol + "//" + host + pathname`), exactly what `fetch` sends. `None` (and
@@ -56,12 +56,11 @@ impl Engine {
         &mut self,
         method: &str,
         htu: &str,
-        access_token: Option<String>,
+        ath: Option<String>,
         nonce: Option<String>,
         jti: &[u8],
         now: f64,
     ) -> Option<String> {
-        let access_token = access_token.map(Zeroizing::new);
         let Some(key) = &self.key else {
             self.fail(ClientError::NotLoggedIn);
             return None;
@@ -82,8 +81,8 @@ impl Engine {
         };
         let iat = self.clock.server_now_secs(now);
         let mut builder = ProofBuilder::for_htu(key.jwk, method, htu.to_owned(), iat, jti);
-        if let Some(token) = &access_token {
-            builder = builder.access_token(token);
+        if let Some(ath) = ath {
+            builder = builder.ath(ath);
         }
         let nonce = nonce.or_else(|| self.nonces.get(htu).map(str::to_owned));
         if let Some(nonce) = &nonce {

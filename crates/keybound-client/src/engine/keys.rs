@@ -80,20 +80,44 @@ impl Engine {
         }
     }
 
-    /// Takes up a device key: its kind and its public key (32 bytes for Ed25519,
-    /// `04 || x || y` for P-256, as WebCrypto exports them raw). `false` (and a
-    /// `storage_error`) when they are not that.
-    pub fn set_key(&mut self, kind: &str, public_key: &[u8]) -> bool {
+    /// The device key of `kind` with `public_key` (32 bytes for Ed25519, `04 || x || y`
+    /// for P-256, as WebCrypto exports them raw), or `None` (and a `storage_error`)
+    /// when they are not that.
+    fn device_key(&mut self, kind: &str, public_key: &[u8]) -> Option<(KeyKind, PublicJwk)> {
         let key = KeyKind::parse(kind).and_then(|kind| Some((kind, kind.public_jwk(public_key)?)));
-        let Some((kind, jwk)) = key else {
+        if key.is_none() {
             self.fail(ClientError::Storage {
                 op: "stored device key is malformed",
             });
+        }
+        key
+    }
+
+    /// The canonical JWK of a device key (see [`set_key`](Self::set_key)): the RFC 7638
+    /// members in lexicographic order, as proof headers carry it. The driver hashes it
+    /// with WebCrypto's SHA-256 into the key's thumbprint, so the module carries no
+    /// SHA-256 of its own. `None` (and a `storage_error`) for a malformed key.
+    pub fn key_jwk(&mut self, kind: &str, public_key: &[u8]) -> Option<String> {
+        self.device_key(kind, public_key).map(|(_, jwk)| jwk.header_json())
+    }
+
+    /// Takes up a device key: its kind, its public key (32 bytes for Ed25519,
+    /// `04 || x || y` for P-256, as WebCrypto exports them raw) and its RFC 7638
+    /// `thumbprint` (base64url of the SHA-256 of [`key_jwk`](Self::key_jwk)). `false`
+    /// (and a `storage_error`) when they are not that.
+    pub fn set_key(&mut self, kind: &str, public_key: &[u8], thumbprint: &str) -> bool {
+        let Some((kind, jwk)) = self.device_key(kind, public_key) else {
             return false;
         };
+        // A SHA-256 in base64url: 43 characters of its alphabet.
+        let b64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if thumbprint.len() != 43 || !thumbprint.bytes().all(b64url) {
+            self.fail(ClientError::Crypto { op: "thumbprint" });
+            return false;
+        }
         self.key = Some(DeviceKey {
             kind,
-            thumbprint: jwk.thumbprint(),
+            thumbprint: thumbprint.to_owned(),
             jwk,
         });
         true
@@ -136,6 +160,19 @@ impl Engine {
 impl Engine {
     pub(super) fn key_thumbprint(&self) -> Option<&str> {
         self.key.as_ref().map(|k| k.thumbprint.as_str())
+    }
+
+    /// What the driver does to take up a key: [`key_jwk`](Self::key_jwk), its SHA-256,
+    /// [`set_key`](Self::set_key).
+    #[cfg(test)]
+    pub(crate) fn take_key(&mut self, kind: &str, public_key: &[u8]) -> bool {
+        match self.key_jwk(kind, public_key) {
+            Some(jwk) => {
+                let thumbprint = keybound_proto::access_token_hash(&jwk);
+                self.set_key(kind, public_key, &thumbprint)
+            }
+            None => false,
+        }
     }
 }
 
@@ -183,7 +220,7 @@ mod tests {
     #[test]
     fn a_p256_key_makes_es256_proofs_with_its_jwk() {
         let mut engine = engine();
-        assert!(engine.set_key("webcrypto-p256", &raw_point(&GX, &GY)));
+        assert!(engine.take_key("webcrypto-p256", &raw_point(&GX, &GY)));
         assert_eq!(engine.key_kind().as_deref(), Some("webcrypto-p256"));
         let jwk = PublicJwk::from_p256_coordinates(GX, GY);
         assert_eq!(engine.thumbprint(), Some(jwk.thumbprint()));
@@ -222,7 +259,7 @@ mod tests {
         for (kind, public_key) in cases {
             let mut engine = engine();
             assert!(
-                !engine.set_key(kind, public_key),
+                !engine.take_key(kind, public_key),
                 "{kind} {}",
                 public_key.len()
             );
@@ -232,9 +269,24 @@ mod tests {
     }
 
     #[test]
+    fn a_thumbprint_that_is_no_sha256_is_refused() {
+        let point = raw_point(&GX, &GY);
+        let good = PublicJwk::from_p256_coordinates(GX, GY).thumbprint();
+        for bad in ["", &good[1..], &[&good[..42], "="].concat(), &[&good, "A"].concat()] {
+            let mut engine = engine();
+            assert!(!engine.set_key("webcrypto-p256", &point, bad), "{bad}");
+            assert!(engine.take_error().unwrap().starts_with("crypto_error\n"));
+            assert_eq!(engine.thumbprint(), None);
+        }
+        let mut engine = engine();
+        assert!(engine.set_key("webcrypto-p256", &point, &good));
+        assert_eq!(engine.thumbprint(), Some(good));
+    }
+
+    #[test]
     fn a_stored_p256_key_stays_unless_module_keys_are_forced() {
         let mut engine = engine();
-        assert!(engine.set_key("webcrypto-p256", &raw_point(&GX, &GY)));
+        assert!(engine.take_key("webcrypto-p256", &raw_point(&GX, &GY)));
         assert!(
             engine.keep_key(false),
             "kept even where Ed25519 is now available"
@@ -256,12 +308,12 @@ mod tests {
         let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
         let point = key.verifying_key().to_sec1_point(false);
         let mut engine = engine();
-        assert!(engine.set_key("webcrypto-p256", point.as_bytes()));
+        assert!(engine.take_key("webcrypto-p256", point.as_bytes()));
         let input = engine
             .proof_input(
                 "POST",
                 "https://app.example/api/x",
-                Some("at".into()),
+                Some(keybound_proto::access_token_hash("at")),
                 None,
                 &[2; 16],
                 NOW,
@@ -272,6 +324,7 @@ mod tests {
         assert_eq!(proof.alg().name(), "ES256");
         assert_eq!(Some(proof.thumbprint()), engine.thumbprint());
         proof.verify_signature().unwrap();
+        proof.check_ath(Some("at")).unwrap();
         assert_eq!(proof.claims().htu, "https://app.example/api/x");
     }
 }

@@ -1,4 +1,4 @@
-use keybound_proto::DpopProof;
+use keybound_proto::{DpopProof, access_token_hash};
 use keybound_proto::ed25519_dalek::{Signer, SigningKey};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -19,7 +19,7 @@ fn engine_with_key() -> Engine {
     let mut engine = Engine::new("https://app.example/session/", 120.0, "");
     assert_eq!(engine.take_error(), None);
     let x = signing_key().verifying_key().to_bytes();
-    assert!(engine.set_key("webcrypto", &x));
+    assert!(engine.take_key("webcrypto", &x));
     engine
 }
 
@@ -51,7 +51,7 @@ fn logged_in() -> Engine {
 
 fn sign(engine: &mut Engine, url: &str, token: Option<&str>) -> DpopProof {
     let input = engine
-        .proof_input("GET", url, token.map(Into::into), None, &[9u8; 16], NOW)
+        .proof_input("GET", url, token.map(access_token_hash), None, &[9u8; 16], NOW)
         .unwrap();
     let signature = signing_key().sign(input.as_bytes()).to_bytes();
     DpopProof::parse(&Engine::proof_finish(&input, &signature)).unwrap()
@@ -292,12 +292,12 @@ fn a_stored_session_resumes_unless_it_ran_out() {
 
     // Another key's session is not resumed; a malformed record is an error.
     let mut other = Engine::new(ORIGIN, 120.0, "");
-    assert!(other.set_key("wasm", &[1u8; 32]));
+    assert!(other.take_key("wasm", &[1u8; 32]));
     assert!(other.stage_live(plain, "s1", &jkt, "stamp-1", &numbers));
     assert_eq!(other.resume(NOW), 0);
     assert!(!other.stage_live("no-newline", "s1", &jkt, "stamp-1", &numbers));
     assert!(other.take_error().unwrap().starts_with("storage_error\n"));
-    assert!(!writer.set_key("other", &[0u8; 32]));
+    assert!(!writer.take_key("other", &[0u8; 32]));
 }
 
 #[test]
@@ -456,7 +456,7 @@ fn answer_from(
 /// Whether the engine makes a proof for `url` (no proof: nothing is sent).
 fn may_sign(engine: &mut Engine, url: &str) -> bool {
     engine
-        .proof_input("GET", url, Some("at-1".into()), None, &[3u8; 16], NOW)
+        .proof_input("GET", url, Some(access_token_hash("at-1")), None, &[3u8; 16], NOW)
         .is_some()
 }
 
