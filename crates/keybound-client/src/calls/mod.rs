@@ -127,7 +127,7 @@ impl Calls {
                     a.str()?,
                     a.str()?,
                     a.maybe_string()?,
-                    a.maybe_string()?,
+                    a.maybe_str()?,
                     a.bytes()?,
                     a.number()?,
                 );
@@ -141,13 +141,13 @@ impl Calls {
                     a.u32()?,
                     a.str()?,
                     a.u32()? as u16,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
                     a.number()?,
-                    a.maybe_string()?,
+                    a.maybe_str()?,
                     a.number()?,
                     a.number()?,
                     a.number()?,
@@ -185,7 +185,7 @@ impl Calls {
                 let staged = e.stage_live(a.str()?, a.str()?, a.str()?, a.str()?, &a.numbers()?);
                 out.flag(staged);
             }
-            Op::stage_ended => e.stage_ended(a.str()?, a.maybe_string()?),
+            Op::stage_ended => e.stage_ended(a.str()?, a.maybe_str()?),
             Op::stage_nothing => e.stage_nothing(),
             Op::staged_session_id => out.maybe_str(e.staged_session_id().as_deref()),
             Op::resume => out.number(f64::from(e.resume(a.number()?))),
@@ -197,7 +197,7 @@ impl Calls {
             }
             Op::touch => e.touch(a.number()?),
             Op::refresh_plan => {
-                let plan = e.refresh_plan(a.maybe_string()?, a.flag()?, a.number()?);
+                let plan = e.refresh_plan(a.maybe_str()?, a.flag()?, a.number()?);
                 out.number(f64::from(plan));
             }
             Op::refresh_body => out.maybe_str(e.refresh_body().as_deref()),
@@ -209,7 +209,7 @@ impl Calls {
             Op::end => out.flag(e.end(a.str()?, a.u32()?)),
             Op::tick => out.numbers(&e.tick(a.number()?)),
             Op::on_message => {
-                let next = e.on_message(a.maybe_string()?, a.maybe_string()?, a.maybe_string()?);
+                let next = e.on_message(a.maybe_str()?, a.maybe_str()?, a.maybe_str()?);
                 out.number(f64::from(next));
             }
             Op::wants_wake => out.flag(e.wants_wake(a.flag()?)),

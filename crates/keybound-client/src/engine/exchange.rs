@@ -57,7 +57,7 @@ impl Engine {
         method: &str,
         htu: &str,
         ath: Option<String>,
-        nonce: Option<String>,
+        nonce: Option<&str>,
         jti: &[u8],
         now: f64,
     ) -> Option<String> {
@@ -84,8 +84,8 @@ impl Engine {
         if let Some(ath) = ath {
             builder = builder.ath(ath);
         }
-        let nonce = nonce.or_else(|| self.nonces.get(htu).map(str::to_owned));
-        if let Some(nonce) = &nonce {
+        let nonce = nonce.or_else(|| self.nonces.get(htu));
+        if let Some(nonce) = nonce {
             builder = builder.nonce(nonce);
         }
         Some(builder.signing_input())
@@ -134,13 +134,13 @@ impl Engine {
         budget: u32,
         url: &str,
         status: u16,
-        www_authenticate: Option<String>,
-        error: Option<String>,
-        error_code: Option<String>,
-        description: Option<String>,
-        nonce: Option<String>,
+        www_authenticate: Option<&str>,
+        error: Option<&str>,
+        error_code: Option<&str>,
+        description: Option<&str>,
+        nonce: Option<&str>,
         date_ms: f64,
-        retry_after: Option<String>,
+        retry_after: Option<&str>,
         retry_after_ms: f64,
         sent: f64,
         received: f64,

@@ -14,9 +14,9 @@ impl Engine {
     /// (re-read the device key too).
     pub fn on_message(
         &mut self,
-        kind: Option<String>,
-        state: Option<String>,
-        session_id: Option<String>,
+        kind: Option<&str>,
+        state: Option<&str>,
+        session_id: Option<&str>,
     ) -> u32 {
         match kind.as_deref() {
             Some("sync") => 1,
@@ -30,7 +30,7 @@ impl Engine {
                     self.key = None;
                 }
                 let session_id = session_id.filter(|s| !s.is_empty());
-                if session_id.is_none() || session_id == self.session_id() {
+                if session_id.is_none() || session_id == self.session_id().as_deref() {
                     self.end_local(terminal, None);
                 }
                 0

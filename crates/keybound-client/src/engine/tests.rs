@@ -1,5 +1,5 @@
-use keybound_proto::{DpopProof, access_token_hash};
 use keybound_proto::ed25519_dalek::{Signer, SigningKey};
+use keybound_proto::{DpopProof, access_token_hash};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -51,7 +51,14 @@ fn logged_in() -> Engine {
 
 fn sign(engine: &mut Engine, url: &str, token: Option<&str>) -> DpopProof {
     let input = engine
-        .proof_input("GET", url, token.map(access_token_hash), None, &[9u8; 16], NOW)
+        .proof_input(
+            "GET",
+            url,
+            token.map(access_token_hash),
+            None,
+            &[9u8; 16],
+            NOW,
+        )
         .unwrap();
     let signature = signing_key().sign(input.as_bytes()).to_bytes();
     DpopProof::parse(&Engine::proof_finish(&input, &signature)).unwrap()
@@ -437,7 +444,9 @@ fn answer_from(
         0,
         url,
         status,
-        error.map(|e| ["DPoP error=\"", e, "\""].concat()),
+        error
+            .map(|e| ["DPoP error=\"", e, "\""].concat())
+            .as_deref(),
         error.map(Into::into),
         code.map(Into::into),
         None,
@@ -456,7 +465,14 @@ fn answer_from(
 /// Whether the engine makes a proof for `url` (no proof: nothing is sent).
 fn may_sign(engine: &mut Engine, url: &str) -> bool {
     engine
-        .proof_input("GET", url, Some(access_token_hash("at-1")), None, &[3u8; 16], NOW)
+        .proof_input(
+            "GET",
+            url,
+            Some(access_token_hash("at-1")),
+            None,
+            &[3u8; 16],
+            NOW,
+        )
         .is_some()
 }
 
