@@ -89,6 +89,8 @@ pub use state::{SessionState, Terminal, Transition};
 pub use tokens::SessionTokens;
 
 pub use calls::Calls;
+#[cfg(target_arch = "wasm32")]
+pub use calls::{engine_call, engine_free, engine_new};
 pub use engine::{Engine, KeyKind};
 
 /// The module's allocator: a small free list (with coalescing) instead of the standard

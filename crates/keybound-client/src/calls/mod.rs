@@ -77,18 +77,15 @@ ops![
 /// What a refused call answers: a tag no value has (the driver throws).
 const REFUSED: u8 = 0xff;
 
-/// One engine behind the module's one export.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
+/// One engine, called by number.
 pub struct Calls {
     engine: Engine,
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Calls {
     /// An engine made by [`Engine::new`] from the arguments `endpoint`,
     /// `expiring_lead_seconds` and `allowed_origins`; without them, one that refuses
     /// every session operation with `invalid_option`.
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen(constructor))]
     pub fn new(args: &[u8]) -> Calls {
         let mut args = Args::new(args);
         let engine = match (args.str(), args.number(), args.str()) {
@@ -108,6 +105,49 @@ impl Calls {
             out.0.push(REFUSED);
         }
         out.0
+    }
+}
+
+/// The module's engines (one per `Keybound` object), by handle.
+#[cfg(target_arch = "wasm32")]
+static ENGINES: spin::Mutex<Vec<Option<Calls>>> = spin::Mutex::new(Vec::new());
+
+/// Makes an engine ([`Calls::new`]) and returns its handle.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn engine_new(args: &[u8]) -> u32 {
+    let mut engines = ENGINES.lock();
+    let calls = Some(Calls::new(args));
+    match engines.iter().position(Option::is_none) {
+        Some(free) => {
+            if let Some(slot) = engines.get_mut(free) {
+                *slot = calls;
+            }
+            free as u32
+        }
+        None => {
+            engines.push(calls);
+            (engines.len() - 1) as u32
+        }
+    }
+}
+
+/// [`Calls::call`] on the engine `handle`; a refused call for a handle that is none.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn engine_call(handle: u32, op: u32, args: &[u8]) -> Vec<u8> {
+    match ENGINES.lock().get_mut(handle as usize) {
+        Some(Some(calls)) => calls.call(op, args),
+        _ => vec![REFUSED],
+    }
+}
+
+/// Drops the engine `handle` (`kb.dispose()`); its handle may be given out again.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn engine_free(handle: u32) {
+    if let Some(slot) = ENGINES.lock().get_mut(handle as usize) {
+        *slot = None;
     }
 }
 

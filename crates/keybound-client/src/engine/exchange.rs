@@ -158,27 +158,21 @@ impl Engine {
         if let Some(nonce) = &nonce {
             self.nonces.remember(url, nonce);
         }
-        let challenge_error = www_authenticate.as_deref().and_then(dpop_challenge_error);
+        let challenge_error = www_authenticate.and_then(dpop_challenge_error);
         let answer = Answer {
             status,
             challenge_error: challenge_error.as_deref(),
-            error: error.as_deref(),
-            error_code: error_code.as_deref(),
+            error,
+            error_code,
             has_nonce: nonce.is_some(),
         };
         let step = budget.step(exchange, &answer);
-        let mut failure = ClientError::from_server(
-            status,
-            answer.error_name(),
-            answer.error_code,
-            description.as_deref(),
-        );
+        let mut failure =
+            ClientError::from_server(status, answer.error_name(), answer.error_code, description);
         self.retry_not_before = None;
         if status == 429 {
             let now = self.clock.server_now_secs(received);
-            let wait = retry_after
-                .as_deref()
-                .and_then(|v| retry_after_secs(v, retry_after_ms, now));
+            let wait = retry_after.and_then(|v| retry_after_secs(v, retry_after_ms, now));
             if let ClientError::Server { retry_after, .. } = &mut failure {
                 *retry_after = wait;
             }

@@ -310,7 +310,7 @@ impl Engine {
             return 0;
         };
         let fresh_elsewhere = !forced
-            && seen.as_deref() != Some(live.stamp.as_str())
+            && seen != Some(live.stamp.as_str())
             && !live.tokens.timeline().refresh_before_request(self.now(now));
         self.adopt(live, Some(offset_ms));
         if fresh_elsewhere { 1 } else { 2 }

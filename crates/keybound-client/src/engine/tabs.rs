@@ -18,11 +18,11 @@ impl Engine {
         state: Option<&str>,
         session_id: Option<&str>,
     ) -> u32 {
-        match kind.as_deref() {
+        match kind {
             Some("sync") => 1,
             Some("login") => 2,
             Some("ended") => {
-                let Some(terminal) = state.as_deref().and_then(Terminal::parse) else {
+                let Some(terminal) = state.and_then(Terminal::parse) else {
                     return 0;
                 };
                 if terminal == Terminal::Closed {
