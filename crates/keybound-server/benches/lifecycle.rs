@@ -13,10 +13,10 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use keybound_server::ManualClock;
 use keybound_server::lifecycle::{OpenRequest, RefreshSecret, RequestSignals, SessionService};
+use keybound_server::proto::PublicJwk;
 use keybound_server::proto::ed25519_dalek::SigningKey;
-use keybound_server::proto::{AccessTokenClaims, PublicJwk};
 use keybound_server::store::{MemoryStore, SessionStore};
-use support::{T0_MS, keys, refresh_proof, terminal, verify_proof};
+use support::{T0_MS, keys, refresh_proof, refreshed_claims, terminal, verify_proof};
 use tokio::runtime::Runtime;
 
 fn runtime() -> Runtime {
@@ -50,16 +50,7 @@ fn bench_refresh(c: &mut Criterion) {
     group.bench_function("crypto_only", |b| {
         b.iter(|| {
             let jkt = verify_proof(black_box(&proof));
-            let claims = AccessTokenClaims {
-                iss: "keybound".into(),
-                sub: "alice".into(),
-                sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-                jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-                iat: T0_MS / 1000,
-                exp: T0_MS / 1000 + 300,
-                jkt,
-            };
-            black_box(keys.sign(&claims).unwrap())
+            black_box(keys.sign(&refreshed_claims(jkt)).unwrap())
         });
     });
 

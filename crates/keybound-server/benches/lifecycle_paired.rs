@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use keybound_server::ManualClock;
 use keybound_server::lifecycle::{OpenRequest, RefreshSecret, RequestSignals, SessionService};
+use keybound_server::proto::Signer;
 use keybound_server::proto::ed25519_dalek::SigningKey;
-use keybound_server::proto::{AccessTokenClaims, Signer};
 use keybound_server::store::{MemoryStore, SessionStore, SqliteStore};
-use support::{T0_MS, keys, refresh_proof, terminal, verify_proof};
+use support::{T0_MS, keys, refresh_proof, refreshed_claims, terminal, verify_proof};
 use tokio::runtime::Runtime;
 
 const ROUNDS: usize = 400;
@@ -119,15 +119,7 @@ fn main() {
     let jkt = device.public_jwk().thumbprint();
     let proofs = proofs(&device);
     let signing = keys();
-    let claims = AccessTokenClaims {
-        iss: "keybound".into(),
-        sub: "alice".into(),
-        sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-        jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-        iat: T0_MS / 1000,
-        exp: T0_MS / 1000 + 300,
-        jkt: jkt.clone(),
-    };
+    let claims = refreshed_claims(jkt.clone());
     let mut memory = Refresher::new(&rt, Arc::new(MemoryStore::new()), &jkt);
     let dir = tempfile::tempdir().unwrap();
     let sqlite = rt

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use keybound_server::{ManualClock, MemoryReplayStore, replay_key};
-use support::{Device, T0, ready, server_key, verifier};
+use support::{Device, T0, fresh_signatures, ready, server_key, verifier};
 
 fn verification(c: &mut Criterion) {
     let clock = ManualClock::new(T0 * 1000);
@@ -55,13 +55,7 @@ fn verification(c: &mut Criterion) {
     });
     // The same check on 1,024 different messages and signatures, cycled (a verifier
     // never sees one signature twice; a repeated one lets the CPU learn its branches).
-    let fresh: Vec<([u8; 200], ed25519_dalek::Signature)> = (0..1024u32)
-        .map(|i| {
-            let mut m = [0x42u8; 200];
-            m[..4].copy_from_slice(&i.to_le_bytes());
-            (m, ed25519_dalek::Signer::sign(server.signing_key(), &m))
-        })
-        .collect();
+    let fresh = fresh_signatures(&server);
     let mut fresh_it = fresh.iter().cycle();
     group.bench_function("raw_verify_strict_fresh", |b| {
         b.iter(|| {

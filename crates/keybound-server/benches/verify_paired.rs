@@ -23,7 +23,7 @@ use keybound_proto::{
     PublicJwk, RequestContext, access_token_hash, check_request, normalize_htu,
 };
 use keybound_server::{ManualClock, MemoryReplayStore, TokenCache, replay_key};
-use support::{Device, T0, URL, ready, server_key, verifier};
+use support::{Device, T0, URL, fresh_signatures, ready, server_key, verifier};
 
 const BATCH: usize = 16;
 
@@ -67,13 +67,7 @@ fn main() {
     // The same check on 1,024 different messages and signatures, cycled: a verifier
     // never sees the same signature twice, and the scalar multiplication takes
     // data-dependent branches that a repeated signature trains the CPU to predict.
-    let fresh: Vec<([u8; 200], ed25519_dalek::Signature)> = (0..1024u32)
-        .map(|i| {
-            let mut m = [0x42u8; 200];
-            m[..4].copy_from_slice(&i.to_le_bytes());
-            (m, ed25519_dalek::Signer::sign(server.signing_key(), &m))
-        })
-        .collect();
+    let fresh = fresh_signatures(&server);
     let mut fresh_it = fresh.iter().cycle();
     let mut raw_fresh = Vec::new();
     let mut ratio_hot_fresh = Vec::new();
