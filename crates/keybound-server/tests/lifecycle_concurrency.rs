@@ -10,7 +10,7 @@ use common::{harness, jkt};
 use keybound_server::SessionService;
 use keybound_server::lifecycle::{AuditEventKind, OpenRequest, RequestSignals, SessionId};
 use keybound_server::proto::TokenResponse;
-use keybound_server::store::{MemoryStore, SessionStore};
+use keybound_server::store::{MemoryStore, SessionRecord, SessionStore};
 use tokio::sync::Barrier;
 
 const TASKS: usize = 64;
@@ -43,6 +43,16 @@ async fn race_refreshes(
     issued
 }
 
+/// The stored record of the session `session_id`.
+async fn stored(service: &SessionService, session_id: &str) -> SessionRecord {
+    service
+        .store()
+        .load(SessionId::parse(session_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// The distinct refresh tokens among `issued`.
 fn distinct_refresh_tokens(issued: &[TokenResponse]) -> HashSet<&str> {
     issued.iter().map(|t| t.refresh_token.as_str()).collect()
@@ -72,13 +82,7 @@ async fn sixty_four_refreshes_with_one_token(store: impl SessionStore, advance_i
         .filter(|e| e.event == AuditEventKind::Refreshed)
         .collect();
     assert_eq!(refreshed.len(), 1, "exactly one rotation");
-    let record = h
-        .service
-        .store()
-        .load(SessionId::parse(&t0.session_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stored(&h.service, &t0.session_id).await;
     assert_eq!(record.generation, 1);
     assert!(!record.state.is_terminal());
     // The store is consistent: the successor rotates on, the session stays usable.
@@ -174,13 +178,7 @@ async fn sqlite_store_rotates_once_across_connections() {
     }))
     .await;
     assert_eq!(distinct_refresh_tokens(&issued).len(), 1);
-    let record = ha
-        .service
-        .store()
-        .load(SessionId::parse(&t0.session_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stored(&ha.service, &t0.session_id).await;
     assert_eq!(record.generation, 1);
 }
 
