@@ -585,19 +585,23 @@ fn verify_rejections_exit_1_with_the_error_body() {
     let other_server = tempfile::NamedTempFile::new().unwrap();
     fs::write(other_server.path(), ok(&["keygen"])).unwrap();
     let other_jwks = ok(&["jwks", &format!("@{}", other_server.path().display())]);
-    let foreign = ok(&[
-        "token",
-        "--key",
-        &format!("@{}", other_server.path().display()),
-        "--sub",
-        "u",
-        "--sid",
-        "s",
-        "--jkt",
-        &s.jkt,
-        "--iat",
-        "1700000000",
-    ]);
+    // An access token for `jkt`, signed by the server key in the file `key`.
+    let token_by = |key: &str, jkt: &str| {
+        ok(&[
+            "token",
+            "--key",
+            key,
+            "--sub",
+            "u",
+            "--sid",
+            "s",
+            "--jkt",
+            jkt,
+            "--iat",
+            "1700000000",
+        ])
+    };
+    let foreign = token_by(&format!("@{}", other_server.path().display()), &s.jkt);
     let foreign_proof = s.proof(
         "GET",
         URL,
@@ -690,19 +694,7 @@ fn verify_rejections_exit_1_with_the_error_body() {
         "invalid_token",
         "invalid_signature",
     );
-    let bound_elsewhere = ok(&[
-        "token",
-        "--key",
-        &s.at("server.jwk"),
-        "--sub",
-        "u",
-        "--sid",
-        "s",
-        "--jkt",
-        RFC8037_JKT,
-        "--iat",
-        "1700000000",
-    ]);
+    let bound_elsewhere = token_by(&s.at("server.jwk"), RFC8037_JKT);
     let p = s.proof(
         "GET",
         URL,
