@@ -2,10 +2,12 @@
 //! permissions and overwrite protection, and every kind of bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+
+use common::{URL, assert_rejected, bad_input, kb, kb_stdin, ok, rejected, stderr, stdout};
 
 use keybound_proto::{AccessToken, DpopProof, PublicJwk, access_token_hash};
 use serde_json::{Value, json};
@@ -13,82 +15,7 @@ use serde_json::{Value, json};
 const RFC8037_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
 const RFC8037_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
 const RFC8037_JKT: &str = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
-const URL: &str = "https://api.example.com/orders";
 const NOW: i64 = 1_700_000_000;
-
-fn kb(args: &[&str]) -> Output {
-    kb_stdin(args, None)
-}
-
-fn kb_stdin(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keybound"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "the CLI panicked: {stderr}");
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> String {
-    let out = kb(args);
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
-/// Asserts exit 2 with one clear line on stderr, nothing on stdout, and returns it.
-#[track_caller]
-fn bad_input(args: &[&str]) -> String {
-    let out = kb(args);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-    assert!(out.stdout.is_empty(), "{args:?} printed {}", stdout(&out));
-    let err = stderr(&out);
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    assert!(err.starts_with("keybound: error: "), "{err}");
-    err
-}
-
-/// Asserts exit 1 and returns the error body from stdout.
-#[track_caller]
-fn rejected(args: &[&str]) -> Value {
-    let out = kb(args);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-    let body: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 3, "{body}");
-    for key in ["error", "error_description", "error_code"] {
-        assert!(body[key].is_string(), "{body}");
-    }
-    body
-}
-
-#[track_caller]
-fn assert_rejected(args: &[&str], error: &str, code: &str) {
-    let body = rejected(args);
-    assert_eq!(body["error"], error, "{body}");
-    assert_eq!(body["error_code"], code, "{body}");
-}
 
 fn rfc8037_private() -> String {
     json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "d": RFC8037_D}).to_string()
@@ -658,19 +585,23 @@ fn verify_rejections_exit_1_with_the_error_body() {
     let other_server = tempfile::NamedTempFile::new().unwrap();
     fs::write(other_server.path(), ok(&["keygen"])).unwrap();
     let other_jwks = ok(&["jwks", &format!("@{}", other_server.path().display())]);
-    let foreign = ok(&[
-        "token",
-        "--key",
-        &format!("@{}", other_server.path().display()),
-        "--sub",
-        "u",
-        "--sid",
-        "s",
-        "--jkt",
-        &s.jkt,
-        "--iat",
-        "1700000000",
-    ]);
+    // An access token for `jkt`, signed by the server key in the file `key`.
+    let token_by = |key: &str, jkt: &str| {
+        ok(&[
+            "token",
+            "--key",
+            key,
+            "--sub",
+            "u",
+            "--sid",
+            "s",
+            "--jkt",
+            jkt,
+            "--iat",
+            "1700000000",
+        ])
+    };
+    let foreign = token_by(&format!("@{}", other_server.path().display()), &s.jkt);
     let foreign_proof = s.proof(
         "GET",
         URL,
@@ -763,19 +694,7 @@ fn verify_rejections_exit_1_with_the_error_body() {
         "invalid_token",
         "invalid_signature",
     );
-    let bound_elsewhere = ok(&[
-        "token",
-        "--key",
-        &s.at("server.jwk"),
-        "--sub",
-        "u",
-        "--sid",
-        "s",
-        "--jkt",
-        RFC8037_JKT,
-        "--iat",
-        "1700000000",
-    ]);
+    let bound_elsewhere = token_by(&s.at("server.jwk"), RFC8037_JKT);
     let p = s.proof(
         "GET",
         URL,

@@ -2,57 +2,11 @@
 //! thumbprint, proof, verify and inspect, and the bad inputs of each.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{URL, assert_rejected, bad_input_without, kb, ok};
 use keybound_proto::{DpopProof, ProofAlg, PublicJwk, b64};
 use serde_json::{Value, json};
-
-const URL: &str = "https://api.example.com/orders";
-
-fn kb(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
-    out
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> String {
-    let out = kb(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Exit 2, nothing on stdout, one line on stderr without key material; returns it.
-#[track_caller]
-fn bad_input(args: &[&str], secret: &str) -> String {
-    let out = kb(args);
-    assert_eq!(out.status.code(), Some(2), "{args:?}");
-    assert!(out.stdout.is_empty());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("keybound: error: "), "{err}");
-    assert!(!err.contains(secret), "{err}");
-    err
-}
-
-/// Exit 1 and the error body's `[error, error_code]`.
-#[track_caller]
-fn rejected(args: &[&str]) -> [String; 2] {
-    let out = kb(args);
-    assert_eq!(out.status.code(), Some(1), "{args:?}");
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    [
-        body["error"].as_str().unwrap().to_owned(),
-        body["error_code"].as_str().unwrap().to_owned(),
-    ]
-}
 
 fn es256_key() -> Value {
     serde_json::from_str(&ok(&["keygen", "--alg", "ES256"])).unwrap()
@@ -183,8 +137,8 @@ fn es256_proof_token_and_verify_round_trip() {
         "--access-token",
         &foreign,
     ]);
-    assert_eq!(
-        rejected(&[
+    assert_rejected(
+        &[
             "verify",
             "--method",
             "GET",
@@ -196,29 +150,32 @@ fn es256_proof_token_and_verify_round_trip() {
             &foreign,
             "--jwks",
             &jwks,
-        ]),
-        ["invalid_token", "jkt_mismatch"]
+        ],
+        "invalid_token",
+        "jkt_mismatch",
     );
     let (input, _) = proof.rsplit_once('.').unwrap();
     let mut flipped = signature.clone();
     flipped[50] ^= 1;
     let tampered = format!("{input}.{}", b64::encode(&flipped));
-    assert_eq!(
-        rejected(&[
-            "verify", "--method", "POST", "--url", URL, "--proof", &tampered
-        ]),
-        ["invalid_dpop_proof", "invalid_signature"]
+    assert_rejected(
+        &[
+            "verify", "--method", "POST", "--url", URL, "--proof", &tampered,
+        ],
+        "invalid_dpop_proof",
+        "invalid_signature",
     );
     let mut der = vec![0x30, 68, 0x02, 32];
     der.extend_from_slice(&[0x11; 32]);
     der.extend_from_slice(&[0x02, 32]);
     der.extend_from_slice(&[0x22; 32]);
     let der_proof = format!("{input}.{}", b64::encode(&der));
-    assert_eq!(
-        rejected(&[
-            "verify", "--method", "POST", "--url", URL, "--proof", &der_proof
-        ]),
-        ["invalid_dpop_proof", "malformed_signature"]
+    assert_rejected(
+        &[
+            "verify", "--method", "POST", "--url", URL, "--proof", &der_proof,
+        ],
+        "invalid_dpop_proof",
+        "malformed_signature",
     );
 }
 
@@ -243,7 +200,7 @@ fn es256_bad_inputs_exit_2_without_key_material() {
     let d = key["d"].as_str().unwrap().to_owned();
     let mut wrong_crv = key.clone();
     wrong_crv["crv"] = json!("P-384");
-    let err = bad_input(
+    let err = bad_input_without(
         &[
             "proof",
             "--key",
@@ -259,7 +216,7 @@ fn es256_bad_inputs_exit_2_without_key_material() {
     // d of another key: the members do not form a key pair.
     let mut mismatched = key.clone();
     mismatched["d"] = es256_key()["d"].clone();
-    let err = bad_input(
+    let err = bad_input_without(
         &[
             "proof",
             "--key",
@@ -274,13 +231,13 @@ fn es256_bad_inputs_exit_2_without_key_material() {
     assert!(err.contains("matching P-256 key pair"), "{err}");
     let mut short = key.clone();
     short["y"] = json!(b64::encode([7u8; 31]));
-    let err = bad_input(&["thumbprint", &short.to_string()], &d);
+    let err = bad_input_without(&["thumbprint", &short.to_string()], &d);
     assert!(err.contains("32 bytes"), "{err}");
     let mut no_y = key.clone();
     no_y.as_object_mut().unwrap().remove("y");
-    bad_input(&["thumbprint", &no_y.to_string()], &d);
+    bad_input_without(&["thumbprint", &no_y.to_string()], &d);
     // Server keys sign access tokens with EdDSA: a P-256 key is refused there.
-    bad_input(
+    bad_input_without(
         &[
             "token",
             "--key",
@@ -294,5 +251,5 @@ fn es256_bad_inputs_exit_2_without_key_material() {
         ],
         &d,
     );
-    bad_input(&["jwks", &key.to_string()], &d);
+    bad_input_without(&["jwks", &key.to_string()], &d);
 }

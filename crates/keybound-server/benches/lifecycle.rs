@@ -2,33 +2,28 @@
 //! refresh needs, and large sweeps. `cargo bench -p keybound-server --bench lifecycle`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "support/lifecycle.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use keybound_server::lifecycle::{
-    OpenRequest, Reason, RefreshSecret, RequestSignals, SessionId, SessionService, SessionState,
-    TokenHash,
-};
+use keybound_server::ManualClock;
+use keybound_server::lifecycle::{OpenRequest, RefreshSecret, RequestSignals, SessionService};
+use keybound_server::proto::PublicJwk;
 use keybound_server::proto::ed25519_dalek::SigningKey;
-use keybound_server::proto::{AccessTokenClaims, DpopProof, ProofBuilder, PublicJwk, Signer};
-use keybound_server::store::{MemoryStore, SessionBinding, SessionRecord, SessionStore};
-use keybound_server::{KeyRing, ManualClock, ServerKey};
+use keybound_server::store::{MemoryStore, SessionStore};
+use support::{T0_MS, keys, refresh_proof, refreshed_claims, terminal, verify_proof};
 use tokio::runtime::Runtime;
-
-const T0_MS: i64 = 1_700_000_000_000;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn keys() -> KeyRing {
-    KeyRing::new(ServerKey::from_seed(&[42; 32]))
 }
 
 fn service(store: impl SessionStore, clock: &ManualClock) -> SessionService {
@@ -43,25 +38,7 @@ fn service(store: impl SessionStore, clock: &ManualClock) -> SessionService {
 fn device_proof() -> (String, String) {
     let device = SigningKey::from_bytes(&[7; 32]);
     let jkt = PublicJwk::from_verifying_key(&device.verifying_key()).thumbprint();
-    let proof = ProofBuilder::new(
-        device.public_jwk(),
-        "POST",
-        "https://api.example/session/refresh",
-        T0_MS / 1000,
-        [1; 16],
-    )
-    .unwrap()
-    .sign(&device)
-    .unwrap();
-    (proof, jkt)
-}
-
-/// What the verifier does with the proof of a refresh request: parse, thumbprint,
-/// `verify_strict`.
-fn verify_proof(proof: &str) -> String {
-    let parsed = DpopProof::parse(proof).unwrap();
-    parsed.verify_signature().unwrap();
-    parsed.thumbprint()
+    (refresh_proof(&device, [1; 16]), jkt)
 }
 
 fn bench_refresh(c: &mut Criterion) {
@@ -73,16 +50,7 @@ fn bench_refresh(c: &mut Criterion) {
     group.bench_function("crypto_only", |b| {
         b.iter(|| {
             let jkt = verify_proof(black_box(&proof));
-            let claims = AccessTokenClaims {
-                iss: "keybound".into(),
-                sub: "alice".into(),
-                sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-                jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-                iat: T0_MS / 1000,
-                exp: T0_MS / 1000 + 300,
-                jkt,
-            };
-            black_box(keys.sign(&claims).unwrap())
+            black_box(keys.sign(&refreshed_claims(jkt)).unwrap())
         });
     });
 
@@ -121,35 +89,6 @@ async fn sqlite(path: &Path) -> keybound_server::store::SqliteStore {
     keybound_server::store::SqliteStore::open(path)
         .await
         .unwrap()
-}
-
-/// A session that ended long ago, ready to be purged.
-fn terminal(n: u64) -> SessionRecord {
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&n.to_le_bytes());
-    id[8..].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-    let t0 = T0_MS / 1000;
-    let mut record = SessionRecord {
-        id: SessionId::from_bytes(id),
-        user_id: format!("user-{:06}", n / 2),
-        jkt: keybound_server::lifecycle::Jkt::from_bytes([7; 32]),
-        device_label: Some("Firefox on Linux".into()),
-        user_agent_hash: Some([1; 8]),
-        created_at: t0,
-        last_seen_at: t0,
-        idle_expires_at: t0 + 1800,
-        absolute_expires_at: t0 + 43_200,
-        generation: 3,
-        current_hash: TokenHash::from_bytes([9; 32]),
-        previous_hash: Some(TokenHash::from_bytes([8; 32])),
-        grace_until: Some(t0 + 30),
-        state: SessionState::Active,
-        reason: None,
-        ended_at: None,
-        binding: SessionBinding::Dpop,
-    };
-    record.finish(SessionState::Revoked, Reason::USER_REVOKED, t0 + 60);
-    record
 }
 
 /// The clock eight days later: everything above is past retention.

@@ -7,30 +7,24 @@
 //! `cargo bench -p keybound-server --bench lifecycle_paired`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "support/lifecycle.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use keybound_server::lifecycle::{
-    Jkt, OpenRequest, Reason, RefreshSecret, RequestSignals, SessionId, SessionService,
-    SessionState, TokenHash,
-};
+use keybound_server::ManualClock;
+use keybound_server::lifecycle::{OpenRequest, RefreshSecret, RequestSignals, SessionService};
+use keybound_server::proto::Signer;
 use keybound_server::proto::ed25519_dalek::SigningKey;
-use keybound_server::proto::{AccessTokenClaims, DpopProof, ProofBuilder, Signer};
-use keybound_server::store::{
-    MemoryStore, SessionBinding, SessionRecord, SessionStore, SqliteStore,
-};
-use keybound_server::{KeyRing, ManualClock, ServerKey};
+use keybound_server::store::{MemoryStore, SessionStore, SqliteStore};
+use support::{T0_MS, keys, refresh_proof, refreshed_claims, terminal, verify_proof};
 use tokio::runtime::Runtime;
 
-const T0_MS: i64 = 1_700_000_000_000;
 const ROUNDS: usize = 400;
 const BATCH: usize = 16;
 const PROOFS: usize = 1024;
-
-fn keys() -> KeyRing {
-    KeyRing::new(ServerKey::from_seed(&[42; 32]))
-}
 
 /// Refresh-request proofs with distinct `jti`s: a verifier never sees the same
 /// signature twice.
@@ -39,25 +33,9 @@ fn proofs(device: &SigningKey) -> Vec<String> {
         .map(|i| {
             let mut jti = [0u8; 16];
             jti[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            ProofBuilder::new(
-                device.public_jwk(),
-                "POST",
-                "https://api.example/session/refresh",
-                T0_MS / 1000,
-                jti,
-            )
-            .unwrap()
-            .sign(device)
-            .unwrap()
+            refresh_proof(device, jti)
         })
         .collect()
-}
-
-/// The verifier's part of a refresh request: parse, thumbprint, `verify_strict`.
-fn verify_proof(proof: &str) -> String {
-    let parsed = DpopProof::parse(proof).unwrap();
-    parsed.verify_signature().unwrap();
-    parsed.thumbprint()
 }
 
 struct Refresher {
@@ -109,35 +87,6 @@ fn load_average() -> String {
         .to_owned()
 }
 
-/// A session that ended long ago, ready to be purged: the user has two sessions.
-fn terminal(n: u64) -> SessionRecord {
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&n.to_le_bytes());
-    id[8..].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-    let t0 = T0_MS / 1000;
-    let mut record = SessionRecord {
-        id: SessionId::from_bytes(id),
-        user_id: format!("user-{:06}", n / 2),
-        jkt: Jkt::from_bytes([7; 32]),
-        device_label: Some("Firefox on Linux".into()),
-        user_agent_hash: Some([1; 8]),
-        created_at: t0,
-        last_seen_at: t0,
-        idle_expires_at: t0 + 1800,
-        absolute_expires_at: t0 + 43_200,
-        generation: 3,
-        current_hash: TokenHash::from_bytes([9; 32]),
-        previous_hash: Some(TokenHash::from_bytes([8; 32])),
-        grace_until: Some(t0 + 30),
-        state: SessionState::Active,
-        reason: None,
-        ended_at: None,
-        binding: SessionBinding::Dpop,
-    };
-    record.finish(SessionState::Revoked, Reason::USER_REVOKED, t0 + 60);
-    record
-}
-
 /// Fills `store` with `n` terminal sessions, then times one `sweep_once` purging them.
 fn timed_sweep(rt: &Runtime, store: Arc<dyn SessionStore>, n: u64) -> (f64, f64) {
     rt.block_on(async {
@@ -170,15 +119,7 @@ fn main() {
     let jkt = device.public_jwk().thumbprint();
     let proofs = proofs(&device);
     let signing = keys();
-    let claims = AccessTokenClaims {
-        iss: "keybound".into(),
-        sub: "alice".into(),
-        sid: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-        jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-        iat: T0_MS / 1000,
-        exp: T0_MS / 1000 + 300,
-        jkt: jkt.clone(),
-    };
+    let claims = refreshed_claims(jkt.clone());
     let mut memory = Refresher::new(&rt, Arc::new(MemoryStore::new()), &jkt);
     let dir = tempfile::tempdir().unwrap();
     let sqlite = rt

@@ -19,105 +19,26 @@
 //! Run: `cargo bench -p keybound-server --bench verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::future::Future;
+#[path = "support/verify.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ed25519_dalek::SigningKey;
-use http::request::Parts;
-use keybound_proto::{AccessTokenClaims, ProofBuilder, Signer};
-use keybound_server::{KeyRing, ManualClock, MemoryReplayStore, ServerKey, Verifier, replay_key};
-
-const T0: i64 = 1_700_000_000;
-const URL: &str = "https://api.example.com/api/orders";
-
-/// Polls a future that completes without waiting (memory stores, no I/O).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
-
-struct Setup {
-    device: SigningKey,
-    token: String,
-    authorization: String,
-    next_jti: AtomicU64,
-}
-
-impl Setup {
-    /// A request with a fresh proof for `GET /api/orders` and the access token.
-    fn request(&self) -> Parts {
-        let n = self.next_jti.fetch_add(1, Ordering::Relaxed);
-        let mut jti = [0x5a; 16];
-        jti[..8].copy_from_slice(&n.to_le_bytes());
-        let proof = ProofBuilder::new(self.device.public_jwk(), "GET", URL, T0, jti)
-            .unwrap()
-            .access_token(&self.token)
-            .sign(&self.device)
-            .unwrap();
-        http::Request::get("/api/orders?page=2")
-            .header("host", "api.example.com")
-            .header("authorization", &self.authorization)
-            .header("dpop", proof)
-            .header("accept", "application/json")
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0
-    }
-}
-
-fn verifier(keys: KeyRing, clock: &ManualClock, cache: usize) -> Verifier {
-    Verifier::builder()
-        .public_origin("https://api.example.com")
-        .keys(keys)
-        .clock(Arc::new(clock.clone()))
-        .replay_store(Arc::new(MemoryReplayStore::with_capacity(
-            Arc::new(clock.clone()),
-            4_000_000,
-        )))
-        .token_cache_capacity(cache)
-        .danger_accept_any_session()
-        .build()
-        .unwrap()
-}
+use keybound_server::{ManualClock, MemoryReplayStore, replay_key};
+use support::{Device, T0, fresh_signatures, ready, server_key, verifier};
 
 fn verification(c: &mut Criterion) {
     let clock = ManualClock::new(T0 * 1000);
-    let server = ServerKey::from_seed(&[1u8; 32]);
-    let device = SigningKey::from_bytes(&[2u8; 32]);
-    let keys = || KeyRing::new(ServerKey::from_seed(&[1u8; 32]));
-    let token = keys()
-        .sign(&AccessTokenClaims {
-            iss: "https://api.example.com".into(),
-            sub: "user-0001".into(),
-            sid: "sess-7f3a2c9e4b1d".into(),
-            jti: "at-4c1f0e8a9b7d6c5e".into(),
-            iat: T0,
-            exp: T0 + 300,
-            jkt: device.public_jwk().thumbprint(),
-        })
-        .unwrap();
-    let setup = Setup {
-        authorization: format!("DPoP {token}"),
-        device,
-        token,
-        next_jti: AtomicU64::new(0),
-    };
-    let cached = verifier(keys(), &clock, 1024);
-    let cold = verifier(keys(), &clock, 0);
+    let server = server_key();
+    let device = Device::new();
+    let cached = verifier(&clock, 1024);
+    let cold = verifier(&clock, 0);
     // Prime the cache, and check both verifiers accept the requests.
-    ready(cached.verify(&setup.request())).unwrap();
-    ready(cold.verify(&setup.request())).unwrap();
+    ready(cached.verify(&device.request())).unwrap();
+    ready(cold.verify(&device.request())).unwrap();
 
     let message = [0x42u8; 200];
     let signature = ed25519_dalek::Signer::sign(server.signing_key(), &message);
@@ -134,13 +55,7 @@ fn verification(c: &mut Criterion) {
     });
     // The same check on 1,024 different messages and signatures, cycled (a verifier
     // never sees one signature twice; a repeated one lets the CPU learn its branches).
-    let fresh: Vec<([u8; 200], ed25519_dalek::Signature)> = (0..1024u32)
-        .map(|i| {
-            let mut m = [0x42u8; 200];
-            m[..4].copy_from_slice(&i.to_le_bytes());
-            (m, ed25519_dalek::Signer::sign(server.signing_key(), &m))
-        })
-        .collect();
+    let fresh = fresh_signatures(&server);
     let mut fresh_it = fresh.iter().cycle();
     group.bench_function("raw_verify_strict_fresh", |b| {
         b.iter(|| {
@@ -150,14 +65,14 @@ fn verification(c: &mut Criterion) {
     });
     group.bench_function("verifier_cached", |b| {
         b.iter_batched(
-            || setup.request(),
+            || device.request(),
             |parts| ready(cached.verify(&parts)).unwrap(),
             BatchSize::SmallInput,
         )
     });
     group.bench_function("verifier_cold", |b| {
         b.iter_batched(
-            || setup.request(),
+            || device.request(),
             |parts| ready(cold.verify(&parts)).unwrap(),
             BatchSize::SmallInput,
         )

@@ -10,88 +10,26 @@
 //! Run: `cargo bench -p keybound-server --bench verify_paired`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::future::Future;
+#[path = "support/verify.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use ed25519_dalek::SigningKey;
 use http::request::Parts;
 use keybound_proto::{
-    AccessToken, AccessTokenClaims, CheckHooks, DecodeEveryTime, DpopProof, KeyDecoder,
-    ProofBuilder, ProofKey, ProtoError, PublicJwk, RequestContext, Signer, access_token_hash,
-    check_request, normalize_htu,
+    AccessToken, CheckHooks, DecodeEveryTime, DpopProof, KeyDecoder, ProofKey, ProtoError,
+    PublicJwk, RequestContext, access_token_hash, check_request, normalize_htu,
 };
-use keybound_server::{
-    KeyRing, ManualClock, MemoryReplayStore, ServerKey, TokenCache, Verifier, replay_key,
-};
+use keybound_server::{ManualClock, MemoryReplayStore, TokenCache, replay_key};
+use support::{Device, T0, URL, fresh_signatures, ready, server_key, verifier};
 
-const T0: i64 = 1_700_000_000;
-const URL: &str = "https://api.example.com/api/orders";
 const BATCH: usize = 16;
-
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-struct Setup {
-    device: SigningKey,
-    token: String,
-    authorization: String,
-    next: u64,
-}
-
-impl Setup {
-    fn proof(&mut self) -> String {
-        self.next += 1;
-        let mut jti = [0x5a; 16];
-        jti[..8].copy_from_slice(&self.next.to_le_bytes());
-        ProofBuilder::new(self.device.public_jwk(), "GET", URL, T0, jti)
-            .unwrap()
-            .access_token(&self.token)
-            .sign(&self.device)
-            .unwrap()
-    }
-
-    fn request(&mut self) -> Parts {
-        let proof = self.proof();
-        http::Request::get("/api/orders?page=2")
-            .header("host", "api.example.com")
-            .header("authorization", &self.authorization)
-            .header("dpop", proof)
-            .header("accept", "application/json")
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0
-    }
-}
-
-fn verifier(clock: &ManualClock, cache: usize) -> Verifier {
-    Verifier::builder()
-        .public_origin("https://api.example.com")
-        .keys(KeyRing::new(ServerKey::from_seed(&[1u8; 32])))
-        .clock(Arc::new(clock.clone()))
-        .replay_store(Arc::new(MemoryReplayStore::with_capacity(
-            Arc::new(clock.clone()),
-            4_000_000,
-        )))
-        .token_cache_capacity(cache)
-        .danger_accept_any_session()
-        .build()
-        .unwrap()
 }
 
 /// Nanoseconds per call of `f`, over `n` calls.
@@ -109,33 +47,17 @@ fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let rounds: usize = if measuring { 600 } else { 2 };
     let clock = ManualClock::new(T0 * 1000);
-    let server = ServerKey::from_seed(&[1u8; 32]);
-    let device = SigningKey::from_bytes(&[2u8; 32]);
-    let token = KeyRing::new(ServerKey::from_seed(&[1u8; 32]))
-        .sign(&AccessTokenClaims {
-            iss: "https://api.example.com".into(),
-            sub: "user-0001".into(),
-            sid: "sess-7f3a2c9e4b1d".into(),
-            jti: "at-4c1f0e8a9b7d6c5e".into(),
-            iat: T0,
-            exp: T0 + 300,
-            jkt: device.public_jwk().thumbprint(),
-        })
-        .unwrap();
-    let mut setup = Setup {
-        authorization: format!("DPoP {token}"),
-        device,
-        token: token.clone(),
-        next: 0,
-    };
+    let server = server_key();
+    let device = Device::new();
+    let token = device.token().to_owned();
     let cached = verifier(&clock, 1024);
     let cold = verifier(&clock, 0);
-    ready(cached.verify(&setup.request())).unwrap();
+    ready(cached.verify(&device.request())).unwrap();
 
     let message = [0x42u8; 200];
     let signature = ed25519_dalek::Signer::sign(server.signing_key(), &message);
     let public = server.verifying_key();
-    let sample_proof = setup.proof();
+    let sample_proof = device.proof();
     println!(
         "proof {} bytes, access token {} bytes",
         sample_proof.len(),
@@ -145,13 +67,7 @@ fn main() {
     // The same check on 1,024 different messages and signatures, cycled: a verifier
     // never sees the same signature twice, and the scalar multiplication takes
     // data-dependent branches that a repeated signature trains the CPU to predict.
-    let fresh: Vec<([u8; 200], ed25519_dalek::Signature)> = (0..1024u32)
-        .map(|i| {
-            let mut m = [0x42u8; 200];
-            m[..4].copy_from_slice(&i.to_le_bytes());
-            (m, ed25519_dalek::Signer::sign(server.signing_key(), &m))
-        })
-        .collect();
+    let fresh = fresh_signatures(&server);
     let mut fresh_it = fresh.iter().cycle();
     let mut raw_fresh = Vec::new();
     let mut ratio_hot_fresh = Vec::new();
@@ -162,8 +78,8 @@ fn main() {
     let mut ratio_hot = Vec::new();
     let mut ratio_cold = Vec::new();
     for round in 0..rounds {
-        let hot_requests: Vec<Parts> = (0..BATCH).map(|_| setup.request()).collect();
-        let cold_requests: Vec<Parts> = (0..BATCH).map(|_| setup.request()).collect();
+        let hot_requests: Vec<Parts> = (0..BATCH).map(|_| device.request()).collect();
+        let cold_requests: Vec<Parts> = (0..BATCH).map(|_| device.request()).collect();
         let mut t = [0.0f64; 4];
         for k in 0..4 {
             match (round + k) % 4 {
@@ -248,7 +164,7 @@ fn main() {
 
     // The pieces, each the minimum over rounds of a batch average.
     println!("pieces (min over {rounds} rounds, ns per call):");
-    let proofs: Vec<String> = (0..BATCH * 4).map(|_| setup.proof()).collect();
+    let proofs: Vec<String> = (0..BATCH * 4).map(|_| device.proof()).collect();
     let parsed = DpopProof::parse(&sample_proof).unwrap();
     let device_x = *parsed.jwk().ed25519_bytes().unwrap();
     let ctx = RequestContext {

@@ -91,6 +91,8 @@ pub mod session;
 mod session_check;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod token_cache;
 mod verifier;
 

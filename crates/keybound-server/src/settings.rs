@@ -37,6 +37,31 @@ use serde_json::{Value, json};
 use crate::lifecycle::{Policy, RefreshSecret};
 use crate::{KeyRing, ServerKey};
 
+/// Every variable [`Settings::from_lookup`] reads, in the order of the table above: for
+/// an application that gathers them from another source, or a test that clears them.
+pub const VARIABLES: [&str; 20] = [
+    "KEYBOUND_LISTEN",
+    "KEYBOUND_PUBLIC_ORIGIN",
+    "KEYBOUND_ACCESS_TTL_SECS",
+    "KEYBOUND_IDLE_TIMEOUT_SECS",
+    "KEYBOUND_ABSOLUTE_LIFETIME_SECS",
+    "KEYBOUND_RETENTION_SECS",
+    "KEYBOUND_REFRESH_GRACE_SECS",
+    "KEYBOUND_NONCE",
+    "KEYBOUND_PROOF_ALGS",
+    "KEYBOUND_STORE",
+    "KEYBOUND_REDIS_PREFIX",
+    "KEYBOUND_REDIS_TIMEOUT_MS",
+    "KEYBOUND_DBSC",
+    "KEYBOUND_DBSC_UNBOUND_SECS",
+    "KEYBOUND_KEY_FILE",
+    "KEYBOUND_NONCE_SECRET",
+    "KEYBOUND_REPLAY_CAPACITY",
+    "KEYBOUND_MAX_SESSIONS_PER_USER",
+    "KEYBOUND_LOGIN_PER_IP_PER_MIN",
+    "KEYBOUND_LOGIN_PER_USER_PER_MIN",
+];
+
 /// Why the settings are unusable.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -493,6 +518,30 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn variables_are_exactly_those_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Settings::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        })
+        .unwrap();
+        let mut asked = asked.into_inner();
+        asked.sort();
+        asked.dedup();
+        let mut listed = VARIABLES.map(str::to_owned).to_vec();
+        listed.sort();
+        assert_eq!(asked, listed);
+    }
+
+    #[test]
+    fn every_variable_is_in_the_module_table() {
+        let table = include_str!("settings.rs");
+        for name in VARIABLES {
+            assert!(table.contains(&format!("//! | `{name}` |")), "{name}");
+        }
     }
 
     #[test]

@@ -196,6 +196,33 @@ fn tokens(reply: &Reply) -> TokenResponse {
     serde_json::from_value(reply.body.clone()).unwrap()
 }
 
+/// `POST /api/login` with Alice's credentials and exactly the `DPoP` headers `proofs`,
+/// for the proofs a well-behaved client would not send.
+fn login_request(proofs: &[&str]) -> Request<Body> {
+    let mut builder = Request::post("/api/login").header("content-type", "application/json");
+    for proof in proofs {
+        builder = builder.header("dpop", *proof);
+    }
+    builder
+        .body(Body::from(
+            r#"{"username":"alice","password":"wonderland"}"#,
+        ))
+        .unwrap()
+}
+
+/// `GET /api/me` with exactly the `Authorization` header `authorization` (if any) and
+/// the `DPoP` headers `proofs`.
+fn me_request(authorization: Option<&str>, proofs: &[&str]) -> Request<Body> {
+    let mut builder = Request::get("/api/me");
+    if let Some(authorization) = authorization {
+        builder = builder.header("authorization", authorization);
+    }
+    for proof in proofs {
+        builder = builder.header("dpop", *proof);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
 // ---------------------------------------------------------------- login
 
 #[tokio::test]
@@ -226,13 +253,7 @@ async fn login_returns_the_token_response_uncached() {
 async fn login_refuses_bad_proofs_before_looking_at_credentials() {
     let h = Harness::new(&[]).await;
     let device = Device::new(1);
-    let body = r#"{"username":"alice","password":"wonderland"}"#;
-
-    let no_proof = Request::post("/api/login")
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    let reply = h.send(no_proof).await;
+    let reply = h.send(login_request(&[])).await;
     reply.assert_error(401, "invalid_dpop_proof", "missing_proof");
     assert_eq!(
         reply.header("www-authenticate"),
@@ -242,63 +263,32 @@ async fn login_refuses_bad_proofs_before_looking_at_credentials() {
     );
 
     let proof = h.proof(&device, "POST", "/api/login", None);
-    let first = Request::post("/api/login")
-        .header("dpop", &proof)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    assert_eq!(h.send(first).await.status, StatusCode::OK);
-    let replay = Request::post("/api/login")
-        .header("dpop", &proof)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    h.send(replay)
+    assert_eq!(
+        h.send(login_request(&[&proof])).await.status,
+        StatusCode::OK
+    );
+    h.send(login_request(&[&proof]))
         .await
         .assert_error(401, "invalid_dpop_proof", "replayed_jti");
 
-    let wrong_path = Request::post("/api/login")
-        .header("dpop", h.proof(&device, "POST", "/api/logon", None))
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    h.send(wrong_path)
-        .await
-        .assert_error(401, "invalid_dpop_proof", "htu_mismatch");
+    let stale = device.proof(
+        "POST",
+        &format!("{ORIGIN}/api/login"),
+        h.now() - 61,
+        None,
+        None,
+    );
+    for (proof, code) in [
+        (h.proof(&device, "POST", "/api/logon", None), "htu_mismatch"),
+        (h.proof(&device, "GET", "/api/login", None), "htm_mismatch"),
+        (stale, "iat_too_old"),
+    ] {
+        h.send(login_request(&[&proof]))
+            .await
+            .assert_error(401, "invalid_dpop_proof", code);
+    }
 
-    let wrong_method = Request::post("/api/login")
-        .header("dpop", h.proof(&device, "GET", "/api/login", None))
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    h.send(wrong_method)
-        .await
-        .assert_error(401, "invalid_dpop_proof", "htm_mismatch");
-
-    let stale = Request::post("/api/login")
-        .header(
-            "dpop",
-            device.proof(
-                "POST",
-                &format!("{ORIGIN}/api/login"),
-                h.now() - 61,
-                None,
-                None,
-            ),
-        )
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    h.send(stale)
-        .await
-        .assert_error(401, "invalid_dpop_proof", "iat_too_old");
-
-    let garbage = Request::post("/api/login")
-        .header("dpop", "not.a.jws")
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    let reply = h.send(garbage).await;
+    let reply = h.send(login_request(&["not.a.jws"])).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.body["error"], "invalid_dpop_proof");
 }
@@ -377,27 +367,22 @@ async fn session_extractor_rejects_each_bad_credential() {
     let t = h.login(&device, "alice").await;
     let at = t.access_token.as_str();
 
+    let dpop_at = format!("DPoP {at}");
+    let proof = |bound_to: Option<&str>| h.proof(&device, "GET", "/api/me", bound_to);
+
     // No credentials at all.
-    let reply = h
-        .send(Request::get("/api/me").body(Body::empty()).unwrap())
-        .await;
+    let reply = h.send(me_request(None, &[])).await;
     reply.assert_error(401, "invalid_token", "missing_token");
 
     // A token without a proof.
-    let no_proof = Request::get("/api/me")
-        .header("authorization", format!("DPoP {at}"))
-        .body(Body::empty())
-        .unwrap();
-    h.send(no_proof)
-        .await
-        .assert_error(401, "invalid_dpop_proof", "missing_proof");
+    h.send(me_request(Some(&dpop_at), &[])).await.assert_error(
+        401,
+        "invalid_dpop_proof",
+        "missing_proof",
+    );
 
     // Bearer is never accepted.
-    let bearer = Request::get("/api/me")
-        .header("authorization", format!("Bearer {at}"))
-        .header("dpop", h.proof(&device, "GET", "/api/me", Some(at)))
-        .body(Body::empty())
-        .unwrap();
+    let bearer = me_request(Some(&format!("Bearer {at}")), &[&proof(Some(at))]);
     let reply = h.send(bearer).await;
     reply.assert_error(401, "invalid_token", "invalid_auth_scheme");
     assert_eq!(
@@ -408,23 +393,10 @@ async fn session_extractor_rejects_each_bad_credential() {
     );
 
     // A proof without ath, or bound to another token.
-    let no_ath = Request::get("/api/me")
-        .header("authorization", format!("DPoP {at}"))
-        .header("dpop", h.proof(&device, "GET", "/api/me", None))
-        .body(Body::empty())
-        .unwrap();
-    h.send(no_ath)
+    h.send(me_request(Some(&dpop_at), &[&proof(None)]))
         .await
         .assert_error(401, "invalid_dpop_proof", "ath_missing");
-    let other_ath = Request::get("/api/me")
-        .header("authorization", format!("DPoP {at}"))
-        .header(
-            "dpop",
-            h.proof(&device, "GET", "/api/me", Some("another-token")),
-        )
-        .body(Body::empty())
-        .unwrap();
-    h.send(other_ath)
+    h.send(me_request(Some(&dpop_at), &[&proof(Some("another-token"))]))
         .await
         .assert_error(401, "invalid_dpop_proof", "ath_mismatch");
 
@@ -447,27 +419,15 @@ async fn session_extractor_rejects_each_bad_credential() {
     assert_eq!(reply.body["error"], "invalid_token");
 
     // The same proof twice.
-    let proof = h.proof(&device, "GET", "/api/me", Some(at));
-    for expected in [None, Some("replayed_jti")] {
-        let request = Request::get("/api/me")
-            .header("authorization", format!("DPoP {at}"))
-            .header("dpop", &proof)
-            .body(Body::empty())
-            .unwrap();
-        let reply = h.send(request).await;
-        match expected {
-            None => assert_eq!(reply.status, StatusCode::OK),
-            Some(code) => reply.assert_error(401, "invalid_dpop_proof", code),
-        }
-    }
+    let once = proof(Some(at));
+    let reply = h.send(me_request(Some(&dpop_at), &[&once])).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    h.send(me_request(Some(&dpop_at), &[&once]))
+        .await
+        .assert_error(401, "invalid_dpop_proof", "replayed_jti");
 
     // Two DPoP headers.
-    let two = Request::get("/api/me")
-        .header("authorization", format!("DPoP {at}"))
-        .header("dpop", h.proof(&device, "GET", "/api/me", Some(at)))
-        .header("dpop", h.proof(&device, "GET", "/api/me", Some(at)))
-        .body(Body::empty())
-        .unwrap();
+    let two = me_request(Some(&dpop_at), &[&proof(Some(at)), &proof(Some(at))]);
     h.send(two)
         .await
         .assert_error(401, "invalid_dpop_proof", "multiple_dpop_headers");
@@ -513,14 +473,10 @@ async fn challenges_advertise_the_configured_proof_algs() {
     let eddsa = Harness::new(&[("KEYBOUND_PROOF_ALGS", "EdDSA")]).await;
     let device = Device::new(1);
     let t = eddsa.login(&device, "alice").await;
-    let bearer = Request::get("/api/me")
-        .header("authorization", format!("Bearer {}", t.access_token))
-        .header(
-            "dpop",
-            eddsa.proof(&device, "GET", "/api/me", Some(&t.access_token)),
-        )
-        .body(Body::empty())
-        .unwrap();
+    let bearer = me_request(
+        Some(&format!("Bearer {}", t.access_token)),
+        &[&eddsa.proof(&device, "GET", "/api/me", Some(&t.access_token))],
+    );
     let reply = eddsa.send(bearer).await;
     reply.assert_status(401);
     assert_eq!(
@@ -1085,20 +1041,14 @@ async fn nonce_challenge_then_success() {
     let t = tokens(&reply);
 
     // A protected call without a nonce is challenged.
-    let no_nonce = Request::get("/api/me")
-        .header("authorization", format!("DPoP {}", t.access_token))
-        .header(
-            "dpop",
-            device.proof(
-                "GET",
-                &format!("{ORIGIN}/api/me"),
-                h.now(),
-                Some(&t.access_token),
-                None,
-            ),
-        )
-        .body(Body::empty())
-        .unwrap();
+    let without_nonce = device.proof(
+        "GET",
+        &format!("{ORIGIN}/api/me"),
+        h.now(),
+        Some(&t.access_token),
+        None,
+    );
+    let no_nonce = me_request(Some(&format!("DPoP {}", t.access_token)), &[&without_nonce]);
     let reply = h.send(no_nonce).await;
     reply.assert_error(401, "use_dpop_nonce", "use_dpop_nonce");
     assert_eq!(reply.header("dpop-nonce"), Some(nonce.as_str()));

@@ -3,14 +3,60 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{harness, jkt};
+use keybound_server::SessionService;
 use keybound_server::lifecycle::{AuditEventKind, OpenRequest, RequestSignals, SessionId};
-use keybound_server::store::{MemoryStore, SessionStore};
+use keybound_server::proto::TokenResponse;
+use keybound_server::store::{MemoryStore, SessionRecord, SessionStore};
 use tokio::sync::Barrier;
 
 const TASKS: usize = 64;
+
+/// Runs the refreshes `calls` (a service and the refresh token it is given) at once,
+/// released together by a barrier. Every refusal must be a clean `invalid_grant`;
+/// returns the tokens the successful ones issued.
+async fn race_refreshes(
+    calls: impl IntoIterator<Item = (SessionService, String)>,
+) -> Vec<TokenResponse> {
+    let calls: Vec<_> = calls.into_iter().collect();
+    let barrier = Arc::new(Barrier::new(calls.len()));
+    let mut tasks = Vec::new();
+    for (service, token) in calls {
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            service
+                .refresh(&token, &jkt(1), &RequestSignals::new())
+                .await
+        }));
+    }
+    let mut issued = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(tokens) => issued.push(tokens),
+            Err(e) => assert_eq!(e.oauth_error(), "invalid_grant", "{e}"),
+        }
+    }
+    issued
+}
+
+/// The stored record of the session `session_id`.
+async fn stored(service: &SessionService, session_id: &str) -> SessionRecord {
+    service
+        .store()
+        .load(SessionId::parse(session_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// The distinct refresh tokens among `issued`.
+fn distinct_refresh_tokens(issued: &[TokenResponse]) -> HashSet<&str> {
+    issued.iter().map(|t| t.refresh_token.as_str()).collect()
+}
 
 async fn sixty_four_refreshes_with_one_token(store: impl SessionStore, advance_into_grace: u64) {
     let mut h = harness(store);
@@ -21,26 +67,8 @@ async fn sixty_four_refreshes_with_one_token(store: impl SessionStore, advance_i
         .unwrap();
     h.advance(advance_into_grace);
     h.drain();
-    let barrier = Arc::new(Barrier::new(TASKS));
-    let mut tasks = Vec::new();
-    for _ in 0..TASKS {
-        let service = h.service.clone();
-        let barrier = Arc::clone(&barrier);
-        let token = t0.refresh_token.clone();
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            service
-                .refresh(&token, &jkt(1), &RequestSignals::new())
-                .await
-        }));
-    }
-    let mut successors = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(tokens) => successors.push(tokens),
-            Err(e) => assert_eq!(e.oauth_error(), "invalid_grant", "{e}"),
-        }
-    }
+    let successors =
+        race_refreshes((0..TASKS).map(|_| (h.service.clone(), t0.refresh_token.clone()))).await;
     // Within grace every caller gets the one successor.
     assert_eq!(successors.len(), TASKS);
     assert!(
@@ -54,13 +82,7 @@ async fn sixty_four_refreshes_with_one_token(store: impl SessionStore, advance_i
         .filter(|e| e.event == AuditEventKind::Refreshed)
         .collect();
     assert_eq!(refreshed.len(), 1, "exactly one rotation");
-    let record = h
-        .service
-        .store()
-        .load(SessionId::parse(&t0.session_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stored(&h.service, &t0.session_id).await;
     assert_eq!(record.generation, 1);
     assert!(!record.state.is_terminal());
     // The store is consistent: the successor rotates on, the session stays usable.
@@ -95,29 +117,13 @@ async fn racing_past_grace(store: impl SessionStore) {
         .await
         .unwrap();
     h.advance(31);
-    let barrier = Arc::new(Barrier::new(TASKS));
-    let mut tasks = Vec::new();
-    for i in 0..TASKS {
-        let service = h.service.clone();
-        let barrier = Arc::clone(&barrier);
-        // Half present the stale token, half the current one.
-        let token = if i % 2 == 0 { &t0 } else { &t1 }.refresh_token.clone();
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            service
-                .refresh(&token, &jkt(1), &RequestSignals::new())
-                .await
-        }));
-    }
-    let mut issued = std::collections::HashSet::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(t) => {
-                issued.insert(t.refresh_token);
-            }
-            Err(e) => assert_eq!(e.oauth_error(), "invalid_grant", "{e}"),
-        }
-    }
+    // Half present the stale token, half the current one.
+    let issued = race_refreshes((0..TASKS).map(|i| {
+        let token = if i % 2 == 0 { &t0 } else { &t1 };
+        (h.service.clone(), token.refresh_token.clone())
+    }))
+    .await;
+    let issued = distinct_refresh_tokens(&issued);
     assert!(issued.len() <= 1, "two live generations: {}", issued.len());
     // The stale token was seen, so the session ends revoked however the race went.
     let info = h.service.session(&t0.session_id).await.unwrap();
@@ -166,36 +172,13 @@ async fn sqlite_store_rotates_once_across_connections() {
         .open_session("alice", &jkt(1), OpenRequest::new())
         .await
         .unwrap();
-    let barrier = Arc::new(Barrier::new(TASKS));
-    let mut tasks = Vec::new();
-    for i in 0..TASKS {
-        let service = if i % 2 == 0 { &ha } else { &hb }.service.clone();
-        let barrier = Arc::clone(&barrier);
-        let token = t0.refresh_token.clone();
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            service
-                .refresh(&token, &jkt(1), &RequestSignals::new())
-                .await
-        }));
-    }
-    let mut issued = std::collections::HashSet::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(t) => {
-                issued.insert(t.refresh_token);
-            }
-            Err(e) => assert_eq!(e.oauth_error(), "invalid_grant", "{e}"),
-        }
-    }
-    assert_eq!(issued.len(), 1);
-    let record = ha
-        .service
-        .store()
-        .load(SessionId::parse(&t0.session_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let issued = race_refreshes((0..TASKS).map(|i| {
+        let h = if i % 2 == 0 { &ha } else { &hb };
+        (h.service.clone(), t0.refresh_token.clone())
+    }))
+    .await;
+    assert_eq!(distinct_refresh_tokens(&issued).len(), 1);
+    let record = stored(&ha.service, &t0.session_id).await;
     assert_eq!(record.generation, 1);
 }
 

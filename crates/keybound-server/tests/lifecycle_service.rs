@@ -28,6 +28,13 @@ async fn login(h: &Harness, user: &str, key: u8) -> TokenResponse {
         .unwrap()
 }
 
+/// Refreshes with `t`'s refresh token, presented with the key `key`.
+async fn refresh(h: &Harness, t: &TokenResponse, key: u8) -> Result<TokenResponse, LifecycleError> {
+    h.service
+        .refresh(&t.refresh_token, &jkt(key), &signals())
+        .await
+}
+
 async fn check(h: &Harness, t: &TokenResponse, user: &str, key: u8) -> Result<(), SessionDenied> {
     h.service.check(&t.session_id, user, &jkt(key)).await
 }
@@ -100,11 +107,7 @@ async fn refresh_rotates_and_the_old_token_replays_within_grace() {
     let mut h = harness(MemoryStore::new());
     let t0 = login(&h, "alice", 1).await;
     h.advance(200);
-    let t1 = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    let t1 = refresh(&h, &t0, 1).await.unwrap();
     assert_ne!(t1.refresh_token, t0.refresh_token);
     assert_eq!(t1.session_id, t0.session_id);
     assert_eq!(t1.idle_expires_at, h.now() + 1800);
@@ -112,11 +115,7 @@ async fn refresh_rotates_and_the_old_token_replays_within_grace() {
     h.verify_access_token(&t1.access_token);
     // The response was lost: the same old token within grace gets the same successor.
     h.advance(29);
-    let again = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    let again = refresh(&h, &t0, 1).await.unwrap();
     assert_eq!(again.refresh_token, t1.refresh_token);
     assert_ne!(again.access_token, t1.access_token);
     let events = h.drain();
@@ -124,11 +123,7 @@ async fn refresh_rotates_and_the_old_token_replays_within_grace() {
     assert_eq!(kinds, [AuditEventKind::Created, AuditEventKind::Refreshed]);
     assert_eq!(events[1].generation, 1);
     // The successor rotates on.
-    let t2 = h
-        .service
-        .refresh(&t1.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    let t2 = refresh(&h, &t1, 1).await.unwrap();
     assert_ne!(t2.refresh_token, t1.refresh_token);
     check(&h, &t2, "alice", 1).await.unwrap();
 }
@@ -137,27 +132,15 @@ async fn refresh_rotates_and_the_old_token_replays_within_grace() {
 async fn the_previous_token_after_grace_revokes_the_session() {
     let mut h = harness(MemoryStore::new());
     let t0 = login(&h, "alice", 1).await;
-    let t1 = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    let t1 = refresh(&h, &t0, 1).await.unwrap();
     h.advance(30);
-    let err = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap_err();
+    let err = refresh(&h, &t0, 1).await.unwrap_err();
     assert_eq!(
         (err.code(), err.oauth_error()),
         ("refresh_token_reused", "invalid_grant")
     );
     // The whole session is gone: the current token, and requests with its access token.
-    let err = h
-        .service
-        .refresh(&t1.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap_err();
+    let err = refresh(&h, &t1, 1).await.unwrap_err();
     assert_eq!(code(err), "session_revoked");
     assert_eq!(
         check(&h, &t1, "alice", 1).await,
@@ -178,21 +161,9 @@ async fn the_previous_token_after_grace_revokes_the_session() {
 async fn an_older_generation_revokes_even_within_grace() {
     let h = harness(MemoryStore::new());
     let t0 = login(&h, "alice", 1).await;
-    let t1 = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
-    let t2 = h
-        .service
-        .refresh(&t1.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
-    let err = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap_err();
+    let t1 = refresh(&h, &t0, 1).await.unwrap();
+    let t2 = refresh(&h, &t1, 1).await.unwrap();
+    let err = refresh(&h, &t0, 1).await.unwrap_err();
     assert_eq!(code(err), "refresh_token_reused");
     assert_eq!(
         check(&h, &t2, "alice", 1).await,
@@ -205,27 +176,15 @@ async fn refresh_tokens_are_bound_to_the_session_key() {
     let h = harness(MemoryStore::new());
     let t0 = login(&h, "alice", 1).await;
     // The current token with another key: refused, the session stays.
-    let err = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(2), &signals())
-        .await
-        .unwrap_err();
+    let err = refresh(&h, &t0, 2).await.unwrap_err();
     assert_eq!(
         (err.code(), err.oauth_error()),
         ("refresh_key_mismatch", "invalid_grant")
     );
     check(&h, &t0, "alice", 1).await.unwrap();
     // The previous token with another key, even within grace: reuse.
-    let t1 = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
-    let err = h
-        .service
-        .refresh(&t0.refresh_token, &jkt(2), &signals())
-        .await
-        .unwrap_err();
+    let t1 = refresh(&h, &t0, 1).await.unwrap();
+    let err = refresh(&h, &t0, 2).await.unwrap_err();
     assert_eq!(code(err), "refresh_token_reused");
     assert_eq!(
         check(&h, &t1, "alice", 1).await,
@@ -290,10 +249,7 @@ async fn malformed_and_forged_refresh_tokens_are_refused_without_harm() {
         assert_eq!(code(err), "refresh_token_invalid");
     }
     check(&h, &t, "alice", 1).await.unwrap();
-    h.service
-        .refresh(&t.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    refresh(&h, &t, 1).await.unwrap();
 }
 
 #[tokio::test]
@@ -324,11 +280,7 @@ async fn idle_sessions_expire_and_stay_expired() {
     let listed = h.service.list_sessions("alice", None).await.unwrap();
     assert_eq!(listed[0].state, SessionState::Expired);
     assert_eq!(listed[0].reason, Some(Reason::IDLE_TIMEOUT));
-    let err = h
-        .service
-        .refresh(&t.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap_err();
+    let err = refresh(&h, &t, 1).await.unwrap_err();
     assert_eq!(
         (err.code(), err.oauth_error()),
         ("session_expired", "invalid_grant")
@@ -356,11 +308,7 @@ async fn the_absolute_lifetime_caps_everything() {
     let end = t.session_expires_at;
     loop {
         h.advance(25 * 60);
-        match h
-            .service
-            .refresh(&t.refresh_token, &jkt(1), &signals())
-            .await
-        {
+        match refresh(&h, &t, 1).await {
             Ok(next) => {
                 assert!(next.idle_expires_at <= end);
                 assert_eq!(next.session_expires_at, end);
@@ -423,11 +371,7 @@ async fn close_is_idempotent_and_immediate() {
         (revoke.state, revoke.changed),
         (SessionState::Closed, false)
     );
-    let err = h
-        .service
-        .refresh(&t.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap_err();
+    let err = refresh(&h, &t, 1).await.unwrap_err();
     assert_eq!(code(err), "session_closed");
     let closes: Vec<_> = h
         .drain()
@@ -696,17 +640,9 @@ async fn sensitive_actions_replace_the_tokens() {
     assert_eq!(events[1].event, AuditEventKind::Revoked);
     assert_eq!(events[1].session_id, other.session_id);
     // The new refresh token works.
-    let next = h
-        .service
-        .refresh(&rotated.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    let next = refresh(&h, &rotated, 1).await.unwrap();
     // The replaced token has no grace: presenting it is reuse.
-    let err = h
-        .service
-        .refresh(&t.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap_err();
+    let err = refresh(&h, &t, 1).await.unwrap_err();
     assert_eq!(code(err), "refresh_token_reused");
     assert_eq!(
         check(&h, &next, "alice", 1).await,
@@ -772,20 +708,13 @@ async fn listing_shows_the_users_sessions() {
 async fn events_never_contain_tokens() {
     let mut h = harness(MemoryStore::new());
     let t = login(&h, "alice", 1).await;
-    let t1 = h
-        .service
-        .refresh(&t.refresh_token, &jkt(1), &signals())
-        .await
-        .unwrap();
+    let t1 = refresh(&h, &t, 1).await.unwrap();
     h.service
         .rotate_on_sensitive_action(&t.session_id, &jkt(1), false)
         .await
         .unwrap();
     h.advance(60);
-    let _ = h
-        .service
-        .refresh(&t.refresh_token, &jkt(1), &signals())
-        .await;
+    let _ = refresh(&h, &t, 1).await;
     let secrets = [&t, &t1].map(|x| {
         (
             x.refresh_token.rsplit('.').next().unwrap().to_owned(),

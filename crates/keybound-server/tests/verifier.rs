@@ -95,8 +95,13 @@ impl Fx {
 
     /// A valid proof for `GET /orders` with the fixture's token.
     fn proof(&self) -> String {
-        self.proof_builder("GET", URL)
-            .access_token(&self.token)
+        self.proof_to("GET", URL, &self.token)
+    }
+
+    /// The device's proof for `method url`, bound to the access token `token`.
+    fn proof_to(&self, method: &str, url: &str, token: &str) -> String {
+        self.proof_builder(method, url)
+            .access_token(token)
             .sign(&self.device)
             .unwrap()
     }
@@ -232,11 +237,7 @@ fn verifier_and_its_futures_can_cross_threads() {
 async fn host_header_and_request_authority_are_not_trusted() {
     let fx = Fx::new();
     // A proof for the attacker's host fails even when Host and the target agree with it.
-    let proof = fx
-        .proof_builder("GET", "https://evil.example/orders")
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", "https://evil.example/orders", &fx.token);
     let auth = format!("DPoP {}", fx.token);
     let request = parts(
         "GET",
@@ -271,11 +272,7 @@ async fn scheme_is_case_insensitive_and_origin_may_have_a_base_path() {
         b.public_origin("https://API.example.com:443/api/")
             .issuer(ORIGIN)
     });
-    let proof = fx
-        .proof_builder("POST", "https://api.example.com/api/orders/./1")
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("POST", "https://api.example.com/api/orders/./1", &fx.token);
     let auth = format!("dpop {}", fx.token);
     let request = parts(
         "POST",
@@ -464,18 +461,14 @@ async fn htu_is_compared_after_normalising() {
     // Other hosts, paths, schemes, ports and non-URLs are vectors
     // (`verifier_vectors.rs`); a trailing slash is another path too.
     let fx = Fx::new();
-    let proof = fx
-        .proof_builder("GET", "https://api.example.com/orders/")
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", "https://api.example.com/orders/", &fx.token);
     assert_rejected(fx.call(&proof).await, "htu_mismatch", "invalid_dpop_proof");
     // Equivalent spellings are accepted.
-    let proof = fx
-        .proof_builder("GET", "HTTPS://API.EXAMPLE.COM:443/a/../orders?x=1")
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to(
+        "GET",
+        "HTTPS://API.EXAMPLE.COM:443/a/../orders?x=1",
+        &fx.token,
+    );
     fx.call(&proof).await.unwrap();
 }
 
@@ -557,19 +550,11 @@ async fn key_rotation_keeps_old_tokens_until_retired() {
     });
     let (header, _) = keybound_proto::decode_unverified(&new_token).unwrap();
     assert_eq!(header["kid"], "k2");
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&new_token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", URL, &new_token);
     fx.call_with(&new_token, &proof).await.unwrap();
     // ... and once the old key is retired, its tokens are refused, cached or not.
     assert!(fx.keys.write().unwrap().retire("k1"));
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&old_token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", URL, &old_token);
     assert_rejected(
         fx.call_with(&old_token, &proof).await,
         "unknown_kid",
@@ -595,22 +580,14 @@ async fn cached_token_still_has_its_proof_checked() {
         .sign(&thief)
         .unwrap();
     assert_rejected(fx.call(&proof).await, "jkt_mismatch", "invalid_token");
-    let proof = fx
-        .proof_builder("DELETE", URL)
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("DELETE", URL, &fx.token);
     assert_rejected(fx.call(&proof).await, "htm_mismatch", "invalid_dpop_proof");
     let proof = fx.proof();
     fx.call(&proof).await.unwrap();
     assert_rejected(fx.call(&proof).await, "replayed_jti", "invalid_dpop_proof");
     // A corrupted copy of the cached token misses the cache and fails its signature.
     let token = corrupt_signature(&fx.token);
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", URL, &token);
     assert_rejected(
         fx.call_with(&token, &proof).await,
         "invalid_signature",
@@ -1012,11 +989,7 @@ async fn request_targets_not_in_normal_form_are_refused() {
     let fx = Fx::new();
     // A proof for `/session/` sent as `DELETE /session/sessions/..`: normalising would
     // make them match, but the router dispatches on the raw path.
-    let proof = fx
-        .proof_builder("DELETE", "https://api.example.com/session/")
-        .access_token(&fx.token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("DELETE", "https://api.example.com/session/", &fx.token);
     let auth = format!("DPoP {}", fx.token);
     for path in ["/session/sessions/..", "/session/./", "/a/../session/"] {
         let request = parts(
@@ -1053,11 +1026,7 @@ async fn tokens_of_another_issuer_are_refused() {
     let mut foreign = claims(&fx.device);
     foreign.iss = "https://other.example".into();
     let token = fx.sign(&foreign);
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", URL, &token);
     assert_rejected(
         fx.call_with(&token, &proof).await,
         "invalid_issuer",
@@ -1066,11 +1035,7 @@ async fn tokens_of_another_issuer_are_refused() {
     // An explicit issuer replaces the default (the public origin).
     let fx = Fx::with(|b| b.issuer("https://other.example"));
     let token = fx.sign(&foreign);
-    let proof = fx
-        .proof_builder("GET", URL)
-        .access_token(&token)
-        .sign(&fx.device)
-        .unwrap();
+    let proof = fx.proof_to("GET", URL, &token);
     fx.call_with(&token, &proof).await.unwrap();
     assert_rejected(
         fx.call(&fx.proof()).await,

@@ -9,8 +9,6 @@
 //! browser's own key (Device Bound Session Credentials) and served by a short-lived
 //! bound cookie; the SDK's DPoP sign-in keeps working beside it.
 
-mod tls;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +18,8 @@ use clap::{Parser, ValueEnum};
 use keybound_demo::Demo;
 use keybound_server::axum::{DbscOptions, Keybound};
 use keybound_server::lifecycle::{BroadcastSink, TracingSink};
-use keybound_server::settings::{Settings, StoreSpec};
+use keybound_server::settings::{self, Settings, StoreSpec};
+use keybound_server::tls::TlsFiles;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -36,11 +35,9 @@ const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
 #[command(
     name = "keybound-demo",
     version,
-    after_help = "Settings: KEYBOUND_LISTEN, KEYBOUND_PUBLIC_ORIGIN, KEYBOUND_ACCESS_TTL_SECS, \
-KEYBOUND_IDLE_TIMEOUT_SECS, KEYBOUND_ABSOLUTE_LIFETIME_SECS, KEYBOUND_REFRESH_GRACE_SECS, \
-KEYBOUND_NONCE, KEYBOUND_STORE, KEYBOUND_KEY_FILE, KEYBOUND_NONCE_SECRET, KEYBOUND_REPLAY_CAPACITY, \
-KEYBOUND_LOGIN_PER_IP_PER_MIN, KEYBOUND_LOGIN_PER_USER_PER_MIN, KEYBOUND_DBSC, \
-KEYBOUND_DBSC_UNBOUND_SECS (see keybound_server::settings). KEYBOUND_TLS_CERT, KEYBOUND_TLS_KEY: \
+    after_help = "Settings: every KEYBOUND_* variable of keybound_server::settings \
+(docs/server.md, Settings), e.g. KEYBOUND_LISTEN, KEYBOUND_PUBLIC_ORIGIN, \
+KEYBOUND_ACCESS_TTL_SECS, KEYBOUND_STORE, KEYBOUND_KEY_FILE, KEYBOUND_DBSC. KEYBOUND_TLS_CERT, KEYBOUND_TLS_KEY: \
 PEM certificate chain and private key; with both the demo serves HTTPS (DBSC needs it). \
 KEYBOUND_DEMO_ADMIN_TOKEN: token for the operator routes (/metrics, /api/admin/...); \
 without it they answer loopback callers only. RUST_LOG: log filter (default info)."
@@ -75,30 +72,14 @@ enum StoreKind {
 /// The `KEYBOUND_*` variables as the demo sees them: flags first, then the environment,
 /// then the demo's defaults (SQLite and a key file in the data directory).
 fn settings_lookup(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> HashMap<String, String> {
-    let mut vars: HashMap<String, String> = [
-        "KEYBOUND_LISTEN",
-        "KEYBOUND_PUBLIC_ORIGIN",
-        "KEYBOUND_ACCESS_TTL_SECS",
-        "KEYBOUND_IDLE_TIMEOUT_SECS",
-        "KEYBOUND_ABSOLUTE_LIFETIME_SECS",
-        "KEYBOUND_REFRESH_GRACE_SECS",
-        "KEYBOUND_NONCE",
-        "KEYBOUND_STORE",
-        "KEYBOUND_KEY_FILE",
-        "KEYBOUND_NONCE_SECRET",
-        "KEYBOUND_REPLAY_CAPACITY",
-        "KEYBOUND_LOGIN_PER_IP_PER_MIN",
-        "KEYBOUND_LOGIN_PER_USER_PER_MIN",
-        "KEYBOUND_DBSC",
-        "KEYBOUND_DBSC_UNBOUND_SECS",
-    ]
-    .into_iter()
-    .filter_map(|name| {
-        env(name)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (name.to_owned(), v))
-    })
-    .collect();
+    let mut vars: HashMap<String, String> = settings::VARIABLES
+        .into_iter()
+        .filter_map(|name| {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name.to_owned(), v))
+        })
+        .collect();
     if let Some(listen) = &cli.listen {
         vars.insert("KEYBOUND_LISTEN".into(), listen.clone());
     }
@@ -172,7 +153,7 @@ async fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let mut vars = settings_lookup(&cli, |name| std::env::var(name).ok());
-    let tls = tls::TlsFiles::from_lookup(|name| std::env::var(name).ok())
+    let tls = TlsFiles::from_env()
         .and_then(|files| files.map(|f| f.server_config()).transpose())
         .unwrap_or_else(|err| fail(&err));
     if tls.is_some() && !vars.contains_key("KEYBOUND_PUBLIC_ORIGIN") {

@@ -14,8 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
-import { OUTPUT, buildDemo, startDemo } from "./harness.mjs";
+import { OUTPUT, buildDemo, launch, startDemo } from "./harness.mjs";
 
 const DBSC_FEATURES = "DeviceBoundSessions,EnableBoundSessionCredentialsSoftwareKeysForManualTesting";
 
@@ -38,21 +37,13 @@ async function makeCertificate() {
   };
 }
 
+/** Headless Chromium with DBSC on, trusting the certificate whose SPKI hash is `spki`. */
 function launchDbsc(spki) {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      `--enable-features=${DBSC_FEATURES}`,
-      `--ignore-certificate-errors-spki-list=${spki}`,
-    ],
-  });
+  return launch([
+    "--no-first-run",
+    `--enable-features=${DBSC_FEATURES}`,
+    `--ignore-certificate-errors-spki-list=${spki}`,
+  ]);
 }
 
 /** The DevTools DBSC events of `page`'s context, as `kind:ok|failed` strings. */

@@ -7,22 +7,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chromium } from "playwright-core";
-import { OUTPUT, ROOT, buildDemo, sleep, startDemo } from "./harness.mjs";
-
-function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
+import { OUTPUT, ROOT, buildDemo, launch, sleep, startDemo } from "./harness.mjs";
 
 /**
  * A device: a browser context of its own (its own IndexedDB, so its own device key)

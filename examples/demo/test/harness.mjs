@@ -1,16 +1,33 @@
 // Plumbing shared by the demo's browser tests: building the demo, starting its server
-// on a free port, and the paths they use.
+// on a free port, headless Chromium, and the paths they use.
 import { execFile, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const OUTPUT = path.join(ROOT, "examples/demo/test/output");
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const plain = (text) => text.replace(/\x1b\[[0-9;]*m/g, "");
+
+/** Headless Chromium, with `args` added to the usual flags. */
+export function launch(args = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      ...args,
+    ],
+  });
+}
 
 /**
  * Builds the SDK, the web app and the server with `scripts/demo.sh --build-only` (only

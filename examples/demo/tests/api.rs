@@ -134,6 +134,17 @@ fn code(body: &Value) -> &str {
     body["error_code"].as_str().unwrap_or_default()
 }
 
+/// Sends `request` and asserts its refusal: the status and the `error_code`.
+async fn assert_refused(
+    app: &Router,
+    request: Request<Body>,
+    status: StatusCode,
+    error_code: &str,
+) {
+    let (got, body) = send(app, request).await;
+    assert_eq!((got, code(&body)), (status, error_code), "{body}");
+}
+
 #[tokio::test]
 async fn login_needs_a_proof_then_the_right_password() {
     let d = demo().await;
@@ -162,15 +173,13 @@ async fn login_needs_a_proof_then_the_right_password() {
         );
         assert_eq!(body["error"], "invalid_credentials");
     }
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         device.request("POST", "/api/login", None, Some(json!({"user": "alice"}))),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_request")
-    );
 
     let tokens = login(&d.app, &device, "alice", "wonderland").await;
     assert_eq!(tokens.token_type, "DPoP");
@@ -199,11 +208,13 @@ async fn protected_routes_need_the_session_key() {
 
     // Another key with the same token: the token is bound to bob's device key.
     let thief = Device::new(3);
-    let (status, body) = send(&d.app, thief.request("GET", "/api/orders", at, None)).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::UNAUTHORIZED, "jkt_mismatch")
-    );
+    assert_refused(
+        &d.app,
+        thief.request("GET", "/api/orders", at, None),
+        StatusCode::UNAUTHORIZED,
+        "jkt_mismatch",
+    )
+    .await;
     // No credentials at all.
     let (status, _) = send(&d.app, Request::get("/api/me").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -215,20 +226,23 @@ async fn protected_routes_need_the_session_key() {
         (status, body["text"].as_str()),
         (StatusCode::CREATED, Some("buy nails"))
     );
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         device.request("POST", "/api/notes", at, Some(json!({"text": " "}))),
+        StatusCode::BAD_REQUEST,
+        "invalid_note",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_note")
-    );
     let (_, body) = send(&d.app, device.request("GET", "/api/notes", at, None)).await;
     assert_eq!(body["notes"][0]["text"], "buy nails");
 
-    let (status, body) = send(&d.app, device.request("GET", "/api/nothing-here", at, None)).await;
-    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_refused(
+        &d.app,
+        device.request("GET", "/api/nothing-here", at, None),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -242,7 +256,7 @@ async fn a_password_change_rotates_this_session_and_revokes_the_others() {
     let change =
         |current: &str, new: &str| json!({"current_password": current, "new_password": new});
 
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         laptop.request(
             "POST",
@@ -250,12 +264,10 @@ async fn a_password_change_rotates_this_session_and_revokes_the_others() {
             at,
             Some(change("wrong", "looking-glass")),
         ),
+        StatusCode::FORBIDDEN,
+        "wrong_password",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::FORBIDDEN, "wrong_password")
-    );
     for weak in ["short", "wonderland"] {
         let (status, body) = send(
             &d.app,
@@ -304,15 +316,13 @@ async fn a_password_change_rotates_this_session_and_revokes_the_others() {
     assert_ne!(rotated.refresh_token, mine.refresh_token);
 
     // The other session is revoked at once.
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         phone.request("GET", "/api/me", Some(&other.access_token), None),
+        StatusCode::UNAUTHORIZED,
+        "session_revoked",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::UNAUTHORIZED, "session_revoked")
-    );
     // This one goes on with its new tokens, and refreshes with the new refresh token.
     let (status, _) = send(
         &d.app,
@@ -330,11 +340,13 @@ async fn a_password_change_rotates_this_session_and_revokes_the_others() {
 
     // The new password is the one that works.
     let old = json!({"username": "alice", "password": "wonderland"});
-    let (status, body) = send(&d.app, phone.request("POST", "/api/login", None, Some(old))).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::UNAUTHORIZED, "invalid_credentials")
-    );
+    assert_refused(
+        &d.app,
+        phone.request("POST", "/api/login", None, Some(old)),
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
     login(&d.app, &phone, "alice", "looking-glass").await;
 }
 
@@ -417,11 +429,13 @@ async fn operator_routes_without_a_token_answer_local_same_site_callers() {
         }
         request.body(Body::empty()).unwrap()
     };
-    let (status, body) = send(&d.app, revoke(Some("https://evil.example"))).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::FORBIDDEN, "admin_cross_site")
-    );
+    assert_refused(
+        &d.app,
+        revoke(Some("https://evil.example")),
+        StatusCode::FORBIDDEN,
+        "admin_cross_site",
+    )
+    .await;
     let (status, body) = send(&d.app, revoke(Some(ORIGIN))).await;
     assert_eq!(
         (status, body),
@@ -432,49 +446,45 @@ async fn operator_routes_without_a_token_answer_local_same_site_callers() {
         (status, body),
         (StatusCode::OK, json!({"user": "alice", "revoked": 0}))
     );
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         Request::post("/api/admin/users/mallory/revoke")
             .body(Body::empty())
             .unwrap(),
+        StatusCode::NOT_FOUND,
+        "unknown_user",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::NOT_FOUND, "unknown_user")
-    );
     // DNS rebinding: a page on the attacker's name, now resolving to 127.0.0.1, asks
     // for /metrics as a same-origin request.
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         Request::get("/metrics")
             .header(header::HOST, "rebind.evil.example:8080")
             .header("sec-fetch-site", "same-origin")
             .body(Body::empty())
             .unwrap(),
+        StatusCode::FORBIDDEN,
+        "admin_foreign_host",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::FORBIDDEN, "admin_foreign_host")
-    );
     // No recorder in this process: the route says so.
-    let (status, body) = send(
+    assert_refused(
         &d.app,
         Request::get("/metrics").body(Body::empty()).unwrap(),
+        StatusCode::NOT_FOUND,
+        "metrics_disabled",
     )
     .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::NOT_FOUND, "metrics_disabled")
-    );
 
     let remote = demo_with(None, "203.0.113.7:5000", true).await;
-    let (status, body) = send(&remote.app, revoke(None)).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::FORBIDDEN, "admin_local_only")
-    );
+    assert_refused(
+        &remote.app,
+        revoke(None),
+        StatusCode::FORBIDDEN,
+        "admin_local_only",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -14,8 +14,6 @@
 //! bound cookie (it lives `KEYBOUND_ACCESS_TTL_SECS`), which `GET /api/me` and the
 //! session endpoints accept as they accept DPoP credentials (DBSC needs HTTPS).
 
-mod tls;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,6 +29,7 @@ use keybound_server::axum::{
 };
 use keybound_server::lifecycle::OpenRequest;
 use keybound_server::settings::Settings;
+use keybound_server::tls::TlsFiles;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -119,7 +118,7 @@ async fn me(session: Session) -> Json<serde_json::Value> {
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let mut settings = Settings::from_env().unwrap_or_else(|err| fail(&err));
-    let tls = tls::TlsFiles::from_lookup(|name| std::env::var(name).ok())
+    let tls = TlsFiles::from_env()
         .and_then(|files| files.map(|f| f.server_config()).transpose())
         .unwrap_or_else(|err| fail(&err));
     if tls.is_some() && std::env::var_os("KEYBOUND_PUBLIC_ORIGIN").is_none() {

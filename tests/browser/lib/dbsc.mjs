@@ -12,8 +12,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
-import { eventually, freePort, minimalBinary } from "./harness.mjs";
+import { eventually, freePort, launch, minimalBinary } from "./harness.mjs";
 
 /** The Chromium features DBSC needs on a machine without a TPM. */
 export const DBSC_FEATURES = "DeviceBoundSessions,EnableBoundSessionCredentialsSoftwareKeysForManualTesting";
@@ -72,20 +71,11 @@ export function spkiHash(certPem) {
 
 /** Starts headless Chromium with DBSC on, trusting the certificate whose SPKI hash is `spki`. */
 export function launchDbsc(spki) {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      `--enable-features=${DBSC_FEATURES}`,
-      `--ignore-certificate-errors-spki-list=${spki}`,
-    ],
-  });
+  return launch([
+    "--no-first-run",
+    `--enable-features=${DBSC_FEATURES}`,
+    `--ignore-certificate-errors-spki-list=${spki}`,
+  ]);
 }
 
 /**

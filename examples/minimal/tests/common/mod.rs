@@ -12,28 +12,13 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use keybound_server::settings;
+
 pub const MINIMAL: &str = env!("CARGO_BIN_EXE_keybound-minimal");
 
-/// Every variable the binary reads: removed from its environment, so only what a test
-/// sets applies.
-const VARIABLES: [&str; 16] = [
-    "KEYBOUND_LISTEN",
-    "KEYBOUND_PUBLIC_ORIGIN",
-    "KEYBOUND_ACCESS_TTL_SECS",
-    "KEYBOUND_IDLE_TIMEOUT_SECS",
-    "KEYBOUND_ABSOLUTE_LIFETIME_SECS",
-    "KEYBOUND_REFRESH_GRACE_SECS",
-    "KEYBOUND_NONCE",
-    "KEYBOUND_STORE",
-    "KEYBOUND_KEY_FILE",
-    "KEYBOUND_NONCE_SECRET",
-    "KEYBOUND_REPLAY_CAPACITY",
-    "KEYBOUND_LOGIN_PER_IP_PER_MIN",
-    "KEYBOUND_LOGIN_PER_USER_PER_MIN",
-    "KEYBOUND_TLS_CERT",
-    "KEYBOUND_TLS_KEY",
-    "RUST_LOG",
-];
+/// The variables besides the settings' own (`keybound_server::settings::VARIABLES`)
+/// that could change what the binary does.
+const OTHER_VARIABLES: [&str; 3] = ["KEYBOUND_TLS_CERT", "KEYBOUND_TLS_KEY", "RUST_LOG"];
 
 /// The `keybound` CLI.
 pub fn cli() -> &'static Path {
@@ -81,7 +66,8 @@ pub fn free_port() -> u16 {
 /// The binary with exactly the variables `env`.
 pub fn command<V: AsRef<OsStr>>(env: &[(&str, V)]) -> Command {
     let mut command = Command::new(MINIMAL);
-    for name in VARIABLES {
+    // Removed, so only what a test sets applies.
+    for name in settings::VARIABLES.into_iter().chain(OTHER_VARIABLES) {
         command.env_remove(name);
     }
     for (name, value) in env {

@@ -54,14 +54,18 @@ use crate::session::{Jkt, Reason, SessionId, SessionState, TokenHash};
 pub mod cases;
 pub mod replay;
 
-/// A store under test, plus anything that must live as long as the test (a temporary
-/// directory, a server process).
-pub struct Fixture {
-    store: Arc<dyn SessionStore>,
+/// A store under test, of either suite, plus anything that must live as long as the
+/// test (a temporary directory, a server process): [`Fixture`] for session stores,
+/// [`replay::Fixture`] for replay stores.
+pub struct StoreFixture<S: ?Sized> {
+    store: Arc<S>,
     _guard: Option<Box<dyn Any + Send + Sync>>,
 }
 
-impl std::fmt::Debug for Fixture {
+/// A session store under test.
+pub type Fixture = StoreFixture<dyn SessionStore>;
+
+impl<S: ?Sized> std::fmt::Debug for StoreFixture<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fixture").finish_non_exhaustive()
     }
@@ -75,7 +79,9 @@ impl Fixture {
             _guard: None,
         }
     }
+}
 
+impl<S: ?Sized> StoreFixture<S> {
     /// Keeps `guard` alive until the case has finished.
     pub fn with_guard(mut self, guard: impl Any + Send + Sync) -> Self {
         self._guard = Some(Box::new(guard));
@@ -86,13 +92,25 @@ impl Fixture {
 /// One conformance case.
 pub type Case = fn(Arc<dyn SessionStore>) -> BoxFuture<'static, ()>;
 
-/// A new multi-threaded tokio runtime for one case.
-fn runtime() -> tokio::runtime::Runtime {
+/// Runs `case` on the store of the fixture `make` returns, on a new multi-threaded
+/// tokio runtime; the fixture (with its guard) lives until the case has finished.
+fn run_on_fresh_runtime<S, Fut>(
+    make: impl FnOnce() -> Fut,
+    case: impl FnOnce(Arc<S>) -> BoxFuture<'static, ()>,
+) where
+    S: ?Sized,
+    Fut: Future<Output = StoreFixture<S>>,
+{
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime")
+        .block_on(async {
+            let fixture = make().await;
+            case(Arc::clone(&fixture.store)).await;
+            drop(fixture);
+        });
 }
 
 /// Runs one case on a fresh fixture, on a new multi-threaded tokio runtime.
@@ -101,11 +119,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Fixture>,
 {
-    runtime().block_on(async {
-        let fixture = factory().await;
-        case(Arc::clone(&fixture.store)).await;
-        drop(fixture);
-    });
+    run_on_fresh_runtime(factory, case);
 }
 
 /// Runs every case, each on a fresh fixture.
@@ -125,7 +139,9 @@ where
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:expr) => {
-        $crate::__store_conformance_cases!(__store_conformance_tests_of { $factory; });
+        $crate::__store_conformance_cases!(__conformance_tests_of {
+            $crate::store::conformance; $factory;
+        });
     };
 }
 
@@ -177,28 +193,32 @@ macro_rules! __store_conformance_cases {
     };
 }
 
-/// One `#[test]` per name, for [`store_conformance_tests!`](crate::store_conformance_tests).
+/// One `#[test]` per name, each running `$suite::run($factory, $suite::cases::NAME)`:
+/// the tests of [`store_conformance_tests!`](crate::store_conformance_tests) and
+/// [`replay_store_conformance_tests!`](crate::replay_store_conformance_tests).
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __store_conformance_tests_of {
-    ($factory:expr; $($case:ident),* $(,)?) => {
+macro_rules! __conformance_tests_of {
+    ($suite:path; $factory:expr; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                $crate::store::conformance::run($factory, $crate::store::conformance::cases::$case);
+                use $suite as suite;
+                suite::run($factory, suite::cases::$case);
             }
         )*
     };
 }
 
-/// [`CASES`] from the list of names.
+/// `CASES` from the list of names, in the module of the suite that invokes it (its
+/// `Case` type and `cases` module).
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __store_conformance_table {
+macro_rules! __conformance_table {
     ($($case:ident),* $(,)?) => {
         /// Every case, by name.
         pub const CASES: &[(&str, Case)] = &[$((stringify!($case), cases::$case)),*];
     };
 }
 
-crate::__store_conformance_cases!(__store_conformance_table {});
+crate::__store_conformance_cases!(__conformance_table {});

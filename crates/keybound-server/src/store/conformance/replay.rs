@@ -22,11 +22,11 @@
 //! once entries expire; concurrent inserts of one id succeed once. Every case is also
 //! listed in [`CASES`], from the same list of names as the tests.
 
-use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::StoreFixture;
 use crate::{BoxFuture, Clock, ManualClock, ReplayError, ReplayStore, replay_key};
 
 /// The start of every case's clock, in milliseconds (a whole second).
@@ -54,16 +54,7 @@ impl Setup {
 }
 
 /// A replay store under test, plus anything that must live as long as the test.
-pub struct Fixture {
-    store: Arc<dyn ReplayStore>,
-    _guard: Option<Box<dyn Any + Send + Sync>>,
-}
-
-impl std::fmt::Debug for Fixture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fixture").finish_non_exhaustive()
-    }
-}
+pub type Fixture = StoreFixture<dyn ReplayStore>;
 
 impl Fixture {
     /// A fixture for `store`.
@@ -72,12 +63,6 @@ impl Fixture {
             store: Arc::new(store),
             _guard: None,
         }
-    }
-
-    /// Keeps `guard` alive until the case has finished.
-    pub fn with_guard(mut self, guard: impl Any + Send + Sync) -> Self {
-        self._guard = Some(Box::new(guard));
-        self
     }
 }
 
@@ -90,15 +75,11 @@ where
     F: FnOnce(Setup) -> Fut,
     Fut: Future<Output = Fixture>,
 {
-    super::runtime().block_on(async {
-        let clock = ManualClock::new(T0);
-        let fixture = factory(Setup {
-            clock: clock.clone(),
-        })
-        .await;
-        case(Arc::clone(&fixture.store), clock).await;
-        drop(fixture);
-    });
+    let clock = ManualClock::new(T0);
+    let setup = Setup {
+        clock: clock.clone(),
+    };
+    super::run_on_fresh_runtime(|| factory(setup), |store| case(store, clock));
 }
 
 /// Runs every case, each on a fresh fixture.
@@ -118,7 +99,9 @@ where
 #[macro_export]
 macro_rules! replay_store_conformance_tests {
     ($factory:expr) => {
-        $crate::__replay_store_conformance_cases!(__replay_store_conformance_tests_of { $factory; });
+        $crate::__replay_store_conformance_cases!(__conformance_tests_of {
+            $crate::store::conformance::replay; $factory;
+        });
     };
 }
 
@@ -139,35 +122,7 @@ macro_rules! __replay_store_conformance_cases {
     };
 }
 
-/// One `#[test]` per name, for
-/// [`replay_store_conformance_tests!`](crate::replay_store_conformance_tests).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __replay_store_conformance_tests_of {
-    ($factory:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $case() {
-                $crate::store::conformance::replay::run(
-                    $factory,
-                    $crate::store::conformance::replay::cases::$case,
-                );
-            }
-        )*
-    };
-}
-
-/// [`CASES`] from the list of names.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __replay_store_conformance_table {
-    ($($case:ident),* $(,)?) => {
-        /// Every case, by name.
-        pub const CASES: &[(&str, Case)] = &[$((stringify!($case), cases::$case)),*];
-    };
-}
-
-crate::__replay_store_conformance_cases!(__replay_store_conformance_table {});
+crate::__replay_store_conformance_cases!(__conformance_table {});
 
 /// The cases, one function each.
 pub mod cases {
