@@ -175,20 +175,39 @@ function moduleKey(key, x) {
 /** The SDK's storage for one storage name. */
 export class Storage {
   /**
-   * Opens the storage (creating the database on first use). Where IndexedDB cannot be
-   * opened (Safari's Lockdown Mode, some private modes) the records live in memory for
-   * the life of the tab: `persistent` is then `false`.
+   * Opens the storage (creating the database on first use) and starts reading what
+   * start-up needs (see `initial`). Where IndexedDB cannot be opened (Safari's Lockdown
+   * Mode, some private modes) the records live in memory for the life of the tab:
+   * `persistent` is then `false`.
+   *
+   * `prepareKind`: when no device key is stored, one of this WebCrypto kind is made at
+   * once, while the module compiles; `createKey` uses it only when the engine's order
+   * reaches that kind, and stores it only then.
    */
-  static async open(name) {
+  static async open(name, prepareKind) {
     const subtle = globalThis.crypto?.subtle;
     if (!subtle) {
       throw new KeyboundError("unsupported_browser", "unsupported browser: crypto.subtle (a secure context) is not available");
     }
+    let storage;
     try {
-      return new Storage(await IdbRecords.open(name), true, subtle);
+      storage = new Storage(await IdbRecords.open(name), true, subtle);
     } catch {
-      return new Storage(new MemoryRecords(), false, subtle);
+      storage = new Storage(new MemoryRecords(), false, subtle);
     }
+    // The stored session's tokens (and a module key's seed) are decrypted as soon as
+    // they arrive. Whoever awaits `initial` sees its failure; until then it is not
+    // unhandled.
+    (storage.initial = Promise.all([storage.loadSession(), storage.loadKey()])).catch(() => {});
+    if (ALGORITHMS[prepareKind]) {
+      storage.#prepared = {
+        [prepareKind]: storage.initial.then(
+          ([, key]) => !key && storage.#webcryptoKey(prepareKind),
+          () => null,
+        ),
+      };
+    }
+    return storage;
   }
 
   constructor(records, persistent, subtle) {
@@ -197,6 +216,14 @@ export class Storage {
     this.subtle = subtle;
     this.vaultKey = null;
   }
+
+  /**
+   * What start-up needs, read as soon as the storage opened: a promise of `[session,
+   * key]` as `loadSession` and `loadKey` give them.
+   */
+  initial;
+  /** `{kind: made}`: the device key made while the module compiled, until taken. */
+  #prepared;
 
   /**
    * The vault key, created when first needed. When several tabs create it at once, the
@@ -267,8 +294,13 @@ export class Storage {
    * browser can make. If another tab stored a key meanwhile, that one is returned.
    */
   async createKey(kinds) {
+    const prepared = this.#prepared;
+    this.#prepared = null;
     for (const kind of kinds.split(" ")) {
-      const made = await (kind === "wasm" ? this.#moduleKey() : this.#webcryptoKey(kind));
+      const made =
+        kind === "wasm"
+          ? await this.#moduleKey()
+          : (await prepared?.[kind]) || (await this.#webcryptoKey(kind));
       if (!made) continue;
       if (await this.records.add("device", made.record)) return made.key;
       const stored = await this.loadKey();
