@@ -72,7 +72,7 @@ function settings(options) {
 
 function toDate(value) {
   const date = new Date(typeof value === "number" ? value * 1000 : (value ?? NaN));
-  return Number.isNaN(date.getTime()) ? null : date;
+  return isNaN(date) ? null : date;
 }
 
 function sessionSummary(raw) {
