@@ -111,13 +111,10 @@ export class Driver {
    * Opens the storage, loads or makes the device key, resumes a stored session and
    * starts listening to other tabs.
    */
-  static async create(Calls, config, emit, opening = Storage.open(config.storageName)) {
-    const engine = makeEngine(Calls, config.endpoint, config.expiringLeadSeconds, config.allowedOrigins.join("\n"));
+  static async create(config, emit, opening = Storage.open(config.storageName)) {
+    const engine = makeEngine(config.endpoint, config.expiringLeadSeconds, config.allowedOrigins.join("\n"));
     const problem = engine.take_error();
-    if (problem !== undefined) {
-      engine.free();
-      throw engineError(problem);
-    }
+    if (problem !== undefined) throw engineError(problem);
     const storage = await opening;
     const driver = new Driver(engine, storage, config, emit);
     // Read (and decrypted) while the module compiled.

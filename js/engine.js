@@ -1,7 +1,8 @@
-// The engine's methods for the driver, over the module's one export
-// (`Calls.call(number, bytes)`, crates/keybound-client/src/calls): arguments and
-// results travel as tagged values (calls/codec.rs), so the module carries no glue per
-// method. `NAMES` is the module's numbering (a Rust test compares the two lists).
+// The engine's methods for the driver, over the module's one call
+// (`engine_call(handle, number, bytes)`, crates/keybound-client/src/calls): arguments
+// and results travel as tagged values (calls/codec.rs), so the module carries no glue
+// per method. `NAMES` is the module's numbering (a Rust test compares the two lists).
+import { engine_call, engine_free, engine_new } from "./glue/keybound_client.js";
 import { engineError } from "./error.js";
 
 const NAMES = [
@@ -109,12 +110,16 @@ function decode(bytes) {
   }
 }
 
+// An engine the page no longer reaches is dropped in the module too.
+const engines = new FinalizationRegistry(engine_free);
+
 /** An engine for `endpoint` (see `Engine::new`), its methods by name. */
-export function engine(Calls, endpoint, expiringLeadSeconds, allowedOrigins) {
-  const calls = new Calls(encode([endpoint, expiringLeadSeconds, allowedOrigins]));
-  const methods = { free: () => calls.free() };
+export function engine(endpoint, expiringLeadSeconds, allowedOrigins) {
+  const handle = engine_new(encode([endpoint, expiringLeadSeconds, allowedOrigins]));
+  const methods = {};
   NAMES.forEach((name, number) => {
-    methods[name] = (...args) => decode(calls.call(number, encode(args)));
+    methods[name] = (...args) => decode(engine_call(handle, number, encode(args)));
   });
+  engines.register(methods, handle);
   return methods;
 }

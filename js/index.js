@@ -2,7 +2,7 @@
 // The decisions live in the WebAssembly engine; the driver carries them out with the
 // browser's APIs; this file gives them a JavaScript face: an EventTarget, an Error
 // class with stable codes, and friendly shapes.
-import initModule, { Calls } from "./glue/keybound_client.js";
+import initModule from "./glue/keybound_client.js";
 import { Driver } from "./driver.js";
 import { KeyboundError } from "./error.js";
 import { Storage } from "./store.js";
@@ -117,7 +117,7 @@ export class Keybound extends EventTarget {
       if (kb) kb.dispatchEvent(event);
       else pending.push(event);
     };
-    const driver = await Driver.create(Calls, config, emit, opening);
+    const driver = await Driver.create(config, emit, opening);
     kb = new Keybound(token, driver);
     // Events raised while starting (a resumed session about to expire) reach the
     // listeners the app adds right after `await Keybound.init()`.

@@ -18,7 +18,14 @@
 //! the package's JavaScript driver (`js/driver.js`, `js/store.js`) carries that out
 //! with `fetch`, IndexedDB, WebCrypto, Web Locks, BroadcastChannel and timers. So the
 //! module holds no futures, closures or per-call glue, and everything here is tested
-//! natively. The module build (feature `module`) links no standard library.
+//! natively. The module build (feature `module`) links no standard library, and the
+//! driver reaches it through one call (`engine_call`, see `calls`).
+//!
+//! What the browser already does well, the driver asks the browser for and hands the
+//! engine the result to decide on: URLs as the browser's parser writes them (the `htu`
+//! signed is exactly the URL `fetch` sends, and origins compare as text), `Date` and
+//! `Retry-After` dates as `Date.parse` reads them, and SHA-256 (the key's thumbprint, a
+//! token's `ath`) from WebCrypto. The module carries no URL, date or SHA-256 code.
 //!
 //! The JavaScript API (`Keybound.init`, `kb.login`, `kb.fetch`, events, …) is
 //! documented in the package's `index.d.ts`.
@@ -89,6 +96,8 @@ pub use state::{SessionState, Terminal, Transition};
 pub use tokens::SessionTokens;
 
 pub use calls::Calls;
+#[cfg(target_arch = "wasm32")]
+pub use calls::{engine_call, engine_free, engine_new};
 pub use engine::{Engine, KeyKind};
 
 /// The module's allocator: a small free list (with coalescing) instead of the standard

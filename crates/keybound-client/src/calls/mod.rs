@@ -77,18 +77,15 @@ ops![
 /// What a refused call answers: a tag no value has (the driver throws).
 const REFUSED: u8 = 0xff;
 
-/// One engine behind the module's one export.
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
+/// One engine, called by number.
 pub struct Calls {
     engine: Engine,
 }
 
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 impl Calls {
     /// An engine made by [`Engine::new`] from the arguments `endpoint`,
     /// `expiring_lead_seconds` and `allowed_origins`; without them, one that refuses
     /// every session operation with `invalid_option`.
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen(constructor))]
     pub fn new(args: &[u8]) -> Calls {
         let mut args = Args::new(args);
         let engine = match (args.str(), args.number(), args.str()) {
@@ -111,6 +108,49 @@ impl Calls {
     }
 }
 
+/// The module's engines (one per `Keybound` object), by handle.
+#[cfg(target_arch = "wasm32")]
+static ENGINES: spin::Mutex<Vec<Option<Calls>>> = spin::Mutex::new(Vec::new());
+
+/// Makes an engine ([`Calls::new`]) and returns its handle.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn engine_new(args: &[u8]) -> u32 {
+    let mut engines = ENGINES.lock();
+    let calls = Some(Calls::new(args));
+    match engines.iter().position(Option::is_none) {
+        Some(free) => {
+            if let Some(slot) = engines.get_mut(free) {
+                *slot = calls;
+            }
+            free as u32
+        }
+        None => {
+            engines.push(calls);
+            (engines.len() - 1) as u32
+        }
+    }
+}
+
+/// [`Calls::call`] on the engine `handle`; a refused call for a handle that is none.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn engine_call(handle: u32, op: u32, args: &[u8]) -> Vec<u8> {
+    match ENGINES.lock().get_mut(handle as usize) {
+        Some(Some(calls)) => calls.call(op, args),
+        _ => vec![REFUSED],
+    }
+}
+
+/// Drops the engine `handle` (`kb.dispose()`); its handle may be given out again.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn engine_free(handle: u32) {
+    if let Some(slot) = ENGINES.lock().get_mut(handle as usize) {
+        *slot = None;
+    }
+}
+
 impl Calls {
     fn dispatch(&mut self, op: u32, a: &mut Args<'_>, out: &mut Out) -> Option<()> {
         let e = &mut self.engine;
@@ -127,7 +167,7 @@ impl Calls {
                     a.str()?,
                     a.str()?,
                     a.maybe_string()?,
-                    a.maybe_string()?,
+                    a.maybe_str()?,
                     a.bytes()?,
                     a.number()?,
                 );
@@ -141,13 +181,13 @@ impl Calls {
                     a.u32()?,
                     a.str()?,
                     a.u32()? as u16,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
-                    a.maybe_string()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
+                    a.maybe_str()?,
                     a.number()?,
-                    a.maybe_string()?,
+                    a.maybe_str()?,
                     a.number()?,
                     a.number()?,
                     a.number()?,
@@ -185,7 +225,7 @@ impl Calls {
                 let staged = e.stage_live(a.str()?, a.str()?, a.str()?, a.str()?, &a.numbers()?);
                 out.flag(staged);
             }
-            Op::stage_ended => e.stage_ended(a.str()?, a.maybe_string()?),
+            Op::stage_ended => e.stage_ended(a.str()?, a.maybe_str()?),
             Op::stage_nothing => e.stage_nothing(),
             Op::staged_session_id => out.maybe_str(e.staged_session_id().as_deref()),
             Op::resume => out.number(f64::from(e.resume(a.number()?))),
@@ -197,7 +237,7 @@ impl Calls {
             }
             Op::touch => e.touch(a.number()?),
             Op::refresh_plan => {
-                let plan = e.refresh_plan(a.maybe_string()?, a.flag()?, a.number()?);
+                let plan = e.refresh_plan(a.maybe_str()?, a.flag()?, a.number()?);
                 out.number(f64::from(plan));
             }
             Op::refresh_body => out.maybe_str(e.refresh_body().as_deref()),
@@ -209,7 +249,7 @@ impl Calls {
             Op::end => out.flag(e.end(a.str()?, a.u32()?)),
             Op::tick => out.numbers(&e.tick(a.number()?)),
             Op::on_message => {
-                let next = e.on_message(a.maybe_string()?, a.maybe_string()?, a.maybe_string()?);
+                let next = e.on_message(a.maybe_str()?, a.maybe_str()?, a.maybe_str()?);
                 out.number(f64::from(next));
             }
             Op::wants_wake => out.flag(e.wants_wake(a.flag()?)),

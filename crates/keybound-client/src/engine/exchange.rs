@@ -57,7 +57,7 @@ impl Engine {
         method: &str,
         htu: &str,
         ath: Option<String>,
-        nonce: Option<String>,
+        nonce: Option<&str>,
         jti: &[u8],
         now: f64,
     ) -> Option<String> {
@@ -84,8 +84,8 @@ impl Engine {
         if let Some(ath) = ath {
             builder = builder.ath(ath);
         }
-        let nonce = nonce.or_else(|| self.nonces.get(htu).map(str::to_owned));
-        if let Some(nonce) = &nonce {
+        let nonce = nonce.or_else(|| self.nonces.get(htu));
+        if let Some(nonce) = nonce {
             builder = builder.nonce(nonce);
         }
         Some(builder.signing_input())
@@ -134,13 +134,13 @@ impl Engine {
         budget: u32,
         url: &str,
         status: u16,
-        www_authenticate: Option<String>,
-        error: Option<String>,
-        error_code: Option<String>,
-        description: Option<String>,
-        nonce: Option<String>,
+        www_authenticate: Option<&str>,
+        error: Option<&str>,
+        error_code: Option<&str>,
+        description: Option<&str>,
+        nonce: Option<&str>,
         date_ms: f64,
-        retry_after: Option<String>,
+        retry_after: Option<&str>,
         retry_after_ms: f64,
         sent: f64,
         received: f64,
@@ -158,27 +158,21 @@ impl Engine {
         if let Some(nonce) = &nonce {
             self.nonces.remember(url, nonce);
         }
-        let challenge_error = www_authenticate.as_deref().and_then(dpop_challenge_error);
+        let challenge_error = www_authenticate.and_then(dpop_challenge_error);
         let answer = Answer {
             status,
             challenge_error: challenge_error.as_deref(),
-            error: error.as_deref(),
-            error_code: error_code.as_deref(),
+            error,
+            error_code,
             has_nonce: nonce.is_some(),
         };
         let step = budget.step(exchange, &answer);
-        let mut failure = ClientError::from_server(
-            status,
-            answer.error_name(),
-            answer.error_code,
-            description.as_deref(),
-        );
+        let mut failure =
+            ClientError::from_server(status, answer.error_name(), answer.error_code, description);
         self.retry_not_before = None;
         if status == 429 {
             let now = self.clock.server_now_secs(received);
-            let wait = retry_after
-                .as_deref()
-                .and_then(|v| retry_after_secs(v, retry_after_ms, now));
+            let wait = retry_after.and_then(|v| retry_after_secs(v, retry_after_ms, now));
             if let ClientError::Server { retry_after, .. } = &mut failure {
                 *retry_after = wait;
             }

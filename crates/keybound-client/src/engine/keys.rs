@@ -98,7 +98,8 @@ impl Engine {
     /// with WebCrypto's SHA-256 into the key's thumbprint, so the module carries no
     /// SHA-256 of its own. `None` (and a `storage_error`) for a malformed key.
     pub fn key_jwk(&mut self, kind: &str, public_key: &[u8]) -> Option<String> {
-        self.device_key(kind, public_key).map(|(_, jwk)| jwk.header_json())
+        self.device_key(kind, public_key)
+            .map(|(_, jwk)| jwk.header_json())
     }
 
     /// Takes up a device key: its kind, its public key (32 bytes for Ed25519,
@@ -272,7 +273,12 @@ mod tests {
     fn a_thumbprint_that_is_no_sha256_is_refused() {
         let point = raw_point(&GX, &GY);
         let good = PublicJwk::from_p256_coordinates(GX, GY).thumbprint();
-        for bad in ["", &good[1..], &[&good[..42], "="].concat(), &[&good, "A"].concat()] {
+        for bad in [
+            "",
+            &good[1..],
+            &[&good[..42], "="].concat(),
+            &[&good, "A"].concat(),
+        ] {
             let mut engine = engine();
             assert!(!engine.set_key("webcrypto-p256", &point, bad), "{bad}");
             assert!(engine.take_error().unwrap().starts_with("crypto_error\n"));

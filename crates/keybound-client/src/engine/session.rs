@@ -189,11 +189,11 @@ impl Engine {
 
     /// Stages a stored marker of how session `session_id` ended (`expired`, …), or,
     /// for anything else, no session.
-    pub fn stage_ended(&mut self, terminal: &str, session_id: Option<String>) {
+    pub fn stage_ended(&mut self, terminal: &str, session_id: Option<&str>) {
         self.staged = match Terminal::parse(terminal) {
             Some(terminal) => Staged::Ended {
                 terminal,
-                session_id,
+                session_id: session_id.map(str::to_owned),
             },
             None => Staged::Nothing,
         };
@@ -290,7 +290,7 @@ impl Engine {
     /// the server). Returns 0 (no session: the error says why, and an ending is
     /// applied), 1 (another tab refreshed: its tokens are taken up) or 2 (send the
     /// refresh, with [`refresh_body`](Self::refresh_body)).
-    pub fn refresh_plan(&mut self, seen: Option<String>, forced: bool, now: f64) -> u32 {
+    pub fn refresh_plan(&mut self, seen: Option<&str>, forced: bool, now: f64) -> u32 {
         if self.key.is_none() {
             self.fail(ClientError::NotLoggedIn);
             return 0;
@@ -310,7 +310,7 @@ impl Engine {
             return 0;
         };
         let fresh_elsewhere = !forced
-            && seen.as_deref() != Some(live.stamp.as_str())
+            && seen != Some(live.stamp.as_str())
             && !live.tokens.timeline().refresh_before_request(self.now(now));
         self.adopt(live, Some(offset_ms));
         if fresh_elsewhere { 1 } else { 2 }

@@ -14,15 +14,15 @@ impl Engine {
     /// (re-read the device key too).
     pub fn on_message(
         &mut self,
-        kind: Option<String>,
-        state: Option<String>,
-        session_id: Option<String>,
+        kind: Option<&str>,
+        state: Option<&str>,
+        session_id: Option<&str>,
     ) -> u32 {
-        match kind.as_deref() {
+        match kind {
             Some("sync") => 1,
             Some("login") => 2,
             Some("ended") => {
-                let Some(terminal) = state.as_deref().and_then(Terminal::parse) else {
+                let Some(terminal) = state.and_then(Terminal::parse) else {
                     return 0;
                 };
                 if terminal == Terminal::Closed {
@@ -30,7 +30,7 @@ impl Engine {
                     self.key = None;
                 }
                 let session_id = session_id.filter(|s| !s.is_empty());
-                if session_id.is_none() || session_id == self.session_id() {
+                if session_id.is_none() || session_id == self.session_id().as_deref() {
                     self.end_local(terminal, None);
                 }
                 0

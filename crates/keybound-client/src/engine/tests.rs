@@ -1,5 +1,5 @@
-use keybound_proto::{DpopProof, access_token_hash};
 use keybound_proto::ed25519_dalek::{Signer, SigningKey};
+use keybound_proto::{DpopProof, access_token_hash};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -51,7 +51,14 @@ fn logged_in() -> Engine {
 
 fn sign(engine: &mut Engine, url: &str, token: Option<&str>) -> DpopProof {
     let input = engine
-        .proof_input("GET", url, token.map(access_token_hash), None, &[9u8; 16], NOW)
+        .proof_input(
+            "GET",
+            url,
+            token.map(access_token_hash),
+            None,
+            &[9u8; 16],
+            NOW,
+        )
         .unwrap();
     let signature = signing_key().sign(input.as_bytes()).to_bytes();
     DpopProof::parse(&Engine::proof_finish(&input, &signature)).unwrap()
@@ -74,11 +81,11 @@ fn answer(
         budget,
         "https://app.example/api/x",
         status,
-        challenge.map(Into::into),
-        error.map(Into::into),
-        code.map(Into::into),
+        challenge,
+        error,
+        code,
         None,
-        nonce.map(Into::into),
+        nonce,
         date_secs.map_or(f64::NAN, |secs| secs as f64 * 1000.0),
         None,
         f64::NAN,
@@ -313,7 +320,7 @@ fn a_refresh_takes_another_tabs_fresh_tokens() {
     ];
     assert!(engine.stage_live("at-2\nrt-2", "s1", &jkt, "stamp-2", &numbers));
     // The tokens with stamp-1 were due; storage has newer, fresh ones.
-    assert_eq!(engine.refresh_plan(Some("stamp-1".into()), false, NOW), 1);
+    assert_eq!(engine.refresh_plan(Some("stamp-1"), false, NOW), 1);
     assert_eq!(engine.next_event().as_deref(), Some("refreshed"));
     assert_eq!(engine.access_token().as_deref(), Some("at-2"));
     // extend() asks the server anyway, with the stored refresh token.
@@ -323,7 +330,7 @@ fn a_refresh_takes_another_tabs_fresh_tokens() {
         Some(r#"{"refresh_token":"rt-2"}"#)
     );
     // Storage says another tab saw the session end.
-    engine.stage_ended("revoked", Some("s1".into()));
+    engine.stage_ended("revoked", Some("s1"));
     assert_eq!(engine.refresh_plan(None, false, NOW), 0);
     assert!(
         engine
@@ -370,24 +377,16 @@ fn the_timer_warns_then_expires() {
 #[test]
 fn other_tabs_messages() {
     let mut engine = logged_in();
-    assert_eq!(engine.on_message(Some("sync".into()), None, None), 1);
-    assert_eq!(engine.on_message(Some("login".into()), None, None), 2);
-    assert_eq!(engine.on_message(Some("bogus".into()), None, None), 0);
+    assert_eq!(engine.on_message(Some("sync"), None, None), 1);
+    assert_eq!(engine.on_message(Some("login"), None, None), 2);
+    assert_eq!(engine.on_message(Some("bogus"), None, None), 0);
     // Another session's ending leaves this one alone.
-    let other = engine.on_message(
-        Some("ended".into()),
-        Some("revoked".into()),
-        Some("s9".into()),
-    );
+    let other = engine.on_message(Some("ended"), Some("revoked"), Some("s9"));
     assert_eq!(other, 0);
     assert_eq!(engine.state(), "active");
     assert!(engine.wants_wake(false));
     assert!(!engine.wants_wake(true));
-    engine.on_message(
-        Some("ended".into()),
-        Some("closed".into()),
-        Some("s1".into()),
-    );
+    engine.on_message(Some("ended"), Some("closed"), Some("s1"));
     assert_eq!(engine.state(), "closed");
     assert_eq!(engine.thumbprint(), None);
     assert_eq!(engine.next_event().as_deref(), Some("closed\n\ns1"));
@@ -437,13 +436,15 @@ fn answer_from(
         0,
         url,
         status,
-        error.map(|e| ["DPoP error=\"", e, "\""].concat()),
-        error.map(Into::into),
-        code.map(Into::into),
+        error
+            .map(|e| ["DPoP error=\"", e, "\""].concat())
+            .as_deref(),
+        error,
+        code,
         None,
-        nonce.map(Into::into),
+        nonce,
         f64::NAN,
-        retry_after.map(Into::into),
+        retry_after,
         // The browser's parse of the value as a date; written `@secs` here.
         retry_after
             .and_then(|v| v.strip_prefix('@'))
@@ -456,7 +457,14 @@ fn answer_from(
 /// Whether the engine makes a proof for `url` (no proof: nothing is sent).
 fn may_sign(engine: &mut Engine, url: &str) -> bool {
     engine
-        .proof_input("GET", url, Some(access_token_hash("at-1")), None, &[3u8; 16], NOW)
+        .proof_input(
+            "GET",
+            url,
+            Some(access_token_hash("at-1")),
+            None,
+            &[3u8; 16],
+            NOW,
+        )
         .is_some()
 }
 
