@@ -81,7 +81,8 @@ async function proofTimes(forceWasmKeys, initScript) {
  * Page start to the first signed request: module import (the bundle), `Keybound.init`
  * (the wasm module's download and compile, IndexedDB, the key), one proof. `download`:
  * from `init` to the module's last byte (resource timing), the part of `init` the
- * server and network take.
+ * server and network take; `rest`: from that byte to the end of `init` (compile, and
+ * what the SDK does that the download did not hide).
  */
 async function initToFirstProof(context, page, storageName, entry = "/__kb/pkg/keybound.js") {
   return page.evaluate(async ({ storageName, entry }) => {
@@ -95,7 +96,8 @@ async function initToFirstProof(context, page, storageName, entry = "/__kb/pkg/k
     const wasm = performance.getEntriesByType("resource").find((r) => r.name.endsWith(".wasm") && r.startTime >= t1);
     performance.clearResourceTimings();
     const download = wasm ? wasm.responseEnd - t1 : NaN;
-    return { import: t1 - t0, init: t2 - t1, download, proof: t3 - t2, total: t3 - t0, keyKind: kb.keyKind };
+    const rest = t2 - t1 - download;
+    return { import: t1 - t0, init: t2 - t1, download, rest, proof: t3 - t2, total: t3 - t0, keyKind: kb.keyKind };
   }, { storageName, entry });
 }
 
@@ -143,7 +145,7 @@ for (const [runs, which] of [[starts, ""], [beforeStarts, " (before)"]]) {
   ]) {
     const part = (name) => ms(median(runs.map((s) => s[visit][name])));
     console.log(
-      `| init → first signed request${which}, ${label}, median of ${runs.length} | ${part("total")} (import ${part("import")}, init ${part("init")} of which module download ${part("download")}, proof ${part("proof")}) | ${visit === "cold" ? "≤ 50 ms" : "≤ 25 ms"} |`,
+      `| init → first signed request${which}, ${label}, median of ${runs.length} | ${part("total")} (import ${part("import")}, init ${part("init")}: module download ${part("download")}, then ${part("rest")}; proof ${part("proof")}) | ${visit === "cold" ? "≤ 50 ms" : "≤ 25 ms"} |`,
     );
   }
 }
