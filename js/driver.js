@@ -117,18 +117,15 @@ export class Driver {
     if (problem !== undefined) throw engineError(problem);
     const storage = await opening;
     const driver = new Driver(engine, storage, config, emit);
-    // Both records at once: start-up waits for IndexedDB more than for anything else.
-    const [stored, storedKey] = await Promise.all([storage.loadSession(), storage.loadKey()]);
-    driver.#stageRecord(stored);
-    let key = storedKey;
+    // Read (and decrypted) while the module compiled.
+    const [session, key] = await storage.initial;
+    driver.#stageRecord(session);
     if (key) {
       if (!(await driver.#setKey(key))) throw driver.#fail();
-      if (!engine.keep_key(config.forceWasmKeys)) {
-        await storage.deleteKey();
-        key = null;
-      }
+      if (engine.keep_key(config.forceWasmKeys)) driver.#signer = key;
+      else await storage.deleteKey();
     }
-    await driver.#ensureKey(key);
+    await driver.#ensureKey(null);
     if (engine.resume(now()) === 2) {
       // It ran out while no page was open: say so once, then forget it.
       await storage.endSession("expired", engine.staged_session_id());
@@ -218,10 +215,13 @@ export class Driver {
     }
   }
 
-  /** The device key's signer; loads or makes the key when there is none. */
+  /**
+   * The device key's signer; when there is none, the stored key (`key`, `null` for none;
+   * read when not given) or a new one.
+   */
   async #ensureKey(key = undefined) {
     if (this.#signer && this.#engine.thumbprint() !== undefined) return this.#signer;
-    key ??= await this.#storage.loadKey();
+    if (key === undefined) key = await this.#storage.loadKey();
     key ??= await this.#storage.createKey(this.#engine.key_kinds(this.#config.forceWasmKeys));
     if (!(await this.#setKey(key))) throw this.#fail();
     return (this.#signer = key);

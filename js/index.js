@@ -12,7 +12,8 @@ export { KeyboundError };
 let loading = null;
 
 function load(source) {
-  loading ??= initModule(source === undefined ? undefined : { module_or_path: source }).catch((e) => {
+  // Without a source, the module's file beside this one.
+  loading ??= initModule({ module_or_path: source }).catch((e) => {
     loading = null;
     throw e;
   });
@@ -28,9 +29,13 @@ function settings(options) {
   if (options === null || typeof options !== "object") throw invalid("options must be an object");
   const unknown = Object.keys(options).find((key) => !OPTIONS.includes(key));
   if (unknown !== undefined) throw invalid(`unknown option "${unknown}"`);
-  const given = (key) => options[key] !== undefined && options[key] !== null;
-  const endpoint = given("endpoint") ? options.endpoint : "/session";
-  if (typeof endpoint !== "string") throw invalid("endpoint must be a string");
+  // An option's value (`fallback` when not given), or the error saying which rule it broke.
+  const value = (key, fallback, valid, rule) => {
+    const v = options[key] ?? fallback;
+    if (!valid(v)) throw invalid(`${key} ${rule}`);
+    return v;
+  };
+  const endpoint = value("endpoint", "/session", (v) => typeof v === "string", "must be a string");
   let url;
   try {
     url = new URL(endpoint, globalThis.location?.href);
@@ -39,20 +44,22 @@ function settings(options) {
   }
   url.search = "";
   url.hash = "";
-  const storageName = given("storageName") ? options.storageName : "keybound";
-  if (typeof storageName !== "string" || !storageName || storageName.length > 100) {
-    throw invalid("storageName must be a non-empty string");
-  }
-  const lead = given("expiringLeadSeconds") ? options.expiringLeadSeconds : 120;
-  if (typeof lead !== "number" || !(lead >= 0 && lead <= 86400)) {
-    throw invalid("expiringLeadSeconds must be a number of seconds between 0 and 86400");
-  }
-  const forceWasmKeys = given("forceWasmKeys") ? options.forceWasmKeys : false;
-  if (typeof forceWasmKeys !== "boolean") throw invalid("forceWasmKeys must be a boolean");
+  const storageName = value(
+    "storageName",
+    "keybound",
+    (v) => typeof v === "string" && v && v.length <= 100,
+    "must be a non-empty string",
+  );
+  const lead = value(
+    "expiringLeadSeconds",
+    120,
+    (v) => typeof v === "number" && v >= 0 && v <= 86400,
+    "must be a number of seconds between 0 and 86400",
+  );
+  const forceWasmKeys = value("forceWasmKeys", false, (v) => typeof v === "boolean", "must be a boolean");
   // Each entry is written as the browser's URL parser writes it, then checked by the
   // engine (an http(s) origin, nothing more).
-  const allowedOrigins = given("allowedOrigins") ? options.allowedOrigins : [];
-  if (!Array.isArray(allowedOrigins)) throw invalid("allowedOrigins must be an array of origins");
+  const allowedOrigins = value("allowedOrigins", [], Array.isArray, "must be an array of origins");
   const origins = allowedOrigins.map((origin) => {
     try {
       return new URL(origin).href;
@@ -64,9 +71,8 @@ function settings(options) {
 }
 
 function toDate(value) {
-  if (value === null || value === undefined) return null;
-  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
-  return Number.isNaN(date.getTime()) ? null : date;
+  const date = new Date(typeof value === "number" ? value * 1000 : (value ?? NaN));
+  return isNaN(date) ? null : date;
 }
 
 function sessionSummary(raw) {
@@ -98,8 +104,10 @@ export class Keybound extends EventTarget {
   /** Loads the module, opens the key store and resumes a stored session. */
   static async init(options = {}) {
     const config = settings(options);
-    // The database opens while the module compiles.
-    const opening = Storage.open(config.storageName);
+    // The database opens, its records are read and, on a first visit, a WebCrypto
+    // Ed25519 key is made (the engine's first choice unless forceWasmKeys; it decides
+    // once loaded) while the module compiles.
+    const opening = Storage.open(config.storageName, config.forceWasmKeys ? null : "webcrypto");
     opening.catch(() => {});
     await load(options.wasm);
     let kb = null;
@@ -154,7 +162,7 @@ export class Keybound extends EventTarget {
   }
 
   fetch(input, init) {
-    return this.#run("fetch", input instanceof URL ? input.href : input, init);
+    return this.#run("fetch", input, init);
   }
 
   extend() {
@@ -184,7 +192,7 @@ export class Keybound extends EventTarget {
   }
 
   rotate(url, init) {
-    return this.#run("rotate", url instanceof URL ? url.href : String(url), init);
+    return this.#run("rotate", String(url), init);
   }
 
   logout() {

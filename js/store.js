@@ -46,28 +46,24 @@ class IdbRecords {
     this.db = db;
   }
 
+  /** `work(store, tx)` in a new transaction; any failure is a storage error of `op`. */
   #run(mode, op, work) {
-    let tx;
-    try {
-      tx = this.db.transaction(KV, mode);
-      return work(tx.objectStore(KV), tx);
-    } catch (error) {
-      throw storageError(op, error);
-    }
+    return new Promise((resolve) => {
+      const tx = this.db.transaction(KV, mode);
+      resolve(work(tx.objectStore(KV), tx));
+    }).catch((e) => {
+      throw storageError(op, e);
+    });
   }
 
   get(key) {
-    return this.#run("readonly", "read", (store) => settle(store.get(key))).catch((e) => {
-      throw storageError("read", e);
-    });
+    return this.#run("readonly", "read", (store) => settle(store.get(key)));
   }
 
   put(key, value) {
     return this.#run("readwrite", "write", (store, tx) => {
       store.put(value, key);
       return committed(tx);
-    }).catch((e) => {
-      throw storageError("write", e);
     });
   }
 
@@ -81,7 +77,7 @@ class IdbRecords {
       );
       // A refused add aborts the transaction.
       await done.catch((e) => {
-        if (added) throw storageError("write", e);
+        if (added) throw e;
       });
       return added;
     });
@@ -91,8 +87,6 @@ class IdbRecords {
     return this.#run("readwrite", "delete", (store, tx) => {
       store.delete(key);
       return committed(tx);
-    }).catch((e) => {
-      throw storageError("delete", e);
     });
   }
 }
@@ -138,7 +132,7 @@ function fallback() {
   return fallbackModule;
 }
 
-const bytes = (value) => (value instanceof Uint8Array ? value : new Uint8Array(value));
+const bytes = (value) => new Uint8Array(value);
 const random = (n) => crypto.getRandomValues(new Uint8Array(n));
 const deviceAad = (x) => new Uint8Array([...encoder.encode("keybound/device/"), ...x]);
 const sessionAad = (sid, jkt) => encoder.encode(`keybound/session/${sid}/${jkt}`);
@@ -156,39 +150,51 @@ const ALGORITHMS = {
 };
 
 /**
- * A device key: `{kind, x, sign(message) → Promise<Uint8Array>}`, `x` its public key as
- * the engine takes it (raw: 32 bytes for Ed25519, `04 || x || y` for P-256).
+ * A device key: `{kind, x, sign(message) → Promise<Uint8Array>, record}`, `x` its public
+ * key as the engine takes it (raw: 32 bytes for Ed25519, `04 || x || y` for P-256),
+ * `record` what the storage keeps of it.
  */
-function webcryptoKey(subtle, kind, x, privateKey) {
-  return {
-    kind,
-    x,
-    sign: (message) => subtle.sign(ALGORITHMS[kind], privateKey, message).then(bytes),
-    privateKey,
-  };
+function webcryptoKey(subtle, record) {
+  const { kind, x, privateKey } = record;
+  return { kind, x, record, sign: (message) => subtle.sign(ALGORITHMS[kind], privateKey, message).then(bytes) };
 }
 
-function moduleKey(key, x) {
-  return { kind: "wasm", x, sign: async (message) => key.sign(message) };
+function moduleKey(key, record) {
+  return { kind: "wasm", x: record.x, record, sign: async (message) => key.sign(message) };
 }
 
 /** The SDK's storage for one storage name. */
 export class Storage {
   /**
-   * Opens the storage (creating the database on first use). Where IndexedDB cannot be
-   * opened (Safari's Lockdown Mode, some private modes) the records live in memory for
-   * the life of the tab: `persistent` is then `false`.
+   * Opens the storage (creating the database on first use) and starts reading what
+   * start-up needs (see `initial`). Where IndexedDB cannot be opened (Safari's Lockdown
+   * Mode, some private modes) the records live in memory for the life of the tab:
+   * `persistent` is then `false`.
+   *
+   * `prepareKind`: when no device key is stored, one of this WebCrypto kind is made at
+   * once, while the module compiles; `createKey` uses it only when the engine's order
+   * reaches that kind, and stores it only then.
    */
-  static async open(name) {
+  static async open(name, prepareKind) {
     const subtle = globalThis.crypto?.subtle;
     if (!subtle) {
       throw new KeyboundError("unsupported_browser", "unsupported browser: crypto.subtle (a secure context) is not available");
     }
-    try {
-      return new Storage(await IdbRecords.open(name), true, subtle);
-    } catch {
-      return new Storage(new MemoryRecords(), false, subtle);
+    const records = await IdbRecords.open(name).catch(() => null);
+    const storage = new Storage(records ?? new MemoryRecords(), !!records, subtle);
+    // The stored session's tokens (and a module key's seed) are decrypted as soon as
+    // they arrive. Whoever awaits `initial` sees its failure; until then it is not
+    // unhandled.
+    (storage.initial = Promise.all([storage.loadSession(), storage.loadKey()])).catch(() => {});
+    if (ALGORITHMS[prepareKind]) {
+      storage.#prepared = {
+        [prepareKind]: storage.initial.then(
+          ([, key]) => !key && storage.#webcryptoKey(prepareKind),
+          () => null,
+        ),
+      };
     }
+    return storage;
   }
 
   constructor(records, persistent, subtle) {
@@ -197,6 +203,14 @@ export class Storage {
     this.subtle = subtle;
     this.vaultKey = null;
   }
+
+  /**
+   * What start-up needs, read as soon as the storage opened: a promise of `[session,
+   * key]` as `loadSession` and `loadKey` give them.
+   */
+  initial;
+  /** `{kind: made}`: the device key made while the module compiled, until taken. */
+  #prepared;
 
   /**
    * The vault key, created when first needed. When several tabs create it at once, the
@@ -246,10 +260,10 @@ export class Storage {
     const record = await this.records.get("device");
     if (!record || typeof record !== "object") return null;
     // The engine checks the public key's length for its kind.
-    const x = record.x instanceof Uint8Array ? record.x : null;
-    if (!x) throw malformed();
+    const { x } = record;
+    if (!(x instanceof Uint8Array)) throw malformed();
     if (ALGORITHMS[record.kind] && record.privateKey instanceof CryptoKey) {
-      return webcryptoKey(this.subtle, record.kind, x, record.privateKey);
+      return webcryptoKey(this.subtle, record);
     }
     if (record.kind === "wasm") {
       const seed = await this.unseal(record.sealed, deviceAad(x));
@@ -257,7 +271,7 @@ export class Storage {
       const key = FallbackKey.from_seed(seed);
       seed.fill(0);
       if (!key || key.public_key().some((b, i) => b !== x[i])) throw malformed();
-      return moduleKey(key, x);
+      return moduleKey(key, record);
     }
     throw malformed();
   }
@@ -267,10 +281,15 @@ export class Storage {
    * browser can make. If another tab stored a key meanwhile, that one is returned.
    */
   async createKey(kinds) {
+    const prepared = this.#prepared;
+    this.#prepared = null;
     for (const kind of kinds.split(" ")) {
-      const made = await (kind === "wasm" ? this.#moduleKey() : this.#webcryptoKey(kind));
+      const made =
+        kind === "wasm"
+          ? await this.#moduleKey()
+          : (await prepared?.[kind]) || (await this.#webcryptoKey(kind));
       if (!made) continue;
-      if (await this.records.add("device", made.record)) return made.key;
+      if (await this.records.add("device", made.record)) return made;
       const stored = await this.loadKey();
       if (stored) return stored;
       throw storageError("store device key");
@@ -279,7 +298,7 @@ export class Storage {
   }
 
   /**
-   * A non-extractable WebCrypto key of `kind`, as `{record, key}`; `null` where this
+   * A non-extractable WebCrypto key of `kind`; `null` where this
    * browser cannot make one (Ed25519 before Chrome 137, Firefox 129, Safari 17 refuses
    * with NotSupportedError).
    */
@@ -287,16 +306,13 @@ export class Storage {
     try {
       const pair = await this.subtle.generateKey(ALGORITHMS[kind], false, ["sign", "verify"]);
       const x = bytes(await this.subtle.exportKey("raw", pair.publicKey));
-      return {
-        record: { kind, x, privateKey: pair.privateKey },
-        key: webcryptoKey(this.subtle, kind, x, pair.privateKey),
-      };
+      return webcryptoKey(this.subtle, { kind, x, privateKey: pair.privateKey });
     } catch {
       return null;
     }
   }
 
-  /** A module key (`forceWasmKeys`), its seed sealed, as `{record, key}`. */
+  /** A module key (`forceWasmKeys`), its seed sealed. */
   async #moduleKey() {
     const { FallbackKey } = await fallback();
     const seed = random(32);
@@ -304,7 +320,7 @@ export class Storage {
     const x = key.public_key();
     const sealed = await this.seal(seed, deviceAad(x));
     seed.fill(0);
-    return { record: { kind: "wasm", x, sealed }, key: moduleKey(key, x) };
+    return moduleKey(key, { kind: "wasm", x, sealed });
   }
 
   deleteKey() {

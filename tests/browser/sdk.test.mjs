@@ -158,6 +158,36 @@ describe("the package in a plain module page", { skip: !sdkBuilt && SDK_MISSING 
     assert.notEqual(a.thumbprint, b.thumbprint);
   });
 
+  // A first visit makes its key while the module compiles: once only, and the one stored.
+  test("after logout the next proof is made with a new key, stored in place of the first", async () => {
+    const first = await page.evaluate(() => start({ storageName: "once" }));
+    const again = await page.evaluate(async () => {
+      await kb.logout();
+      const gone = await describeDeviceKey("once");
+      const proof = await inspectProof(await kb.createProof("GET", location.href));
+      return { gone, jkt: proof.jkt, thumbprint: kb.thumbprint, stored: await describeDeviceKey("once") };
+    });
+    assert.equal(again.gone, null);
+    assert.notEqual(again.thumbprint, first.thumbprint);
+    assert.equal(again.jkt, again.thumbprint);
+    assert.equal(again.stored.kind, "webcrypto");
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+    const reloaded = await page.evaluate(() => start({ storageName: "once" }));
+    assert.equal(reloaded.thumbprint, again.thumbprint);
+  });
+
+  test("tabs starting at once on a new device end up with one key, the stored one", async () => {
+    const other = await openApp(context, ORIGIN);
+    const started = await Promise.all(
+      [page, other, page, other].map((p) => p.evaluate(() => Keybound.init({ storageName: "race" }).then((k) => k.thumbprint))),
+    );
+    assert.equal(new Set(started).size, 1, started.join(" "));
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+    assert.equal((await page.evaluate(() => start({ storageName: "race" }))).thumbprint, started[0]);
+  });
+
   test("requests without a session fail with stable codes", async () => {
     await page.evaluate(() => start({ storageName: "nosession" }));
     const results = await page.evaluate(async () => ({
