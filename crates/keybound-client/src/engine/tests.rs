@@ -640,3 +640,30 @@ fn a_429_is_rate_limited_with_its_retry_after() {
     let plan = engine.tick(NOW + 299_000.0);
     assert_eq!(plan[0], 0.0, "no refresh before the Retry-After: {plan:?}");
 }
+
+/// Found by the `sdk_calls` fuzz target: a token response received at an absurd time
+/// (`1.7e159`, far past what an `i64` of milliseconds holds) saturated the learned
+/// offset near `i64::MIN`, and comparing the next response's sample with it overflowed.
+#[test]
+fn absurd_exchange_times_do_not_overflow_the_clock() {
+    let mut engine = engine_with_key();
+    let take = |engine: &mut Engine, server_time: f64, received: f64| {
+        engine.take_response(
+            Some("at-1".into()),
+            Some("DPoP".into()),
+            300.0,
+            Some("rt-1".into()),
+            Some("s1".into()),
+            server_time + 43_200.0,
+            server_time + 1_800.0,
+            server_time,
+            NOW,
+            received,
+        )
+    };
+    assert!(take(&mut engine, NOW / 1000.0, 1.776_695_444_412_054e159));
+    assert!(take(&mut engine, 1.78e12, NOW));
+    assert!(take(&mut engine, -9.0e15 + 1.0e5, f64::INFINITY));
+    assert!(take(&mut engine, 9.0e15 - 1.0e5, f64::NEG_INFINITY));
+    assert!(take(&mut engine, NOW / 1000.0, f64::NAN));
+}
