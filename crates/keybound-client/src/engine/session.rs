@@ -399,9 +399,10 @@ impl Engine {
                 Action::Wait => {
                     // A little late rather than early: browsers may fire timers a
                     // millisecond early, which would only cause an extra wake-up.
-                    let delay = plan
-                        .wake_at
-                        .map_or(-1, |at| (at - server_now + 5).clamp(0, i64::from(i32::MAX)));
+                    let delay = plan.wake_at.map_or(-1, |at| {
+                        let delay = at.saturating_sub(server_now).saturating_add(5);
+                        delay.clamp(0, i64::from(i32::MAX))
+                    });
                     return vec![0.0, delay as f64];
                 }
                 Action::Refresh => return vec![1.0],

@@ -667,3 +667,31 @@ fn absurd_exchange_times_do_not_overflow_the_clock() {
     assert!(take(&mut engine, 9.0e15 - 1.0e5, f64::NEG_INFINITY));
     assert!(take(&mut engine, NOW / 1000.0, f64::NAN));
 }
+
+/// Found by the `sdk_calls` fuzz target: with the server's time far below the wake-up
+/// time (a clock learned from a request "sent" at `1e300`, or a tick at `-inf`), the
+/// timer's delay overflowed.
+#[test]
+fn the_timer_delay_does_not_overflow() {
+    let mut engine = engine_with_key();
+    let now = NOW / 1000.0;
+    assert!(engine.take_response(
+        Some("at-1".into()),
+        Some("DPoP".into()),
+        300.0,
+        Some("rt-1".into()),
+        Some("s1".into()),
+        now + 43_200.0,
+        now + 1_800.0,
+        now,
+        1e300,
+        NOW,
+    ));
+    assert_eq!(
+        engine.adopt_pending("stamp-1"),
+        adopted::TAKEN | adopted::NEW_SESSION
+    );
+    assert_eq!(engine.tick(NOW), [0.0, f64::from(i32::MAX)]);
+    let mut engine = logged_in();
+    assert_eq!(engine.tick(f64::NEG_INFINITY), [0.0, f64::from(i32::MAX)]);
+}
