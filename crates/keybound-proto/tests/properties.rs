@@ -297,7 +297,7 @@ proptest! {
     #[test]
     fn a_proof_for_a_normalised_htu_is_the_proof_for_its_url(url in url(), jti in any::<[u8; 16]>()) {
         let jwk = SigningKey::from_bytes(&[3u8; 32]).public_jwk();
-        let from_url = ProofBuilder::new(jwk.clone(), "GET", &url, 1_700_000_000, jti).unwrap();
+        let from_url = ProofBuilder::new(jwk, "GET", &url, 1_700_000_000, jti).unwrap();
         let htu = normalize_htu(&url).unwrap();
         let from_htu = ProofBuilder::for_htu(jwk, "GET", htu, 1_700_000_000, jti);
         prop_assert_eq!(from_url.signing_input(), from_htu.signing_input());
