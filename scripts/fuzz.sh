@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
 
-targets_all=(json_strict dpop_proof dpop_roundtrip access_token htu refresh_token jwk cli dbsc settings session_lifecycle)
+targets_all=(json_strict dpop_proof dpop_roundtrip access_token htu refresh_token jwk cli dbsc settings session_lifecycle sdk_calls)
 target=${1:-all}
 seconds=${2:-60}
 if [ "$target" = all ]; then

@@ -57,7 +57,7 @@ impl ServerClock {
             .saturating_mul(1000)
             .saturating_add(500)
             .saturating_sub(midpoint as i64);
-        if (sample - self.offset_ms).abs() <= NOISE_MS {
+        if sample.abs_diff(self.offset_ms) <= NOISE_MS.unsigned_abs() {
             self
         } else {
             Self { offset_ms: sample }

@@ -399,10 +399,13 @@ impl Engine {
                 Action::Wait => {
                     // A little late rather than early: browsers may fire timers a
                     // millisecond early, which would only cause an extra wake-up.
-                    let delay = plan
-                        .wake_at
-                        .map_or(-1, |at| (at - server_now + 5).clamp(0, i64::from(i32::MAX)));
-                    return vec![0.0, delay as f64];
+                    // The wake-up is never before `server_now`, but the two may be
+                    // further apart than an `i64` holds: the delay is reckoned in `f64`.
+                    let delay = plan.wake_at.map_or(-1.0, |at| {
+                        let delay = at as f64 - server_now as f64 + 5.0;
+                        delay.min(f64::from(i32::MAX))
+                    });
+                    return vec![0.0, delay];
                 }
                 Action::Refresh => return vec![1.0],
                 Action::Expired(reason) => {

@@ -640,3 +640,58 @@ fn a_429_is_rate_limited_with_its_retry_after() {
     let plan = engine.tick(NOW + 299_000.0);
     assert_eq!(plan[0], 0.0, "no refresh before the Retry-After: {plan:?}");
 }
+
+/// Found by the `sdk_calls` fuzz target: a token response received at an absurd time
+/// (`1.7e159`, far past what an `i64` of milliseconds holds) saturated the learned
+/// offset near `i64::MIN`, and comparing the next response's sample with it overflowed.
+#[test]
+fn absurd_exchange_times_do_not_overflow_the_clock() {
+    let mut engine = engine_with_key();
+    let take = |engine: &mut Engine, server_time: f64, received: f64| {
+        engine.take_response(
+            Some("at-1".into()),
+            Some("DPoP".into()),
+            300.0,
+            Some("rt-1".into()),
+            Some("s1".into()),
+            server_time + 43_200.0,
+            server_time + 1_800.0,
+            server_time,
+            NOW,
+            received,
+        )
+    };
+    assert!(take(&mut engine, NOW / 1000.0, 1.776_695_444_412_054e159));
+    assert!(take(&mut engine, 1.78e12, NOW));
+    assert!(take(&mut engine, -9.0e15 + 1.0e5, f64::INFINITY));
+    assert!(take(&mut engine, 9.0e15 - 1.0e5, f64::NEG_INFINITY));
+    assert!(take(&mut engine, NOW / 1000.0, f64::NAN));
+}
+
+/// Found by the `sdk_calls` fuzz target: with the server's time far below the wake-up
+/// time (a clock learned from a request "sent" at `1e300`, or a tick at `-inf`), the
+/// timer's delay overflowed.
+#[test]
+fn the_timer_delay_does_not_overflow() {
+    let mut engine = engine_with_key();
+    let now = NOW / 1000.0;
+    assert!(engine.take_response(
+        Some("at-1".into()),
+        Some("DPoP".into()),
+        300.0,
+        Some("rt-1".into()),
+        Some("s1".into()),
+        now + 43_200.0,
+        now + 1_800.0,
+        now,
+        1e300,
+        NOW,
+    ));
+    assert_eq!(
+        engine.adopt_pending("stamp-1"),
+        adopted::TAKEN | adopted::NEW_SESSION
+    );
+    assert_eq!(engine.tick(NOW), [0.0, f64::from(i32::MAX)]);
+    let mut engine = logged_in();
+    assert_eq!(engine.tick(f64::NEG_INFINITY), [0.0, f64::from(i32::MAX)]);
+}
