@@ -399,11 +399,11 @@ impl Engine {
                 Action::Wait => {
                     // A little late rather than early: browsers may fire timers a
                     // millisecond early, which would only cause an extra wake-up.
-                    // The wake-up is never before `server_now`, but the two may be
-                    // further apart than an `i64` holds: the delay is reckoned in `f64`.
+                    // The two may be further apart than an `i64` holds: the delay is
+                    // reckoned in `f64` (a wake-up already due is a delay of 0).
                     let delay = plan.wake_at.map_or(-1.0, |at| {
                         let delay = at as f64 - server_now as f64 + 5.0;
-                        delay.min(f64::from(i32::MAX))
+                        delay.clamp(0.0, f64::from(i32::MAX))
                     });
                     return vec![0.0, delay];
                 }
