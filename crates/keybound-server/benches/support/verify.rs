@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use ed25519_dalek::SigningKey;
 use http::request::Parts;
 use keybound_proto::{AccessTokenClaims, ProofBuilder, Signer};
-use keybound_server::{KeyRing, ManualClock, MemoryReplayStore, ServerKey, Verifier};
+use keybound_server::{KeyRing, ManualClock, MemoryReplayStore, ReplayStore, ServerKey, Verifier};
 
 /// The benches' time, in seconds.
 pub(crate) const T0: i64 = 1_700_000_000;
@@ -49,16 +49,29 @@ pub(crate) fn fresh_signatures(server: &ServerKey) -> Vec<([u8; 200], ed25519_da
 }
 
 /// A verifier at `clock` with a token cache of `cache` entries (`0`: off) and replay
-/// protection on; it accepts any session.
+/// protection on (in memory); it accepts any session.
 pub(crate) fn verifier(clock: &ManualClock, cache: usize) -> Verifier {
+    verifier_with(
+        clock,
+        cache,
+        Arc::new(MemoryReplayStore::with_capacity(
+            Arc::new(clock.clone()),
+            4_000_000,
+        )),
+    )
+}
+
+/// [`verifier`] recording proofs in `replay`.
+pub(crate) fn verifier_with(
+    clock: &ManualClock,
+    cache: usize,
+    replay: Arc<dyn ReplayStore>,
+) -> Verifier {
     Verifier::builder()
         .public_origin("https://api.example.com")
         .keys(KeyRing::new(server_key()))
         .clock(Arc::new(clock.clone()))
-        .replay_store(Arc::new(MemoryReplayStore::with_capacity(
-            Arc::new(clock.clone()),
-            4_000_000,
-        )))
+        .replay_store(replay)
         .token_cache_capacity(cache)
         .danger_accept_any_session()
         .build()
