@@ -18,7 +18,8 @@
 //!   the check that runs inside the create's transaction.
 //!
 //! Service calls run on a current-thread tokio runtime, so the SQLite store's calls
-//! take their usual hand-off to the blocking pool. Logins cycle through 1,024 users,
+//! take their usual hand-off to the blocking pool; a second SQLite store is polled
+//! without a runtime, where it runs its statements inline (the SQL work alone). Logins cycle through 1,024 users,
 //! every other one with a fence row (its sessions were once all revoked).
 //!
 //! Run: `cargo bench -p keybound-server --bench login_paired`.
@@ -42,7 +43,7 @@ use keybound_server::store::{
     CreateRequest, MemoryStore, SessionBinding, SessionRecord, SessionStore, SqliteStore,
 };
 use keybound_server::{SessionService, proto::Signer};
-use paired::{load_average, measuring, median, order};
+use paired::{load_average, measuring, median, order, ready};
 use support::{T0_MS, keys};
 use tokio::runtime::Runtime;
 
@@ -89,6 +90,8 @@ fn active(user_id: String) -> SessionRecord {
 /// One store with its service and every user's fence, read once.
 struct Logins {
     name: &'static str,
+    /// Polled without a runtime (the SQLite store then runs inline).
+    inline: bool,
     store: Arc<dyn SessionStore>,
     service: SessionService,
     fences: Vec<LoginFence>,
@@ -97,7 +100,7 @@ struct Logins {
 }
 
 impl Logins {
-    fn new(rt: &Runtime, name: &'static str, store: Arc<dyn SessionStore>) -> Self {
+    fn new(rt: &Runtime, name: &'static str, inline: bool, store: Arc<dyn SessionStore>) -> Self {
         let service = SessionService::builder_shared(Arc::clone(&store), keys())
             .clock(ManualClock::new(T0_MS))
             .refresh_secret(RefreshSecret::from_bytes([5; 32]))
@@ -119,11 +122,21 @@ impl Logins {
         });
         Self {
             name,
+            inline,
             store,
             service,
             fences,
             values,
             times: vec![Vec::new(); CASES.len()],
+        }
+    }
+
+    /// Runs `future` on `rt`, or polls it without a runtime.
+    fn block<F: std::future::Future>(&self, rt: &Runtime, future: F) -> F::Output {
+        if self.inline {
+            ready(future)
+        } else {
+            rt.block_on(future)
         }
     }
 
@@ -141,19 +154,22 @@ impl Logins {
             0 => {
                 let request = OpenRequest::new().fence(self.fences[n % USERS].clone());
                 black_box(
-                    rt.block_on(self.service.open_session(user_id, jkt, request))
+                    self.block(rt, self.service.open_session(user_id, jkt, request))
                         .unwrap(),
                 );
             }
             1 => {
                 black_box(
-                    rt.block_on(self.service.open_session(user_id, jkt, OpenRequest::new()))
-                        .unwrap(),
+                    self.block(
+                        rt,
+                        self.service.open_session(user_id, jkt, OpenRequest::new()),
+                    )
+                    .unwrap(),
                 );
             }
             2 => {
                 black_box(
-                    rt.block_on(async {
+                    self.block(rt, async {
                         let fence = self.service.login_fence(user_id).await?;
                         self.service
                             .open_session(user_id, jkt, OpenRequest::new().fence(fence))
@@ -163,7 +179,7 @@ impl Logins {
                 );
             }
             3 => {
-                black_box(rt.block_on(self.service.login_fence(user_id)).unwrap());
+                black_box(self.block(rt, self.service.login_fence(user_id)).unwrap());
             }
             _ => {
                 let fence = (case == 5).then(|| self.values[n % USERS]);
@@ -172,7 +188,7 @@ impl Logins {
                     fence,
                     max_active: Some(100),
                 };
-                black_box(rt.block_on(self.store.create(request)).unwrap());
+                black_box(self.block(rt, self.store.create(request)).unwrap());
             }
         }
     }
@@ -190,9 +206,11 @@ fn main() {
     let sqlite = rt
         .block_on(SqliteStore::open(dir.path().join("login.db")))
         .unwrap();
+    let inline = SqliteStore::open_blocking(dir.path().join("inline.db")).unwrap();
     let mut stores = [
-        Logins::new(&rt, "memory", Arc::new(MemoryStore::new())),
-        Logins::new(&rt, "SQLite", Arc::new(sqlite)),
+        Logins::new(&rt, "memory store", false, Arc::new(MemoryStore::new())),
+        Logins::new(&rt, "SQLite store, on tokio", false, Arc::new(sqlite)),
+        Logins::new(&rt, "SQLite store, polled (inline)", true, Arc::new(inline)),
     ];
     let cases = stores.len() * CASES.len();
     let users: Vec<String> = (0..USERS).map(user).collect();
@@ -220,10 +238,7 @@ fn main() {
         println!();
         println!(
             "{:<48} {:>9} {:>10} {:>9}",
-            format!("{} store", logins.name),
-            "min µs",
-            "median µs",
-            "mean µs"
+            logins.name, "min µs", "median µs", "mean µs"
         );
         let mut mins = Vec::new();
         for (case, name) in CASES.iter().enumerate() {

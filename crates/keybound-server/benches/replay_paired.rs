@@ -29,8 +29,8 @@ use std::time::Instant;
 use http::request::Parts;
 use keybound_server::store::SqliteStore;
 use keybound_server::{ManualClock, MemoryReplayStore, ReplayStore, Verifier, replay_key};
-use paired::{load_average, measuring, median, order};
-use support::{Device, T0, ready, verifier, verifier_with};
+use paired::{load_average, measuring, median, order, ready};
+use support::{Device, T0, verifier, verifier_with};
 use tokio::runtime::Runtime;
 
 const BATCH: usize = 16;

@@ -1,5 +1,11 @@
 //! What the interleaved benches (`replay_paired`, `login_paired`) share: whether this
-//! run measures, the order of the cases in a round, medians and the load average.
+//! run measures, the order of the cases in a round, medians, the load average and
+//! polling a future without a runtime.
+// Each bench compiles this module and uses a part of it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 
 /// Whether this run measures: `cargo bench` passes `--bench`; under
 /// `cargo test --benches`, or `cargo bench -- --test`, a short run only checks that
@@ -42,4 +48,16 @@ pub(crate) fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Polls a future that completes without waiting (memory stores; the SQLite store
+/// outside a tokio runtime, which runs its statements inline).
+pub(crate) fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
 }
